@@ -17,6 +17,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -24,6 +25,9 @@ from numpy.typing import NDArray
 
 from apipeline.audio.convert import as_2d, check_finite, to_float32
 from apipeline.errors import AudioFileError, AudioFormatError
+
+if TYPE_CHECKING:
+    from typing import Self
 
 # sndfile.h: SFC_UPDATE_HEADER_NOW. soundfile does not wrap it; libsndfile has kept this value since 1.0.
 _SFC_UPDATE_HEADER_NOW = 0x1060
@@ -145,7 +149,7 @@ class AudioFileReader:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> AudioFileReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
@@ -213,7 +217,7 @@ class AudioFileWriter:
         if not self._file.closed:
             self._file.close()
 
-    def __enter__(self) -> AudioFileWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:

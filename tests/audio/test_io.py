@@ -35,7 +35,7 @@ def test_read_mono_is_2d_and_int16(tmp_path: Path):
     x = (np.arange(100) * 100).astype(np.int16)
     p = tmp_path / "m.wav"
     write_audio(p, x, 16000)
-    y, sr = read_audio(p, dtype="int16")
+    y, _ = read_audio(p, dtype="int16")
     assert y.shape == (100, 1) and y.dtype == np.int16
     np.testing.assert_array_equal(y[:, 0], x)
 
