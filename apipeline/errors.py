@@ -1,0 +1,113 @@
+"""Every exception apipeline raises on purpose.
+
+The tree::
+
+    ApipelineError                      root: catch this to catch everything of ours
+    ├── FrameError                      a frame is malformed (wrong field type, shape, dtype)
+    ├── AudioFormatError                audio in the wrong format (rate, channels, dtype, NaN/Inf)
+    ├── AudioFileError                  a file that cannot be read or written as audio
+    ├── SerializationError              bytes/str that do not decode to a frame, or a frame that cannot be encoded
+    ├── PipelineError                   a pipeline built or driven wrongly
+    │   ├── LinkError                   two linked processors whose formats do not match
+    │   └── PipelineTimeoutError        a bounded wait (start, end, stop, cancel) expired
+    ├── GraphError                      a graph file that does not validate (carries every problem found)
+    ├── ModelError                      model services: loading, signatures, lifecycle
+    │   ├── ModelSignatureError         an ONNX/torch model whose inputs/outputs are not the expected ones
+    │   ├── ServiceDefinitionError      a service written wrongly (mixed protocols, missing hook, bad info)
+    │   ├── ServiceStateError           a call refused because the service is not in the right state
+    │   ├── ServiceParamError           a call with a missing, unknown or wrongly typed parameter
+    │   ├── ResourceError               a service that does not fit the machine or the memory budget
+    │   ├── SelfTestError               a service that failed its self-test
+    │   ├── RemoteError                 a remote model worker failed or died mid-call
+    │   └── Overloaded                  every worker is saturated; the call was refused, not queued
+    └── TransportError                  network transport problems (closed, refused, bad message)
+
+Messages say what was expected, what came, and where.
+"""
+
+from __future__ import annotations
+
+
+class ApipelineError(Exception):
+    """Root of every error apipeline raises on purpose."""
+
+
+class FrameError(ApipelineError, ValueError):
+    """A frame is malformed: a field of the wrong type, shape or dtype."""
+
+
+class AudioFormatError(ApipelineError, ValueError):
+    """Audio in a format a processor cannot take: sample rate, channels, dtype, NaN/Inf samples."""
+
+
+class AudioFileError(ApipelineError, OSError):
+    """A file that cannot be read or written as audio (missing, truncated, not audio)."""
+
+
+class SerializationError(ApipelineError, ValueError):
+    """Data that does not decode to a frame, or a frame that cannot be encoded."""
+
+
+class PipelineError(ApipelineError):
+    """A pipeline built or driven wrongly."""
+
+
+class LinkError(PipelineError):
+    """Two linked processors whose declared formats do not match."""
+
+
+class PipelineTimeoutError(PipelineError, TimeoutError):
+    """A bounded lifecycle wait (start, end, stop, cancel) expired."""
+
+
+class GraphError(ApipelineError):
+    """A graph file that does not validate; ``problems`` lists every problem with its place."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ModelError(ApipelineError):
+    """Model services: loading, signatures, lifecycle."""
+
+
+class ModelSignatureError(ModelError):
+    """A model whose inputs or outputs are not the expected ones (names, ranks, dtypes)."""
+
+
+# --- model services: definitions (added with apipeline.models) ---------------------------------------
+class ServiceDefinitionError(ModelError):
+    """A model service written wrongly: mixed protocols, a missing or duplicate hook, info that does not
+    match the implemented methods. Raised at decoration or registration time, never per call."""
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+class ServiceStateError(ModelError):
+    """A call refused because the service is not in a state that allows it."""
+
+
+class ServiceParamError(ModelError, TypeError):
+    """A service call with a missing, unknown or wrongly typed parameter."""
+
+
+class ResourceError(ModelError):
+    """A service whose declared resources do not fit the machine or the memory budget."""
+
+
+class SelfTestError(ModelError):
+    """A service that failed its self-test and is marked unusable."""
+
+
+class RemoteError(ModelError):
+    """A remote model worker failed or died during a call."""
+
+
+class Overloaded(ModelError):
+    """Every worker is saturated: the call was refused promptly instead of queued without bound."""
+
+
+class TransportError(ApipelineError):
+    """A network transport problem: closed connection, refused session, undecodable message."""

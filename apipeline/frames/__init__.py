@@ -1,0 +1,55 @@
+"""What flows through a pipeline.
+
+* :mod:`~apipeline.frames.base`: :class:`Frame` and the families :class:`SystemFrame` (out of band),
+  :class:`ControlFrame` (in band, ordered with data), :class:`DataFrame` (payload, interruptible)
+  and :class:`AppFrame` (base for application payloads).
+* :mod:`~apipeline.frames.system`: cancel, error, stop-task, interruption and metrics frames.
+* :mod:`~apipeline.frames.control`: start, end, sync, notify, settings and voice-activity frames.
+* :mod:`~apipeline.frames.data`: text, raw audio and raw image frames.
+"""
+
+from apipeline.frames.base import AppFrame as AppFrame
+from apipeline.frames.base import ControlFrame as ControlFrame
+from apipeline.frames.base import DataFrame as DataFrame
+from apipeline.frames.base import Frame as Frame
+from apipeline.frames.base import SystemFrame as SystemFrame
+from apipeline.frames.control import EndFrame as EndFrame
+from apipeline.frames.control import StartFrame as StartFrame
+from apipeline.frames.control import SyncFrame as SyncFrame
+from apipeline.frames.control import SyncNotifyFrame as SyncNotifyFrame
+from apipeline.frames.control import UpdateSettingsFrame as UpdateSettingsFrame
+from apipeline.frames.control import UserStartedSpeakingFrame as UserStartedSpeakingFrame
+from apipeline.frames.control import UserStoppedSpeakingFrame as UserStoppedSpeakingFrame
+from apipeline.frames.data import AudioRawFrame as AudioRawFrame
+from apipeline.frames.data import ImageRawFrame as ImageRawFrame
+from apipeline.frames.data import TextFrame as TextFrame
+from apipeline.frames.system import CancelFrame as CancelFrame
+from apipeline.frames.system import ErrorFrame as ErrorFrame
+from apipeline.frames.system import MetricsFrame as MetricsFrame
+from apipeline.frames.system import StartInterruptionFrame as StartInterruptionFrame
+from apipeline.frames.system import StopInterruptionFrame as StopInterruptionFrame
+from apipeline.frames.system import StopTaskFrame as StopTaskFrame
+
+__all__ = [
+    "AppFrame",
+    "AudioRawFrame",
+    "CancelFrame",
+    "ControlFrame",
+    "DataFrame",
+    "EndFrame",
+    "ErrorFrame",
+    "Frame",
+    "ImageRawFrame",
+    "MetricsFrame",
+    "StartFrame",
+    "StartInterruptionFrame",
+    "StopInterruptionFrame",
+    "StopTaskFrame",
+    "SyncFrame",
+    "SyncNotifyFrame",
+    "SystemFrame",
+    "TextFrame",
+    "UpdateSettingsFrame",
+    "UserStartedSpeakingFrame",
+    "UserStoppedSpeakingFrame",
+]
