@@ -39,7 +39,9 @@ def to_float32(x: NDArray) -> NDArray[np.float32]:
         return (x.astype(np.float64) / 2147483648.0).astype(np.float32)
     if np.issubdtype(x.dtype, np.floating):
         return x.astype(np.float32)
-    raise AudioFormatError(f"cannot convert audio of dtype {x.dtype} to float32; expected int16, int32 or float")
+    raise AudioFormatError(
+        f"cannot convert audio of dtype {x.dtype} to float32; expected int16, int32 or float"
+    )
 
 
 def to_int16(x: NDArray) -> NDArray[np.int16]:
@@ -103,5 +105,6 @@ def mix_channels(x: NDArray, channels: int) -> NDArray:
     if have == 1:
         return np.repeat(x2, channels, axis=1)
     raise AudioFormatError(
-        f"cannot mix {have} channels to {channels}: only N -> 1 (average) and 1 -> N (duplicate) are supported"
+        f"cannot mix {have} channels to {channels}: "
+        "only N -> 1 (average) and 1 -> N (duplicate) are supported"
     )

@@ -152,7 +152,9 @@ class AudioFileReader:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -192,7 +194,9 @@ class AudioFileWriter:
         """Append ``audio`` ((frames,) for mono or (frames, channels); float in [-1, 1] or int16)."""
         a = as_2d(audio)
         if a.shape[1] != self.channels:
-            raise AudioFormatError(f"{self.path}: writer expects {self.channels} channel(s), got {a.shape[1]}")
+            raise AudioFormatError(
+                f"{self.path}: writer expects {self.channels} channel(s), got {a.shape[1]}"
+            )
         check_finite(a, f"writing {self.path}")
         if a.dtype not in (np.int16, np.float32, np.float64, np.int32):
             a = to_float32(a)
@@ -220,5 +224,7 @@ class AudioFileWriter:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

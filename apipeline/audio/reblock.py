@@ -34,8 +34,9 @@ class Reblocker:
     keep or modify. Samples are stored in ``dtype`` (float32 by default).
     """
 
-    def __init__(self, block_size: int, context_size: int = 0, channels: int = 1,
-                 dtype: DTypeLike = np.float32) -> None:
+    def __init__(
+        self, block_size: int, context_size: int = 0, channels: int = 1, dtype: DTypeLike = np.float32
+    ) -> None:
         if block_size <= 0:
             raise ValueError(f"block_size must be positive, got {block_size}")
         if context_size < 0:

@@ -99,7 +99,9 @@ class StreamingResampler:
         if ch != self.channels:
             raise AudioFormatError(f"resampler configured for {self.channels} channel(s), got {ch}")
         if not np.issubdtype(x.dtype, np.floating):
-            raise AudioFormatError(f"resampler expects float audio, got {x.dtype}; convert with to_float32 first")
+            raise AudioFormatError(
+                f"resampler expects float audio, got {x.dtype}; convert with to_float32 first"
+            )
         check_finite(x, f"resampler {self.in_rate}->{self.out_rate} Hz")
         return np.ascontiguousarray(x, dtype=np.float32)
 

@@ -24,7 +24,7 @@ def test_to_float32_scales_int16_and_keeps_float32():
 
 
 def test_to_float32_refuses_ambiguous_dtypes():
-    with pytest.raises(AudioFormatError, match="uint8"):
+    with pytest.raises(AudioFormatError, match=r"uint8"):
         to_float32(np.zeros(3, dtype=np.uint8))
 
 
@@ -41,7 +41,7 @@ def test_int16_float_round_trip_is_exact():
 
 
 def test_to_int16_refuses_nan():
-    with pytest.raises(AudioFormatError, match="to_int16.*sample 2"):
+    with pytest.raises(AudioFormatError, match=r"to_int16.*sample 2"):
         to_int16(np.array([0.0, 0.1, np.nan], dtype=np.float32))
 
 
@@ -51,7 +51,9 @@ def test_check_finite_reports_first_bad_sample():
     x = np.zeros((10, 2), dtype=np.float32)
     x[7, 1] = np.inf
     x[9, 0] = np.nan
-    with pytest.raises(AudioFormatError, match=r"resampler: audio contains 2 non-finite.*inf at frame 7, channel 1"):
+    with pytest.raises(
+        AudioFormatError, match=r"resampler: audio contains 2 non-finite.*inf at frame 7, channel 1"
+    ):
         check_finite(x, "resampler")
 
 
@@ -83,7 +85,7 @@ def test_mix_same_count_is_identity():
 
 
 def test_mix_refuses_other_layouts():
-    with pytest.raises(AudioFormatError, match="cannot mix 2 channels to 6"):
+    with pytest.raises(AudioFormatError, match=r"cannot mix 2 channels to 6"):
         mix_channels(np.zeros((3, 2)), 6)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"positive"):
         mix_channels(np.zeros(3), 0)

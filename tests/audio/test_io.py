@@ -17,8 +17,15 @@ def _noise(frames: int, channels: int, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).uniform(-0.5, 0.5, (frames, channels))).astype(np.float32)
 
 
-@pytest.mark.parametrize("ext,subtype,tol", [("wav", "PCM_16", 1 / 32768), ("flac", "PCM_16", 1 / 32768),
-                                             ("wav", "FLOAT", 0.0), ("ogg", "VORBIS", None)])
+@pytest.mark.parametrize(
+    "ext,subtype,tol",
+    [
+        ("wav", "PCM_16", 1 / 32768),
+        ("flac", "PCM_16", 1 / 32768),
+        ("wav", "FLOAT", 0.0),
+        ("ogg", "VORBIS", None),
+    ],
+)
 def test_round_trip_formats(tmp_path: Path, ext: str, subtype: str, tol: float | None):
     x = _noise(4000, 2)
     p = tmp_path / f"a.{ext}"
@@ -52,7 +59,7 @@ def test_reader_streams_blocks(tmp_path: Path):
 
 
 def test_missing_file(tmp_path: Path):
-    with pytest.raises(AudioFileError, match="nope.wav: no such file"):
+    with pytest.raises(AudioFileError, match=r"nope.wav: no such file"):
         read_audio(tmp_path / "nope.wav")
 
 
@@ -63,14 +70,14 @@ def test_empty_and_zero_frame_files(tmp_path: Path):
         read_audio(p)
     z = tmp_path / "z.wav"
     sf.write(z, np.zeros((0, 1)), 16000)
-    with pytest.raises(AudioFileError, match="z.wav: contains no audio frames"):
+    with pytest.raises(AudioFileError, match=r"z.wav: contains no audio frames"):
         read_audio(z)
 
 
 def test_non_audio_file(tmp_path: Path):
     p = tmp_path / "junk.wav"
     p.write_text("this is a text file, not audio\n" * 20)
-    with pytest.raises(AudioFileError, match="junk.wav: not readable as audio"):
+    with pytest.raises(AudioFileError, match=r"junk.wav: not readable as audio"):
         AudioFileReader(p, 100)
 
 
@@ -79,7 +86,7 @@ def test_truncated_wav(tmp_path: Path):
     write_audio(p, _noise(8000, 2), 16000)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2 + 1])
-    with pytest.raises(AudioFileError, match="t.wav: truncated: the WAV data chunk declares 32000 bytes"):
+    with pytest.raises(AudioFileError, match=r"t.wav: truncated: the WAV data chunk declares 32000 bytes"):
         read_audio(p)
 
 
@@ -88,17 +95,17 @@ def test_truncated_flac_fails_while_streaming(tmp_path: Path):
     write_audio(p, _noise(16000, 1), 16000)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    with pytest.raises(AudioFileError, match="t.flac: truncated"):
+    with pytest.raises(AudioFileError, match=r"t.flac: truncated"):
         read_audio(p)
 
 
 def test_writer_refuses_bad_blocks(tmp_path: Path):
     with AudioFileWriter(tmp_path / "w.wav", 16000, 2) as w:
-        with pytest.raises(AudioFormatError, match="expects 2 channel"):
+        with pytest.raises(AudioFormatError, match=r"expects 2 channel"):
             w.write(np.zeros((10, 1), dtype=np.float32))
         bad = np.zeros((10, 2), dtype=np.float32)
         bad[3, 1] = np.nan
-        with pytest.raises(AudioFormatError, match="frame 3, channel 1"):
+        with pytest.raises(AudioFormatError, match=r"frame 3, channel 1"):
             w.write(bad)
         w.write(np.zeros((5, 2), dtype=np.float32))
     y, _ = read_audio(tmp_path / "w.wav")
@@ -106,7 +113,7 @@ def test_writer_refuses_bad_blocks(tmp_path: Path):
 
 
 def test_writer_bad_extension(tmp_path: Path):
-    with pytest.raises(AudioFileError, match="cannot open for writing"):
+    with pytest.raises(AudioFileError, match=r"cannot open for writing"):
         AudioFileWriter(tmp_path / "x.unknownext", 16000, 1)
 
 
@@ -137,8 +144,12 @@ def test_writer_survives_sigkill(tmp_path: Path):
         print("flushed", flush=True)
         sys.stdin.readline()
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"flushed"
     proc.send_signal(signal.SIGKILL)

@@ -49,9 +49,9 @@ def test_click_score_sees_border_not_elsewhere():
 
 def test_click_score_edge_cases():
     assert click_score(np.zeros(SR), 160, SR) == 1.0
-    with pytest.raises(AudioFormatError, match="at least 3 blocks"):
+    with pytest.raises(AudioFormatError, match=r"at least 3 blocks"):
         click_score(np.zeros(1000), 400, SR)
-    with pytest.raises(AudioFormatError, match="NaN|nan"):
+    with pytest.raises(AudioFormatError, match=r"NaN|nan"):
         click_score(np.full(SR, np.nan), 160, SR)
     stereo = np.stack([_harmonic(1.0), _harmonic(1.0)], axis=1)
     assert click_score(stereo, 320, SR) == pytest.approx(click_score(_harmonic(1.0), 320, SR))
@@ -78,7 +78,7 @@ def test_cents_error_counts_outliers_and_voicing():
 
 def test_cents_error_length_checks():
     assert cents_error(np.full(10, 100.0), np.full(12, 100.0)).voiced_frames == 10
-    with pytest.raises(ValueError, match="differ in length by 5"):
+    with pytest.raises(ValueError, match=r"differ in length by 5"):
         cents_error(np.full(10, 100.0), np.full(15, 100.0))
-    with pytest.raises(ValueError, match="no frame is voiced"):
+    with pytest.raises(ValueError, match=r"no frame is voiced"):
         cents_error(np.zeros(5), np.full(5, 100.0))

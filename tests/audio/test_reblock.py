@@ -6,7 +6,7 @@ from apipeline.errors import AudioFormatError
 
 
 def _expected_windows(x: np.ndarray, block: int, ctx: int) -> list[np.ndarray]:
-    padded = np.concatenate([np.zeros((ctx,) + x.shape[1:], x.dtype), x])
+    padded = np.concatenate([np.zeros((ctx, *x.shape[1:]), x.dtype), x])
     return [padded[i * block : i * block + ctx + block] for i in range(len(x) // block)]
 
 
@@ -38,7 +38,9 @@ def test_random_chunks_give_exact_windows(block: int, ctx: int):
         assert final is not None and final.valid == rest
         np.testing.assert_array_equal(final.window[ctx : ctx + rest], x[-rest:])
         assert not final.window[ctx + rest :].any()
-        np.testing.assert_array_equal(final.window[:ctx], np.concatenate([np.zeros(ctx), x])[-rest - ctx : -rest])
+        np.testing.assert_array_equal(
+            final.window[:ctx], np.concatenate([np.zeros(ctx), x])[-rest - ctx : -rest]
+        )
 
 
 def test_stereo_windows_keep_2d():
@@ -74,9 +76,9 @@ def test_bad_input():
     r = Reblocker(10, channels=2)
     with pytest.raises(AudioFormatError, match=r"\(frames, 2\).*shape \(5,\)"):
         r.push(np.zeros(5, dtype=np.float32))
-    with pytest.raises(AudioFormatError, match="int16"):
+    with pytest.raises(AudioFormatError, match=r"int16"):
         r.push(np.zeros((5, 2), dtype=np.int16))
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(ValueError, match=r"block_size"):
         Reblocker(0)
 
 

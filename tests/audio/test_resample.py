@@ -81,11 +81,11 @@ def test_bad_input_refused_and_state_kept():
     parts = [r.process(x[:2000])]
     bad = x[2000:2100].copy()
     bad[50] = np.nan
-    with pytest.raises(AudioFormatError, match="sample 50"):
+    with pytest.raises(AudioFormatError, match=r"sample 50"):
         r.process(bad)
-    with pytest.raises(AudioFormatError, match="2 channel|configured for 1"):
+    with pytest.raises(AudioFormatError, match=r"2 channel|configured for 1"):
         r.process(np.zeros((10, 2), dtype=np.float32))
-    with pytest.raises(AudioFormatError, match="int16"):
+    with pytest.raises(AudioFormatError, match=r"int16"):
         r.process(np.zeros(10, dtype=np.int16))
     parts += [r.process(x[2000:]), r.flush()]
     np.testing.assert_allclose(np.concatenate(parts), soxr.resample(x, 16000, 22050), atol=1e-6)
@@ -100,7 +100,7 @@ def test_reusable_after_flush():
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match="quality"):
+    with pytest.raises(ValueError, match=r"quality"):
         StreamingResampler(16000, 8000, quality="best")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"positive"):
         StreamingResampler(0, 8000)

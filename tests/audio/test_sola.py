@@ -114,9 +114,9 @@ def test_silence_and_bad_input():
         s.process(np.zeros(W - 1, np.float32))
     bad = np.zeros(W, np.float32)
     bad[5] = np.inf
-    with pytest.raises(AudioFormatError, match="sample 5"):
+    with pytest.raises(AudioFormatError, match=r"sample 5"):
         s.process(bad)
-    with pytest.raises(ValueError, match="crossfade_size"):
+    with pytest.raises(ValueError, match=r"crossfade_size"):
         SolaStitcher(100, 200, 10)
-    with pytest.raises(ValueError, match="fade"):
+    with pytest.raises(ValueError, match=r"fade"):
         SolaStitcher(100, 20, 10, fade="cubic")
