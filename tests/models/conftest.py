@@ -90,3 +90,21 @@ def add(a, b, scale=1.0):
 def concat(a, b):
     return a + " " + b
 """
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny models of tools/make_tiny_models.py, built once per test session (about 2 s, torch CPU).
+
+    Generated rather than committed: no binary blobs in git, and the generator is exercised on every run.
+    """
+    pytest.importorskip("torch")
+    import importlib.util
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "make_tiny_models.py"
+    spec = importlib.util.spec_from_file_location("make_tiny_models", tool)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths: dict[str, Path] = module.build_all(tmp_path_factory.mktemp("tiny_models"), seed=0)
+    return paths
