@@ -88,7 +88,7 @@ def test_corrupt_missing_and_unknown_files(tmp_path):
     with pytest.raises(ModelSignatureError, match="no such model file"):
         open_model(tmp_path / "absent.onnx")
     (tmp_path / "m.bin").write_bytes(b"x")
-    with pytest.raises(ModelSignatureError, match=r"unknown model kind .bin"):
+    with pytest.raises(ModelSignatureError, match=r"unknown model kind '.bin'"):
         open_model(tmp_path / "m.bin")
 
 
