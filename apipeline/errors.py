@@ -6,7 +6,7 @@ The tree::
     ├── FrameError                      a frame is malformed (wrong field type, shape, dtype)
     ├── AudioFormatError                audio in the wrong format (rate, channels, dtype, NaN/Inf)
     ├── AudioFileError                  a file that cannot be read or written as audio
-    ├── SerializationError              bytes/str that do not decode to a frame, or a frame that cannot be encoded
+    ├── SerializationError              data that does not decode to a frame (or a frame that won't encode)
     ├── PipelineError                   a pipeline built or driven wrongly
     │   ├── LinkError                   two linked processors whose formats do not match
     │   └── PipelineTimeoutError        a bounded wait (start, end, stop, cancel) expired

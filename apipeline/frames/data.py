@@ -48,14 +48,18 @@ class AudioRawFrame(DataFrame):
                 audio = audio.reshape(-1, self.num_channels)
             self.audio = audio
         elif not isinstance(audio, np.ndarray):
-            raise FrameError(f"AudioRawFrame.audio must be a numpy array or PCM16 bytes, got {type(audio).__name__}")
+            raise FrameError(
+                f"AudioRawFrame.audio must be a numpy array or PCM16 bytes, got {type(audio).__name__}"
+            )
         if audio.dtype not in _AUDIO_DTYPES:
             raise FrameError(f"AudioRawFrame.audio must be int16 or float32, got {audio.dtype}")
         if type(self.sample_rate) is not int or self.sample_rate <= 0:
             if isinstance(self.sample_rate, (int, np.integer)) and self.sample_rate > 0:
                 self.sample_rate = int(self.sample_rate)
             else:
-                raise FrameError(f"AudioRawFrame.sample_rate must be a positive int, got {self.sample_rate!r}")
+                raise FrameError(
+                    f"AudioRawFrame.sample_rate must be a positive int, got {self.sample_rate!r}"
+                )
         ch = self.num_channels
         if audio.ndim == 1:
             if ch != 1:
@@ -107,7 +111,7 @@ class AudioRawFrame(DataFrame):
 
 @dataclass(slots=True, eq=False)
 class ImageRawFrame(DataFrame):
-    """A raw image: ``image`` as bytes or a numpy array, ``size`` as (width, height), ``format`` e.g. "RGB"."""
+    """A raw image: ``image`` as bytes or a numpy array, ``size`` (width, height), ``format`` e.g. "RGB"."""
 
     image: bytes | npt.NDArray[Any] = b""
     size: tuple[int, int] = (0, 0)

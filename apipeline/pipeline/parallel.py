@@ -4,8 +4,9 @@ Bookkeeping (why it is bounded): a frame that enters is remembered by id with th
 that have not yet returned it. A data frame passed through unchanged is emitted the first time a
 branch returns it; any other frame (Start, End, Sync, system frames) the last time, so lifecycle
 frames come out once and only after every branch has passed them. The entry is forgotten when the
-count reaches zero, when every branch is synchronous and has returned from the call, or — for frames
-a branch swallowed — when it falls off the end of a bounded FIFO (``max_tracked``).
+count reaches zero, when every branch is synchronous and has returned from the call, when a later
+control frame has come back from every branch (branches keep order, so everything before it is done),
+or — for frames a branch swallowed — when it falls off the end of a bounded FIFO (``max_tracked``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from apipeline.frames import CancelFrame, ControlFrame, DataFrame, ErrorFrame, Frame, SystemFrame
+from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors.async_frame_processor import AsyncFrameProcessor
 from apipeline.processors.frame_processor import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
-from apipeline.pipeline.pipeline import Pipeline
 
 logger = logging.getLogger("apipeline")
 
@@ -73,14 +74,6 @@ class ParallelPipeline(FrameProcessor):
         """How many frame ids the merge currently remembers (bounded by ``max_tracked``)."""
         return sum(len(t) for t in self._tracked.values())
 
-    async def setup(self) -> None:
-        for b in self._branches:
-            await b.setup()
-
-    async def cleanup(self) -> None:
-        for b in self._branches:
-            await b.cleanup()
-
     def _track(self, frame: Frame, direction: FrameDirection) -> None:
         tracked = self._tracked[direction]
         tracked[frame.id] = self._n
@@ -109,7 +102,18 @@ class ParallelPipeline(FrameProcessor):
             if remaining == self._n - 1:
                 await self.push_frame(frame, direction)
         elif remaining == 0:
+            self._forget_older(tracked, frame.id)
             await self.push_frame(frame, direction)
+
+    @staticmethod
+    def _forget_older(tracked: OrderedDict[int, int], frame_id: int) -> None:
+        """A non-data frame came back from every branch: branches keep order, so every frame that
+        entered before it has come out or been swallowed by now; forget them."""
+        while tracked:
+            oldest = next(iter(tracked))
+            if oldest > frame_id:
+                break
+            del tracked[oldest]
 
 
 class _BranchMarker(ControlFrame):

@@ -7,6 +7,7 @@ the same way in reverse.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from apipeline.frames import Frame
@@ -38,7 +39,7 @@ class Pipeline(FrameProcessor):
         self._source = _Edge(self, FrameDirection.UPSTREAM)
         self._sink = _Edge(self, FrameDirection.DOWNSTREAM)
         chain: list[FrameProcessor] = [self._source, *self._processors, self._sink]
-        for a, b in zip(chain, chain[1:]):
+        for a, b in itertools.pairwise(chain):
             a.link(b)
         self._first = chain[1]
         self._last = chain[-2]
@@ -52,11 +53,3 @@ class Pipeline(FrameProcessor):
             await self._first.receive(frame, direction)
         else:
             await self._last.receive(frame, direction)
-
-    async def setup(self) -> None:
-        for p in self._processors:
-            await p.setup()
-
-    async def cleanup(self) -> None:
-        for p in self._processors:
-            await p.cleanup()

@@ -91,7 +91,9 @@ class _TaskSink(FrameProcessor):
 class PipelineTask:
     """Runs a pipeline: ``await task.queue_frames([...]); await task.stop_when_done(); await task.run()``."""
 
-    def __init__(self, pipeline: FrameProcessor, params: PipelineParams | None = None, *, name: str | None = None):
+    def __init__(
+        self, pipeline: FrameProcessor, params: PipelineParams | None = None, *, name: str | None = None
+    ):
         self.pipeline = pipeline
         self.params = params or PipelineParams()
         self.name = name or f"PipelineTask#{id(self) & 0xFFFF:x}"
@@ -210,7 +212,10 @@ class PipelineTask:
             from apipeline.pipeline.negotiation import check_links
 
             check_links(self.pipeline)
-        await self._bounded(self.pipeline.setup(), self.params.start_timeout, "setup")
+        for proc in self.pipeline.walk():  # pipelines do not recurse: each processor is set up once
+            if not await self._bounded(proc.setup(), self.params.start_timeout, f"{proc.name}.setup()"):
+                self._cancel_reason = f"{proc.name} failed to set up; start refused"
+                return
         p = self.params
         start = StartFrame(
             allow_interruptions=p.allow_interruptions,
@@ -253,7 +258,9 @@ class PipelineTask:
             await push(frame)
             if isinstance(frame, EndFrame):
                 assert self._end_seen is not None
-                if not await self._wait(self._end_seen, self.params.end_timeout, "EndFrame to reach the sink"):
+                if not await self._wait(
+                    self._end_seen, self.params.end_timeout, "EndFrame to reach the sink"
+                ):
                     await self.cancel("end timeout")
                 return
 
@@ -294,13 +301,18 @@ class PipelineTask:
             await self._report_timeout(f"{self.name}: timed out after {timeout} s waiting for {what}")
             return False
 
-    async def _bounded(self, coro: Any, timeout: float, what: str) -> None:
+    async def _bounded(self, coro: Any, timeout: float, what: str) -> bool:
+        """Await ``coro`` at most ``timeout`` s; report a timeout or an exception; True on success."""
         try:
             await asyncio.wait_for(coro, timeout)
+            return True
         except asyncio.TimeoutError:
             await self._report_timeout(f"{self.name}: {what} did not finish within {timeout} s")
-        except Exception as exc:  # noqa: BLE001 - a failing cleanup must not stop the others
-            await self._on_error(ErrorFrame(f"{what} failed: {type(exc).__name__}: {exc}", processor=self.name))
+        except Exception as exc:
+            error = ErrorFrame(f"{what} failed: {type(exc).__name__}: {exc}", processor=self.name)
+            error.metadata["exception"] = type(exc).__name__
+            await self._on_error(error)
+        return False
 
     async def _report_timeout(self, message: str) -> None:
         logger.warning("%s", message)
@@ -364,7 +376,7 @@ class PipelineTask:
                 result = fn(self, arg)
                 if result is not None:
                     await result
-            except Exception:  # noqa: BLE001 - a user handler must not break the run; it is logged
+            except Exception:
                 logger.exception("%s: handler for %s failed", self.name, event)
 
 
@@ -373,5 +385,5 @@ async def _swallow_cancel(task: asyncio.Task[Any]) -> None:
         await task
     except asyncio.CancelledError:
         pass
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.exception("task %s failed while stopping", task.get_name())

@@ -30,6 +30,8 @@ from apipeline.processors.frame_queue import FrameQueue, OverflowPolicy, QueueSt
 
 logger = logging.getLogger("apipeline")
 
+_YIELD_EVERY = 64
+
 
 class AsyncFrameProcessor(FrameProcessor):
     """A processor whose ``process_frame`` runs in its own worker task, fed by a bounded queue."""
@@ -54,7 +56,7 @@ class AsyncFrameProcessor(FrameProcessor):
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, SystemFrame):
             await self._handle_system(frame, direction)
-        else:
+        elif self._worker_task is None or not self._queue.try_put(frame, direction):
             await self.queue_frame(frame, direction)
 
     async def queue_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
@@ -81,7 +83,9 @@ class AsyncFrameProcessor(FrameProcessor):
         if self.metrics is not None:
             self.metrics.drops = drops
         if drops == 1 or drops % 1000 == 0:
-            logger.warning("%s: queue full, dropped %d frame(s) so far (overflow=drop_oldest)", self.name, drops)
+            logger.warning(
+                "%s: queue full, dropped %d frame(s) so far (overflow=drop_oldest)", self.name, drops
+            )
 
     # -- worker ----------------------------------------------------------------------------------
 
@@ -96,12 +100,31 @@ class AsyncFrameProcessor(FrameProcessor):
     async def _worker(self) -> None:
         queue = self._queue
         handle = super().receive
+        process = self.process_frame
+        streak = 0
         while True:
-            frame, direction = await queue.get()
+            item = queue.try_get()
+            if item is None:
+                streak = 0
+                item = await queue.get()
+            elif streak >= _YIELD_EVERY:
+                # A busy worker whose downstream never suspends would otherwise hold the event loop
+                # until its queue is empty; yield now and then so system frames and others can run.
+                streak = 0
+                await asyncio.sleep(0)
+            streak += 1
+            frame, direction = item
             self._current = frame
-            if isinstance(frame, EndFrame) and queue.drops != self._reported_drops:
-                await self._report_drops()
-            await handle(frame, direction)
+            if frame.interruptible and self._started and self.metrics is None:
+                self._pts = frame.pts
+                try:
+                    await process(frame, direction)
+                except Exception as exc:
+                    await self._report_exception(exc, frame)
+            else:
+                if isinstance(frame, EndFrame) and queue.drops != self._reported_drops:
+                    await self._report_drops()
+                await handle(frame, direction)
             self._current = None
 
     async def _report_drops(self) -> None:
@@ -140,7 +163,12 @@ class AsyncFrameProcessor(FrameProcessor):
         self._queue.drop_interruptible()
         current = self._current
         task = self._worker_task
-        if current is not None and current.interruptible and task is not None and task is not asyncio.current_task():
+        if (
+            current is not None
+            and current.interruptible
+            and task is not None
+            and task is not asyncio.current_task()
+        ):
             await self._stop_worker()
             self._start_worker()
 

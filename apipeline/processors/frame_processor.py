@@ -23,7 +23,6 @@ from apipeline.audio.format import AudioFormat
 from apipeline.errors import PipelineError
 from apipeline.frames import (
     CancelFrame,
-    ControlFrame,
     EndFrame,
     ErrorFrame,
     Frame,
@@ -79,6 +78,11 @@ class FrameProcessor:
         self._next: FrameProcessor | None = None
         self._prev: FrameProcessor | None = None
         self._started = False
+        # True once started, for plain processors without metrics: neighbours may then call
+        # process_frame directly (one coroutine less per hop); see push_frame.
+        self._direct = False
+        # pts of the frame being processed: frames pushed without one inherit it (end-to-end latency)
+        self._pts: int | None = None
         self.allow_interruptions = False
         self.enable_metrics = False
         self.metrics: ProcessorMetrics | None = None
@@ -166,7 +170,7 @@ class FrameProcessor:
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Handle one frame. The base handles lifecycle frames; subclasses call it first."""
-        if isinstance(frame, (SystemFrame, ControlFrame)):
+        if not frame.interruptible:  # system and control frames (data frames are interruptible)
             await self._handle_lifecycle(frame)
 
     async def _handle_lifecycle(self, frame: Frame) -> None:
@@ -181,6 +185,7 @@ class FrameProcessor:
                     self.name, frame.metrics_interval_s, frame.report_only_initial_ttfb
                 )
             await self.start(frame)
+            self._direct = self.metrics is None and type(self).receive is FrameProcessor.receive
         elif isinstance(frame, EndFrame):
             await self.stop(frame)
         elif isinstance(frame, CancelFrame):
@@ -207,11 +212,21 @@ class FrameProcessor:
         that the frame is in its queue.
         """
         target = self._next if direction is DOWNSTREAM else self._prev
-        if target is not None:
-            if self.metrics is not None:
-                await self.metrics.timed_push(target, frame, direction)
-            else:
-                await target.receive(frame, direction)
+        if target is None:
+            return
+        if frame.pts is None:
+            frame.pts = self._pts
+        if self.metrics is not None:
+            await self.metrics.timed_push(target, frame, direction)
+        elif target._direct:
+            # Inlined FrameProcessor.receive for a started plain processor: the per-frame path.
+            target._pts = frame.pts
+            try:
+                await target.process_frame(frame, direction)
+            except Exception as exc:
+                await target._report_exception(exc, frame)
+        else:
+            await target.receive(frame, direction)
 
     async def push_error(self, error: str | BaseException, *, fatal: bool = False) -> None:
         """Report an error upstream, to the task."""
@@ -224,12 +239,13 @@ class FrameProcessor:
             await self._refuse_before_start(frame, direction)
             return
         metrics = self.metrics
+        self._pts = frame.pts
         try:
             if metrics is None:
                 await self.process_frame(frame, direction)
             else:
                 await metrics.timed_process(self, frame, direction)
-        except Exception as exc:  # noqa: BLE001 - every exception becomes an ErrorFrame, none is lost
+        except Exception as exc:
             await self._report_exception(exc, frame)
 
     async def _refuse_before_start(self, frame: Frame, direction: FrameDirection) -> None:

@@ -51,6 +51,31 @@ class FrameQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    def try_put(self, frame: Frame, direction: Any) -> bool:
+        """Append without waiting if there is room and nobody is waiting for room; else False."""
+        items = self._items
+        if len(items) >= self.maxsize or self._putters:
+            return False
+        items.append((frame, direction))
+        n = len(items)
+        if n > self.max_depth:
+            self.max_depth = n
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+        return True
+
+    def try_get(self) -> tuple[Frame, Any] | None:
+        """The next item without waiting, or None when empty."""
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if self._putters:
+            self._wake_putter()
+        return item
+
     async def put(self, frame: Frame, direction: Any) -> None:
         items = self._items
         while len(items) >= self.maxsize:

@@ -51,7 +51,7 @@ class InputProcessor(FrameProcessor):
                 await self.push_frame(frame)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - becomes an ErrorFrame
+        except Exception as exc:
             await self.push_error(exc)
         if self.stop_at_eof:
             await self.push_frame(StopTaskFrame(), FrameDirection.UPSTREAM)
