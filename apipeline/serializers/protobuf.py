@@ -118,7 +118,8 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
 
     def _decode(self, env: pb.Envelope) -> Frame:
         tag = env.WhichOneof("frame")
-        where = f"Envelope(id={env.id}, name={env.name!r})"
+        label = TAGS[tag].__name__ if tag in TAGS else env.app.type if tag == "app" else "Envelope"
+        where = f"{label:.60}(id={env.id}, name={env.name!r:.60})"
         if tag is None:
             raise SerializationError(
                 f"{where}: carries no known frame (empty, or a frame kind this side lacks)"

@@ -1,0 +1,277 @@
+"""Behaviour both serializers share: exact round trips, coverage of every frame, registration, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+
+import apipeline.frames as frames_pkg
+from apipeline.errors import SerializationError
+from apipeline.frames import (
+    AppFrame,
+    AudioRawFrame,
+    ControlFrame,
+    DataFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    ImageRawFrame,
+    MetricsFrame,
+    StartFrame,
+    SystemFrame,
+    TextFrame,
+    UpdateSettingsFrame,
+)
+from apipeline.serializers import (
+    BaseFrameSerializer,
+    FrameSerializer,
+    JsonFrameSerializer,
+    ProtobufFrameSerializer,
+)
+from apipeline.serializers.base import ENVELOPE_FIELDS, WIRE_FRAMES
+from tests.serializers._cases import (
+    APP_FRAMES,
+    ChatMessageFrame,
+    TranscriptionFrame,
+    every_wire_frame,
+    random_frame,
+    serializers,
+)
+
+CASES = every_wire_frame()
+KINDS = [ProtobufFrameSerializer, JsonFrameSerializer]
+
+
+def _assert_same_types(a: Any, b: Any, where: str = "") -> None:
+    """Equal is not enough: 1 == 1.0 and (1,) != [1] would hide lossy encodings."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} became {type(b).__name__}"
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same_types(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_types(x, y, f"{where}[{i}]")
+
+
+def _assert_round_trip(original: Frame, decoded: Frame) -> None:
+    assert type(decoded) is type(original)
+    assert decoded is not original
+    assert decoded == original
+    assert (decoded.id, decoded.name, decoded.pts) == (original.id, original.name, original.pts)
+    _assert_same_types(original.metadata, decoded.metadata, "metadata")
+    for f in dataclasses.fields(original):
+        value = getattr(original, f.name)
+        if isinstance(value, np.ndarray):
+            got = getattr(decoded, f.name)
+            assert got.dtype == value.dtype and got.shape == value.shape
+            assert np.array_equal(got, value)
+        elif f.name not in ("size",):
+            _assert_same_types(value, getattr(decoded, f.name), f.name)
+    if isinstance(original, ImageRawFrame):
+        assert decoded.size == tuple(original.size) and isinstance(decoded.size, tuple)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_every_wire_frame_round_trips_equal_in_all_fields(kind, case):
+    serializer = kind(app_frames=APP_FRAMES)
+    frame = case[1]
+    data = serializer.serialize(frame)
+    assert isinstance(data, bytes if serializer.binary else str)
+    _assert_round_trip(frame, serializer.deserialize(data))
+
+
+def test_every_concrete_frame_class_is_a_wire_frame_and_is_tested():
+    families = {Frame, SystemFrame, ControlFrame, DataFrame, AppFrame}
+    exported = {getattr(frames_pkg, n) for n in frames_pkg.__all__} - families
+    assert exported <= WIRE_FRAMES.keys(), f"frames with no wire form: {exported - WIRE_FRAMES.keys()}"
+    tested = {type(f) for _, f in CASES}
+    assert WIRE_FRAMES.keys() <= tested
+
+
+@pytest.mark.parametrize("cls", list(WIRE_FRAMES), ids=lambda c: c.__name__)
+def test_wire_spec_names_every_own_field_of_the_frame_class(cls):
+    """A field added to a frame class must be added to the wire format (or this fails)."""
+    own = {f.name for f in dataclasses.fields(cls)} - ENVELOPE_FIELDS
+    special = {
+        AudioRawFrame: {"audio", "sample_rate", "num_channels"},
+        ImageRawFrame: {"image", "size", "format"},
+    }
+    spec = special.get(cls, {name for name, _ in WIRE_FRAMES[cls][1]})
+    assert own == spec
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_seeded_random_frames_round_trip(kind):
+    rng = random.Random(1234)
+    serializer = kind(app_frames=[ChatMessageFrame])
+    for _ in range(300):
+        frame = random_frame(rng)
+        _assert_round_trip(frame, serializer.deserialize(serializer.serialize(frame)))
+
+
+def test_serializers_fit_the_seam():
+    proto, js = serializers()
+    assert isinstance(proto, FrameSerializer) and isinstance(js, FrameSerializer)
+    assert isinstance(proto, BaseFrameSerializer) and proto.binary and not js.binary
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_subclass_of_a_builtin_frame_is_never_sent_stripped(kind):
+    frame = TranscriptionFrame("hi", user_id="u")
+    with pytest.raises(SerializationError, match=r"TranscriptionFrame is not a wire frame.*register"):
+        kind().serialize(frame)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_unknown_app_type_on_the_receiving_side(kind):
+    data = kind(app_frames=[ChatMessageFrame]).serialize(ChatMessageFrame(content="x"))
+    with pytest.raises(SerializationError, match=r"unknown app frame type 'ChatMessageFrame'"):
+        kind().deserialize(data)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_register_under_a_custom_name_and_as_decorator(kind):
+    sender, receiver = kind(), kind()
+    assert sender.register(ChatMessageFrame, "chat.v1") is ChatMessageFrame
+    receiver.register(ChatMessageFrame, "chat.v1")
+    assert sender.registered == {"chat.v1": ChatMessageFrame}
+    frame = ChatMessageFrame(content="x")
+    data = sender.serialize(frame)
+    assert (b"chat.v1" if isinstance(data, bytes) else "chat.v1") in data
+    assert receiver.deserialize(data) == frame
+
+    @receiver.register
+    @dataclasses.dataclass(slots=True)
+    class Ping(AppFrame):
+        n: int = 0
+
+    ping = Ping(4)
+    assert receiver.deserialize(receiver.serialize(ping)) == ping
+
+
+def test_registration_mistakes_are_refused():
+    s = ProtobufFrameSerializer()
+    s.register(ChatMessageFrame)
+    s.register(ChatMessageFrame)  # same class, same name: a no-op
+    with pytest.raises(SerializationError, match="built-in wire frame"):
+        s.register(TextFrame)
+    with pytest.raises(SerializationError, match="reserved"):
+        s.register(TranscriptionFrame, "TextFrame")
+    with pytest.raises(SerializationError, match="conflicts"):
+        s.register(TranscriptionFrame, "ChatMessageFrame")
+    with pytest.raises(SerializationError, match="conflicts"):
+        s.register(ChatMessageFrame, "other-name")
+    with pytest.raises(SerializationError, match="dataclass Frame subclass"):
+        s.register(dict)  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="non-empty str"):
+        s.register(TranscriptionFrame, "")
+    with pytest.raises(ValueError, match="max_message_size"):
+        ProtobufFrameSerializer(max_message_size=0)
+
+
+def _frame_with_metadata(metadata: Any) -> TextFrame:
+    frame = TextFrame("x")
+    frame.metadata = metadata
+    return frame
+
+
+BAD_FRAMES = [
+    ("tuple in metadata", lambda: _frame_with_metadata({"a": (1, 2)}), r"metadata\['a'\].*use a list"),
+    ("int key", lambda: _frame_with_metadata({1: "a"}), r"key 1 is int"),
+    ("nested int key", lambda: _frame_with_metadata({"a": [{2: 0}]}), r"metadata\['a'\]\[0\]: key 2"),
+    ("nan", lambda: _frame_with_metadata({"a": float("nan")}), "only finite floats"),
+    ("bytes", lambda: _frame_with_metadata({"a": b"x"}), "bytes .* not JSON-compatible"),
+    ("set", lambda: _frame_with_metadata({"a": {1}}), "use a list"),
+    ("object", lambda: _frame_with_metadata({"a": object()}), "not JSON-compatible"),
+    ("metadata not dict", lambda: _frame_with_metadata([1]), "metadata: expected a dict"),
+    ("deep", lambda: _frame_with_metadata(_nest(100)), "deeper than 64"),
+    ("cycle", lambda: _frame_with_metadata(_cycle()), "deeper than 64"),
+    ("text not str", lambda: TextFrame(5), r"\.text: expected a str, got int 5"),  # type: ignore[arg-type]
+    ("fatal not bool", lambda: ErrorFrame("e", fatal="yes"), r"\.fatal: expected a bool"),  # type: ignore[arg-type]
+    (
+        "rate zero",
+        lambda: StartFrame(audio_in_sample_rate=0),
+        r"audio_in_sample_rate: expected a positive int",
+    ),
+    ("rate float", lambda: StartFrame(audio_out_sample_rate=16000.0), "audio_out_sample_rate"),  # type: ignore
+    (
+        "interval inf",
+        lambda: StartFrame(metrics_interval_s=float("inf")),
+        "metrics_interval_s: expected a finite",
+    ),
+    ("settings list", lambda: UpdateSettingsFrame([1]), r"\.settings: expected a JSON object"),  # type: ignore
+    ("metrics tuple", lambda: MetricsFrame([{"t": (1,)}]), r"\.data\[0\]\['t'\]"),
+    ("pts float", lambda: _with(EndFrame(), pts=1.5), "pts must be an int"),
+    ("pts too big", lambda: _with(EndFrame(), pts=2**63), "does not fit int64"),
+    ("pts bool", lambda: _with(EndFrame(), pts=True), "pts must be an int"),
+    ("image str", lambda: ImageRawFrame("x"), r"\.image: expected bytes or a numpy array"),  # type: ignore
+    ("image object array", lambda: ImageRawFrame(np.array([None])), "object cannot cross a wire"),
+    ("image complex", lambda: ImageRawFrame(np.zeros(2, np.complex64)), "complex64 cannot cross"),
+    ("size 1d", lambda: ImageRawFrame(b"", size=(1,)), r"\.size: expected \(width, height\)"),  # type: ignore
+    ("size negative", lambda: ImageRawFrame(b"", size=(-1, 2)), r"size\[0\]: -1 is outside"),
+    (
+        "audio swapped",
+        lambda: _with(AudioRawFrame(np.zeros(4, np.int16)), audio=np.zeros(4)),
+        "int16 or float32",
+    ),
+    ("app tuple field", lambda: ChatMessageFrame(tokens=(1, 2)), r"\['tokens'\].*use a list"),  # type: ignore
+    ("not a frame", lambda: "TextFrame", "expected a Frame, got str"),
+]
+
+
+def _nest(depth: int) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for _ in range(depth):
+        d = {"d": d}
+    return d
+
+
+def _cycle() -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    d["self"] = d
+    return d
+
+
+def _with(frame: Frame, **values: Any) -> Frame:
+    for k, v in values.items():
+        setattr(frame, k, v)
+    return frame
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+@pytest.mark.parametrize("make,message", [c[1:] for c in BAD_FRAMES], ids=[c[0] for c in BAD_FRAMES])
+def test_frames_that_cannot_cross_a_wire_are_refused_with_the_place(kind, make, message):
+    with pytest.raises(SerializationError, match=message):
+        kind(app_frames=[ChatMessageFrame]).serialize(make())
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_numpy_scalars_in_metadata_arrive_as_python_numbers(kind):
+    frame = _frame_with_metadata({"n": np.int64(7), "x": np.float32(0.5), "b": np.bool_(True)})
+    got = kind().deserialize(kind().serialize(frame)).metadata
+    assert got == {"n": 7, "x": 0.5, "b": True}
+    assert [type(v) for v in got.values()] == [int, float, bool]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_max_message_size_both_ways(kind):
+    frame = AudioRawFrame(np.zeros(4000, np.int16), sample_rate=16000)
+    big = kind(max_message_size=None).serialize(frame)
+    with pytest.raises(SerializationError, match="exceeds max_message_size=1000"):
+        kind(max_message_size=1000).serialize(frame)
+    with pytest.raises(SerializationError, match="exceeds max_message_size=1000"):
+        kind(max_message_size=1000).deserialize(big)
+    assert kind(max_message_size=len(big)).deserialize(big) == frame
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+@pytest.mark.parametrize("data", [None, 3, 1.5, [], {}, object()], ids=repr)
+def test_deserialize_refuses_wrong_input_types(kind, data):
+    with pytest.raises(SerializationError, match="deserialize: expected"):
+        kind().deserialize(data)
