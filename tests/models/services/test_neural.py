@@ -54,7 +54,7 @@ async def test_svc_self_test_passes_on_every_signature(tiny_models, name):
 async def test_missing_file_fails_prepare(tmp_path):
     async with ModelRegistry(machine=MACHINE) as reg:
         reg.register(VocoderService(tmp_path / "absent.onnx"))
-        with pytest.raises(ModelError, match="prepare failed .*no such model file"):
+        with pytest.raises(ModelError, match=r"prepare failed .*no such model file"):
             await reg.ready("vocoder")
         assert reg.state("vocoder") is ServiceState.REGISTERED
 
