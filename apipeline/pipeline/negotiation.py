@@ -1,68 +1,200 @@
-"""Format checks at link time: every link between audio processors must agree on the format.
+"""Format negotiation at link time, automatic converters, and the latency query.
 
 Each processor may declare ``input_format``/``output_format``
-(:class:`~apipeline.audio.format.AudioFormat`); ``None`` means "passes audio through unchanged".
-The check walks the pipeline as frames would, carrying the format known at each point, and raises
-:class:`~apipeline.errors.LinkError` naming both processors and both formats at the first mismatch.
+(:class:`~apipeline.audio.format.AudioFormat`, class or instance attribute); ``None`` means "does not
+care: passes audio through unchanged", and a ``None`` *field* means "any value". Negotiation walks the
+pipeline as frames would, carrying the format known at each point:
+
+* :func:`check_links` raises :class:`~apipeline.errors.LinkError` naming both processors and both formats
+  at the first mismatch (``PipelineTask`` calls it at run start when ``params.check_formats``);
+* :func:`find_link_problems` returns every mismatch as a message;
+* :func:`insert_converters` returns an equivalent tree with the right converters inserted before each
+  mismatched processor (channel mixer, then resampler, then sample-type converter) and the list of
+  what it inserted; a mismatch no converter can fix (2 -> 6 channels) still raises ``LinkError``.
+
+The graph builder (:mod:`apipeline.graph.build`) uses the same pieces on graph edges, so a converter
+inserted there is a node of the graph and shows in the drawing.
+
+Latency: :func:`pipeline_latency` sums the declared ``latency`` (seconds) along the slowest path;
+:func:`latency_path` lists that path's processors with their share.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from apipeline.audio.format import AudioFormat
 from apipeline.errors import LinkError
 from apipeline.processors.frame_processor import FrameProcessor
 
+CONVERTER_TYPES = {
+    "channels": "audio.channel_mixer",
+    "sample_rate": "audio.resample",
+    "dtype": "audio.sample_type",
+}
+"""Registry type that fixes each format field, in the order converters are inserted."""
 
-def check_links(root: FrameProcessor) -> AudioFormat | None:
+
+# -- pieces shared with the graph builder -------------------------------------------------------------
+
+
+def output_of(proc: Any, fmt: AudioFormat | None) -> AudioFormat | None:
+    """The format leaving ``proc`` when ``fmt`` enters it (``None``: unknown)."""
+    out = getattr(proc, "output_format", None)
+    if out is None:
+        return fmt  # passes audio through
+    accepted = getattr(proc, "input_format", None)
+    if fmt is None:
+        return out
+    # fields the processor leaves open on both sides pass through with the known value
+    return AudioFormat(
+        out.sample_rate or (fmt.sample_rate if accepted is None or accepted.sample_rate is None else None),
+        out.channels or (fmt.channels if accepted is None or accepted.channels is None else None),
+        out.dtype or (fmt.dtype if accepted is None or accepted.dtype is None else None),
+    )
+
+
+def link_message(producer: str, produced: AudioFormat, consumer: str, accepted: AudioFormat) -> str:
+    """The error text for a mismatched link: both processors, both formats, the fields that differ."""
+    fields = ", ".join(produced.mismatches(accepted))
+    return (
+        f"cannot link {producer} -> {consumer}: {producer} produces {produced}, "
+        f"{consumer} accepts {accepted} (mismatch in {fields})"
+    )
+
+
+def converter_specs(produced: AudioFormat, accepted: AudioFormat) -> list[tuple[str, dict[str, Any]]]:
+    """Registry types and parameters of the converters from ``produced`` to ``accepted``.
+
+    Channels are mixed first (resampling fewer channels is cheaper), then the rate, then the sample
+    type. Raises :class:`LinkError` for a channel change no mixer does (only N -> 1 and 1 -> N exist).
+    """
+    fields = produced.mismatches(accepted)
+    out: list[tuple[str, dict[str, Any]]] = []
+    if "channels" in fields:
+        have, want = produced.channels, accepted.channels
+        if not (want == 1 or have == 1):
+            raise LinkError(f"no converter mixes {have} channels to {want} (only N -> 1 and 1 -> N)")
+        out.append((CONVERTER_TYPES["channels"], {"channels": want}))
+    if "sample_rate" in fields:
+        out.append(
+            (
+                CONVERTER_TYPES["sample_rate"],
+                {"out_rate": accepted.sample_rate, "in_rate": produced.sample_rate},
+            )
+        )
+    if "dtype" in fields:
+        out.append((CONVERTER_TYPES["dtype"], {"dtype": accepted.dtype}))
+    return out
+
+
+def make_converters(produced: AudioFormat, accepted: AudioFormat, *, prefix: str) -> list[FrameProcessor]:
+    """Instances of :func:`converter_specs`, named ``{prefix}.{kind}``."""
+    from apipeline.graph.registry import default_registry
+
+    registry = default_registry()
+    procs = []
+    for type_name, params in converter_specs(produced, accepted):
+        procs.append(registry.create(type_name, params, node_id=f"{prefix}.{type_name.rsplit('.', 1)[-1]}"))
+    return procs
+
+
+# -- pipelines built in code ---------------------------------------------------------------------------
+
+
+def check_links(root: FrameProcessor, input_format: AudioFormat | None = None) -> AudioFormat | None:
     """Check every link under ``root``; return the format that leaves it (``None`` if unknown)."""
-    fmt, _ = _walk(root, None, None)
+    _, fmt, _ = _negotiate(root, input_format, None, "raise", [])
     return fmt
+
+
+def find_link_problems(root: FrameProcessor, input_format: AudioFormat | None = None) -> list[str]:
+    """Every mismatched link under ``root``, as messages (empty when all links agree)."""
+    problems: list[str] = []
+    _negotiate(root, input_format, None, "collect", problems)
+    return problems
+
+
+def insert_converters(
+    root: FrameProcessor, input_format: AudioFormat | None = None
+) -> tuple[FrameProcessor, list[FrameProcessor]]:
+    """A tree equivalent to ``root`` with converters before every mismatched processor.
+
+    Pipelines that contain a converter are rebuilt (same names and settings); untouched ones are
+    returned as they are. Call it before handing the pipeline to a ``PipelineTask``.
+    """
+    inserted: list[Any] = []
+    procs, _, _ = _negotiate(root, input_format, None, "insert", inserted)
+    if len(procs) == 1:
+        return procs[0], inserted
+    from apipeline.pipeline.pipeline import Pipeline
+
+    return Pipeline(procs, name=f"{root.name}+converters"), inserted
+
+
+def _negotiate(
+    proc: FrameProcessor, fmt: AudioFormat | None, producer: FrameProcessor | None, mode: str, out: list[Any]
+) -> tuple[list[FrameProcessor], AudioFormat | None, FrameProcessor | None]:
+    from apipeline.pipeline.parallel import ParallelPipeline, SyncParallelPipeline
+    from apipeline.pipeline.pipeline import Pipeline
+
+    if isinstance(proc, ParallelPipeline):
+        results = [_negotiate(b, fmt, producer, mode, out) for b in proc.branches]
+        formats = {r[1] for r in results}
+        new = proc
+        if any(r[0] != [b] for r, b in zip(results, proc.branches)):
+            branches = [r[0][0].processors() if len(r[0]) == 1 else r[0] for r in results]
+            kwargs: dict[str, Any] = {"name": proc.name, "max_tracked": proc._max_tracked}
+            if isinstance(proc, SyncParallelPipeline):
+                kwargs["sync_timeout"] = proc.sync_timeout
+            new = type(proc)(*branches, **kwargs)
+        if len(formats) == 1:
+            return [new], results[0][1], results[0][2]
+        return [new], None, proc
+    if isinstance(proc, Pipeline):
+        children: list[FrameProcessor] = []
+        changed = False
+        for p in proc.processors():
+            replaced, fmt, producer = _negotiate(p, fmt, producer, mode, out)
+            changed |= replaced != [p]
+            children.extend(replaced)
+        return ([Pipeline(children, name=proc.name)] if changed else [proc]), fmt, producer
+    before: list[FrameProcessor] = []
+    accepted = proc.input_format
+    if accepted is not None and fmt is not None and not fmt.is_compatible(accepted):
+        message = link_message(producer.name if producer else "input", fmt, proc.name, accepted)
+        if mode == "raise":
+            raise LinkError(message)
+        if mode == "collect":
+            out.append(message)
+        else:
+            before = make_converters(
+                fmt, accepted, prefix=f"{producer.name if producer else 'input'}->{proc.name}"
+            )
+            out.extend(before)
+            for conv in before:
+                fmt, producer = output_of(conv, fmt), conv
+    new_fmt = output_of(proc, fmt)
+    return [*before, proc], new_fmt, (proc if proc.output_format is not None else producer)
+
+
+# -- latency -----------------------------------------------------------------------------------------
 
 
 def pipeline_latency(root: FrameProcessor) -> float:
     """Total algorithmic latency (seconds) along the slowest path through ``root``."""
+    return sum(latency for _, latency in latency_path(root))
+
+
+def latency_path(root: FrameProcessor) -> list[tuple[str, float]]:
+    """The slowest path through ``root``: ``(processor name, latency s)`` for each processor adding some."""
     from apipeline.pipeline.parallel import ParallelPipeline
     from apipeline.pipeline.pipeline import Pipeline
 
     if isinstance(root, ParallelPipeline):
-        return max((pipeline_latency(b) for b in root.branches), default=0.0)
+        paths = [latency_path(b) for b in root.branches]
+        return max(paths, key=lambda p: sum(x for _, x in p), default=[])
     if isinstance(root, Pipeline):
-        return sum(pipeline_latency(p) for p in root.processors())
-    return float(root.latency)
-
-
-def _walk(
-    proc: FrameProcessor, fmt: AudioFormat | None, producer: FrameProcessor | None
-) -> tuple[AudioFormat | None, FrameProcessor | None]:
-    from apipeline.pipeline.parallel import ParallelPipeline
-    from apipeline.pipeline.pipeline import Pipeline
-
-    if isinstance(proc, ParallelPipeline):
-        outs = [_walk(b, fmt, producer) for b in proc.branches]
-        formats = {o[0] for o in outs}
-        if len(formats) == 1:
-            return outs[0][0], outs[0][1]
-        return None, proc
-    if isinstance(proc, Pipeline):
-        for p in proc.processors():
-            fmt, producer = _walk(p, fmt, producer)
-        return fmt, producer
-    accepted = proc.input_format
-    if accepted is not None and fmt is not None and not fmt.is_compatible(accepted):
-        fields = ", ".join(fmt.mismatches(accepted))
-        raise LinkError(
-            f"cannot link {producer.name if producer else 'input'} -> {proc.name}: "
-            f"{producer.name if producer else 'input'} produces {fmt}, {proc.name} accepts {accepted} "
-            f"(mismatch in {fields})"
-        )
-    if proc.output_format is not None:
-        out = proc.output_format
-        if accepted is not None and fmt is not None:
-            # fields the processor passes through ("any" on both sides) keep the known value
-            out = AudioFormat(
-                out.sample_rate or (fmt.sample_rate if accepted.sample_rate is None else None),
-                out.channels or (fmt.channels if accepted.channels is None else None),
-                out.dtype or (fmt.dtype if accepted.dtype is None else None),
-            )
-        return out, proc
-    return fmt, producer
+        return [item for p in root.processors() for item in latency_path(p)]
+    latency = float(root.latency)
+    return [(root.name, latency)] if latency else []

@@ -1,0 +1,45 @@
+"""The processor types apipeline ships, by graph name.
+
+Core processors are registered as classes (they are light); audio and model processors by import path,
+imported the first time a graph or ``apipeline list`` asks for them, so ``import apipeline.graph`` pulls
+neither numpy-heavy DSP modules nor torch. A lazy entry whose module does not exist (yet) or fails to
+import shows up in :meth:`~apipeline.graph.registry.Registry.broken` instead of breaking the others.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apipeline.graph.registry import Registry
+
+# graph name -> "module:Class"; the audio and model processors live in their own subpackages.
+LAZY_TYPES: dict[str, str] = {
+    "audio.file_source": "apipeline.processors.audio.io:AudioFileSource",
+    "audio.file_sink": "apipeline.processors.audio.io:AudioFileSink",
+    "audio.microphone": "apipeline.processors.audio.sounddevice_io:MicrophoneSource",
+    "audio.speaker": "apipeline.processors.audio.sounddevice_io:SpeakerSink",
+    "audio.resample": "apipeline.processors.audio.resample:ResampleProcessor",
+    "audio.channel_mixer": "apipeline.processors.audio.convert:ChannelMixer",
+    "audio.sample_type": "apipeline.processors.audio.convert:SampleTypeConverter",
+    "audio.reblock": "apipeline.processors.audio.reblock:ReblockProcessor",
+    "audio.vad": "apipeline.processors.audio.vad:VADProcessor",
+}
+
+
+def register_builtins(registry: Registry) -> None:
+    """Register the core processors (classes) and the audio/model processors (import paths)."""
+    from apipeline.processors.aggregators import GatedAggregator, HoldFramesAggregator, SentenceAggregator
+    from apipeline.processors.filters import FrameFilter, FunctionFilter
+    from apipeline.processors.logger import FrameLogger
+    from apipeline.processors.output import OutputFrameProcessor
+
+    registry.register("logger", FrameLogger)
+    registry.register("filter", FrameFilter)
+    registry.register("function_filter", FunctionFilter)
+    registry.register("sentence_aggregator", SentenceAggregator)
+    registry.register("gated_aggregator", GatedAggregator)
+    registry.register("hold_frames", HoldFramesAggregator)
+    registry.register("output_callback", OutputFrameProcessor)
+    for name, target in LAZY_TYPES.items():
+        registry.register_lazy(name, target)
