@@ -50,6 +50,8 @@ ARRAY_DTYPES: dict[str, np.dtype[Any]] = {
     )
 }
 
+_NATIVE_NAMES: dict[np.dtype[Any], str] = {np.dtype(name): name for name in ARRAY_DTYPES}
+
 
 class Kind(Enum):
     """The type of a frame field on the wire; the value is how messages describe it."""
@@ -187,13 +189,15 @@ def audio_to_wire(frame: Any, where: str) -> tuple[str, int, bytes]:
     audio = frame.audio
     if not isinstance(audio, np.ndarray):
         raise SerializationError(f"{where}.audio: expected a numpy array, got {_describe(audio)}")
-    le = AUDIO_DTYPES.get(audio.dtype.name)
+    # a dict lookup on the dtype itself: ``dtype.name`` is a slow Python-level property
+    name = _NATIVE_NAMES.get(audio.dtype) or audio.dtype.name
+    le = AUDIO_DTYPES.get(name)
     if le is None or audio.ndim not in (1, 2):
         raise SerializationError(
             f"{where}.audio: expected int16 or float32 samples of shape (n,) or (n, channels), "
             f"got {audio.dtype} of shape {audio.shape}"
         )
-    return audio.dtype.name, audio.ndim, audio.astype(le, copy=False).tobytes()
+    return name, audio.ndim, audio.astype(le, copy=False).tobytes()
 
 
 def audio_from_wire(dtype: str, rank: int, num_channels: int, data: bytes, where: str) -> npt.NDArray[Any]:
@@ -223,12 +227,13 @@ def audio_from_wire(dtype: str, rank: int, num_channels: int, data: bytes, where
 
 def array_to_wire(array: npt.NDArray[Any], where: str) -> tuple[str, list[int], bytes]:
     """``(dtype name, shape, C-order little-endian bytes)`` of a plain numeric array."""
-    le = ARRAY_DTYPES.get(array.dtype.name)
+    name = _NATIVE_NAMES.get(array.dtype) or array.dtype.name
+    le = ARRAY_DTYPES.get(name)
     if le is None:
         raise SerializationError(f"{where}: arrays of {array.dtype} cannot cross a wire (plain numbers only)")
     if array.ndim > MAX_NDIM:
         raise SerializationError(f"{where}: {array.ndim} dimensions, at most {MAX_NDIM} cross a wire")
-    return array.dtype.name, list(array.shape), array.astype(le, copy=False).tobytes()
+    return name, list(array.shape), array.astype(le, copy=False).tobytes()
 
 
 def array_from_wire(dtype: str, shape: list[int], data: bytes, where: str) -> npt.NDArray[Any]:

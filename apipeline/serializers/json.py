@@ -71,10 +71,10 @@ class JsonFrameSerializer(BaseFrameSerializer):
         """Decode one JSON message into a frame equal to the one that was sent."""
         if not isinstance(data, (str, bytes, bytearray, memoryview)):
             raise SerializationError(f"deserialize: expected str or bytes, got {type(data).__name__}")
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        self._check_size(len(data), "deserialize")
         try:
+            if isinstance(data, (bytearray, memoryview)):
+                data = memoryview(data).tobytes()
+            self._check_size(len(data), "deserialize")
             return self._decode(load_json(data, "deserialize"))
         except SerializationError:
             raise

@@ -65,12 +65,14 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
         """Decode one ``Envelope`` message into a frame equal to the one that was sent."""
         if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
             raise SerializationError(f"deserialize: expected bytes, got {type(data).__name__}")
-        self._check_size(len(data) if not isinstance(data, memoryview) else data.nbytes, "deserialize")
-        if not data:
-            raise SerializationError("deserialize: empty message (an Envelope always carries a frame)")
         try:
+            if not isinstance(data, bytes):
+                data = memoryview(data).tobytes()
+            self._check_size(len(data), "deserialize")
+            if not data:
+                raise SerializationError("deserialize: empty message (an Envelope always carries a frame)")
             env = pb.Envelope()
-            env.ParseFromString(bytes(data) if not isinstance(data, bytes) else data)
+            env.ParseFromString(data)
             return self._decode(env)
         except SerializationError:
             raise

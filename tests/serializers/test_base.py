@@ -168,7 +168,7 @@ def test_registration_mistakes_are_refused():
     with pytest.raises(SerializationError, match="conflicts"):
         s.register(ChatMessageFrame, "other-name")
     with pytest.raises(SerializationError, match="dataclass Frame subclass"):
-        s.register(dict)  # type: ignore[arg-type]
+        s.register(dict)  # type: ignore[type-var]
     with pytest.raises(SerializationError, match="non-empty str"):
         s.register(TranscriptionFrame, "")
     with pytest.raises(ValueError, match="max_message_size"):
@@ -275,3 +275,32 @@ def test_max_message_size_both_ways(kind):
 def test_deserialize_refuses_wrong_input_types(kind, data):
     with pytest.raises(SerializationError, match="deserialize: expected"):
         kind().deserialize(data)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_odd_buffers_are_read_or_refused_never_crash(kind):
+    data = kind().serialize(EndFrame())
+    raw = data if isinstance(data, bytes) else data.encode()
+    spaced = np.zeros(2 * len(raw), np.uint8)
+    spaced[::2] = np.frombuffer(raw, np.uint8)
+    strided = memoryview(spaced[::2])
+    assert not strided.contiguous
+    assert kind().deserialize(strided) == kind().deserialize(raw)
+    for odd in (memoryview(np.zeros((2, 3), np.int32))[::2], memoryview(np.int32(5))):
+        with pytest.raises(SerializationError):
+            kind().deserialize(odd)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_big_endian_arrays_arrive_equal_in_native_order(kind):
+    frame = ImageRawFrame(np.arange(6, dtype=">u2").reshape(2, 3), size=(3, 2), format="L16")
+    got = kind().deserialize(kind().serialize(frame))
+    assert got == frame and got.image.dtype == np.dtype("=u2")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_decoded_audio_is_a_native_read_only_view(kind):
+    frame = AudioRawFrame(np.arange(8, dtype=np.float32).reshape(4, 2), sample_rate=48000, num_channels=2)
+    got = kind().deserialize(kind().serialize(frame))
+    assert isinstance(got, AudioRawFrame) and got.audio.dtype == np.float32  # type: ignore[union-attr]
+    assert got.audio.shape == (4, 2) and not got.audio.flags.writeable  # type: ignore[union-attr]
