@@ -113,6 +113,7 @@ class FrameSerializer(Protocol):
 class _AppType:
     name: str
     cls: type[Frame]
+    fields: tuple[str, ...]  # in dataclass order, so the encoding is deterministic
     init_fields: frozenset[str]
     other_fields: frozenset[str]
 
@@ -172,6 +173,7 @@ class BaseFrameSerializer(ABC):
         entry = _AppType(
             name,
             cls,
+            tuple(f.name for f in own),
             frozenset(f.name for f in own if f.init),
             frozenset(f.name for f in own if not f.init),
         )
@@ -206,7 +208,7 @@ class BaseFrameSerializer(ABC):
                 f"{where}: {type(frame).__qualname__} is not a wire frame; register it on both ends with "
                 "serializer.register(cls)"
             )
-        fields = {f: getattr(frame, f) for f in entry.init_fields | entry.other_fields}
+        fields = {f: getattr(frame, f) for f in entry.fields}
         check_json(fields, f"{where}")
         return entry.name, fields
 
@@ -222,7 +224,7 @@ class BaseFrameSerializer(ABC):
                 f"{where}: {name} fields must be a JSON object, got {type(fields).__name__}"
             )
         check_json(fields, f"{where}.fields")
-        unknown = fields.keys() - entry.init_fields - entry.other_fields
+        unknown = fields.keys() - set(entry.fields)
         if unknown:
             raise SerializationError(f"{where}: {name} has no field(s) {sorted(unknown)}")
         try:

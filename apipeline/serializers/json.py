@@ -125,10 +125,13 @@ class JsonFrameSerializer(BaseFrameSerializer):
             )
         type_name = obj.get("type")
         if not isinstance(type_name, str):
-            raise SerializationError(f"deserialize: 'type' must be a str naming the frame, got {type_name!r}")
-        frame_id = check_uint(obj.get("id", 0), 64, f"{type_name}.id")
-        name = check_field(Kind.STR, obj.get("name", ""), f"{type_name}.name")
-        where = f"{type_name}(id={frame_id}, name={name!r})"
+            raise SerializationError(
+                f"deserialize: 'type' must be a str naming the frame, got {type_name!r:.60}"
+            )
+        label = type_name[:60]
+        frame_id = check_uint(obj.get("id", 0), 64, f"{label}.id")
+        name = check_field(Kind.STR, obj.get("name", ""), f"{label}.name")
+        where = f"{label}(id={frame_id}, name={name!r:.60})"
         pts = check_pts(obj.get("pts"), where)
         metadata = obj.get("metadata", {})
         check_field(Kind.JSON_OBJECT, metadata, f"{where}.metadata")

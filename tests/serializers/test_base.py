@@ -304,3 +304,11 @@ def test_decoded_audio_is_a_native_read_only_view(kind):
     got = kind().deserialize(kind().serialize(frame))
     assert isinstance(got, AudioRawFrame) and got.audio.dtype == np.float32  # type: ignore[union-attr]
     assert got.audio.shape == (4, 2) and not got.audio.flags.writeable  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_app_fields_are_encoded_in_declaration_order(kind):
+    data = kind(app_frames=[ChatMessageFrame]).serialize(ChatMessageFrame("r", "c", [1], {"x": 1}))
+    text = data.decode("latin-1") if isinstance(data, bytes) else data
+    positions = [text.index(f'"{name}"') for name in ("role", "content", "tokens", "extra")]
+    assert positions == sorted(positions)
