@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -236,13 +237,14 @@ def array_to_wire(array: npt.NDArray[Any], where: str) -> tuple[str, list[int], 
     return name, list(array.shape), array.astype(le, copy=False).tobytes()
 
 
-def array_from_wire(dtype: str, shape: list[int], data: bytes, where: str) -> npt.NDArray[Any]:
+def array_from_wire(dtype: str, shape: Sequence[int], data: bytes, where: str) -> npt.NDArray[Any]:
     """A read-only array view of wire bytes; checks dtype, rank and that the byte count fits the shape."""
     le = ARRAY_DTYPES.get(dtype)
     if le is None:
-        raise SerializationError(f"{where}: dtype must be one of {sorted(ARRAY_DTYPES)}, got {dtype!r}")
-    if len(shape) > MAX_NDIM:
+        raise SerializationError(f"{where}: dtype must be one of {sorted(ARRAY_DTYPES)}, got {dtype!r:.40}")
+    if len(shape) > MAX_NDIM:  # before touching the elements: a hostile shape may be millions long
         raise SerializationError(f"{where}: {len(shape)} dimensions, at most {MAX_NDIM} cross a wire")
+    shape = list(shape)
     count = 1
     for dim in shape:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:

@@ -208,7 +208,7 @@ def _decode_audio(fields: dict[str, Any], where: str) -> AudioRawFrame:
     dtype = spec["dtype"]
     if not isinstance(dtype, str) or dtype not in AUDIO_DTYPES:
         raise SerializationError(
-            f"{where}.audio.dtype: expected one of {sorted(AUDIO_DTYPES)}, got {dtype!r}"
+            f"{where}.audio.dtype: expected one of {sorted(AUDIO_DTYPES)}, got {dtype!r:.40}"
         )
     shape = _shape(spec["shape"], f"{where}.audio")
     audio = audio_from_wire(dtype, len(shape), channels, _unb64(spec["data"], f"{where}.audio.data"), where)

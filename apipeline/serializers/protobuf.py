@@ -87,9 +87,9 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
         if pts is not None:
             env.pts = pts
         metadata = frame.metadata
+        if not isinstance(metadata, dict):
+            raise SerializationError(f"{where}.metadata: expected a dict, got {type(metadata).__name__}")
         if metadata:
-            if not isinstance(metadata, dict):
-                raise SerializationError(f"{where}.metadata: expected a dict, got {type(metadata).__name__}")
             check_json(metadata, f"{where}.metadata")
             env.metadata_json = dump_json(metadata)
         cls = type(frame)
@@ -204,6 +204,6 @@ def _decode_image(msg: pb.ImageRawFrame, where: str) -> ImageRawFrame:
     if which == "encoded":
         image = msg.encoded
     elif which == "array":
-        image = array_from_wire(msg.array.dtype, list(msg.array.shape), msg.array.data, f"{where}.image")
+        image = array_from_wire(msg.array.dtype, msg.array.shape, msg.array.data, f"{where}.image")
     fmt = msg.format if msg.HasField("format") else None
     return ImageRawFrame(image=image, size=(msg.width, msg.height), format=fmt)

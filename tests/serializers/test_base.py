@@ -190,6 +190,7 @@ BAD_FRAMES = [
     ("set", lambda: _frame_with_metadata({"a": {1}}), "use a list"),
     ("object", lambda: _frame_with_metadata({"a": object()}), "not JSON-compatible"),
     ("metadata not dict", lambda: _frame_with_metadata([1]), "metadata: expected a dict"),
+    ("metadata None", lambda: _frame_with_metadata(None), "metadata: expected a dict, got NoneType"),
     ("deep", lambda: _frame_with_metadata(_nest(100)), "deeper than 64"),
     ("cycle", lambda: _frame_with_metadata(_cycle()), "deeper than 64"),
     ("text not str", lambda: TextFrame(5), r"\.text: expected a str, got int 5"),  # type: ignore[arg-type]
