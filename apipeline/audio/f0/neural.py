@@ -29,6 +29,7 @@ from apipeline.audio.f0.base import F0Estimator, F0Track, frames_for, register_f
 from apipeline.errors import ModelError
 
 MODEL_RATE = 16000
+CREPE_BIN0_CENTS = 1997.3794084376191
 
 
 def _torch(num_threads: int | None) -> Any:
@@ -137,8 +138,9 @@ class CrepeEstimator(F0Estimator):
         self._model.load_state_dict(state)
         self._model.eval()
         self._hop16 = max(1, round(self.hop_seconds * MODEL_RATE))
-        # cents of bin 0, from the package's own bin/cents mapping
-        self._cents_offset = float(self._crepe.convert.bins_to_cents(self._torch.tensor(0)))
+        # CREPE's bin 0 sits at 1997.379 cents above 10 Hz, 20 cents per bin. torchcrepe.convert has the
+        # same mapping but adds random dither (+-20 cents) to every value, so it is not called here.
+        self._cents_offset = CREPE_BIN0_CENTS
 
     def _estimate(self, x: NDArray[np.float64], sample_rate: int) -> F0Track:
         torch, tc = self._torch, self._crepe

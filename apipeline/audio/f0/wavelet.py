@@ -27,7 +27,11 @@ def import_pyworld() -> ModuleType:
 
 
 class DioEstimator(F0Estimator):
-    """WORLD DIO followed by StoneMask refinement; ``speed`` (1-12) trades accuracy for decimation speed."""
+    """WORLD DIO followed by StoneMask refinement.
+
+    ``speed`` (1-12) trades accuracy for decimation speed; ``allowed_range`` is DIO's largest relative F0
+    jump between neighbouring frames before it calls a frame unvoiced.
+    """
 
     name = "dio"
 
@@ -38,12 +42,14 @@ class DioEstimator(F0Estimator):
         f0_max: float = 1000.0,
         speed: int = 1,
         refine: bool = True,
+        allowed_range: float = 0.1,
     ) -> None:
         super().__init__(hop_seconds, f0_min, f0_max)
         if not 1 <= speed <= 12:
             raise ValueError(f"DioEstimator: speed must be within 1..12, got {speed}")
         self.speed = speed
         self.refine = refine
+        self.allowed_range = allowed_range
         self._pw = import_pyworld()
 
     def _estimate(self, x: NDArray[np.float64], sample_rate: int) -> F0Track:
