@@ -283,6 +283,7 @@ def load_graph(
     *,
     text: str | None = None,
     overrides: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
     registry: Any = None,
     check_formats: bool = True,
 ) -> Graph:
@@ -292,7 +293,8 @@ def load_graph(
     formats (nothing runs); without it only what the registry knows is checked, and
     :func:`~apipeline.graph.build.build_pipeline` checks formats when it builds.
     ``overrides`` are ``node.param=value`` strings (the CLI's ``--set``); values are read as YAML
-    scalars (``4`` is an int, ``true`` a bool, ``[1, 2]`` a list).
+    scalars (``4`` is an int, ``true`` a bool, ``[1, 2]`` a list); ``settings`` map ``node.param`` to
+    values taken as they are (the CLI's ``--input``/``--output`` paths).
     """
     from apipeline.graph.modulespack import is_modulespack, parse_modulespack
     from apipeline.graph.validate import validate_graph
@@ -302,7 +304,7 @@ def load_graph(
         graph, problems = parse_modulespack(data, lines=lines, file=file)
     else:
         graph, problems = parse_graph(data, lines=lines, file=file)
-    problems += apply_overrides(graph, overrides or [])
+    problems += apply_overrides(graph, overrides or [], settings)
     problems += validate_graph(graph, registry)
     if problems:
         raise GraphError([str(p) for p in problems])
@@ -315,9 +317,20 @@ def load_graph(
     return graph
 
 
-def apply_overrides(graph: Graph, overrides: list[str]) -> list[Problem]:
-    """Apply ``node.param=value`` settings to the graph's nodes; return problems for malformed ones."""
+def apply_overrides(
+    graph: Graph, overrides: list[str], settings: dict[str, Any] | None = None
+) -> list[Problem]:
+    """Apply ``node.param=value`` overrides and ``{node.param: value}`` settings to the graph's nodes.
+
+    Returns the problems of malformed or misdirected ones.
+    """
     problems = []
+    for key, value in (settings or {}).items():
+        node_id, _, param = key.partition(".")
+        try:
+            graph.node(node_id).params[param] = value
+        except KeyError:
+            problems.append(Problem(key, f"no node {node_id!r}{_closest(node_id, graph.node_ids())}"))
     for item in overrides:
         key, sep, raw = item.partition("=")
         node_id, dot, param = key.strip().partition(".")
