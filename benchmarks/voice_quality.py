@@ -56,9 +56,7 @@ def main() -> None:
     extra = {} if args.block_ms is None else {"block_ms": args.block_ms}
     ref_est = get_f0_estimator(args.ref_f0, hop_seconds=0.01)
     f0_in = ref_est.estimate(x, sr).f0_hz
-    print(
-        f"input {args.input}: {len(x) / sr:.2f} s at {sr} Hz; pipeline F0 {args.f0}, measured with {args.ref_f0}"
-    )
+    print(f"input {args.input}: {len(x) / sr:.2f} s at {sr} Hz; F0 {args.f0}, measured with {args.ref_f0}")
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     print("\npitch accuracy (median |cents| vs requested shift, share of voiced frames > 50 cents off)")
     for shift in (4.0, -5.0):

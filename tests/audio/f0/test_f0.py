@@ -81,7 +81,7 @@ def test_torchaudio_guard_raises_and_does_not_leak() -> None:
     fcpe = import_without("torchfcpe", ("torchaudio", "torchaudio.transforms"))
     assert "torchaudio" not in sys.modules
     resample = fcpe.mel_extractor.Resample
-    with pytest.raises(ModelError, match="torchaudio.transforms.Resample"):
+    with pytest.raises(ModelError, match=r"torchaudio\.transforms\.Resample"):
         resample(22050, 16000)
 
 
