@@ -116,13 +116,17 @@ class GriffinLimVocoder(Vocoder):
         """Audio from a power mel spectrogram by mel inversion (NNLS) and Griffin-Lim."""
         import librosa
 
-        y = librosa.feature.inverse.mel_to_audio(
-            np.asarray(mel, np.float64),
-            sr=sample_rate,
-            n_fft=self.n_fft,
-            hop_length=hop_length or self._hop(self.n_fft // 4),
+        # mel inversion (NNLS) then Griffin-Lim with a fixed seed: the random initial phase would make the
+        # output differ from run to run (librosa's mel_to_audio does not pass a seed through)
+        stft = librosa.feature.inverse.mel_to_stft(
+            np.asarray(mel, np.float64), sr=sample_rate, n_fft=self.n_fft, power=2.0
+        )
+        y = librosa.griffinlim(
+            stft,
             n_iter=self.n_iter,
-            power=2.0,
+            hop_length=hop_length or self._hop(self.n_fft // 4),
+            n_fft=self.n_fft,
+            random_state=0,
         )
         return np.asarray(y, np.float32)
 
