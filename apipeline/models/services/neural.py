@@ -168,8 +168,21 @@ class SvcService(_ModelFileService):
                     "type_desc": "float32 (T*hop,) audio or (T, n_mels) mel",
                     "desc": "converted audio at the model's rate, or mel frames for a vocoder",
                 },
-            }
+            },
+            self._describe_info(),
         ]
+
+    def _describe_info(self) -> dict[str, Any]:
+        return {
+            "name": "describe",
+            "desc": "the loaded model's properties",
+            "params": [],
+            "return": {
+                "type": "dict",
+                "type_desc": "sample_rate, hop, outputs_mel, takes_vol, mix, speakers, content_dim, kind",
+                "desc": "what a caller needs to shape inputs and read outputs",
+            },
+        }
 
     def load(self) -> bool:
         self.runner = open_svc(self.path, self.config)
@@ -191,6 +204,21 @@ class SvcService(_ModelFileService):
                 return True
         _check_audio(self.service_name, out, 20 * r.hop)
         return True
+
+    @service_method()
+    def describe(self) -> dict[str, Any]:
+        r = self._loaded()
+        sovits = isinstance(r, SoVitsSvc)
+        return {
+            "kind": r.kind,
+            "sample_rate": r.sample_rate,
+            "hop": r.hop,
+            "content_dim": r.content_dim,
+            "outputs_mel": sovits and r.outputs_mel,
+            "takes_vol": sovits and r.takes_vol,
+            "mix": sovits and r.mix,
+            "speakers": r.speakers,
+        }
 
     @service_method()
     def convert(
@@ -225,7 +253,17 @@ class VocoderService(_ModelFileService):
                     _param("f0", "ndarray", "F0 Hz (n,)"),
                 ],
                 "return": {"type": "ndarray", "type_desc": "float32 (n*hop,)", "desc": "waveform"},
-            }
+            },
+            {
+                "name": "describe",
+                "desc": "the loaded vocoder's properties",
+                "params": [],
+                "return": {
+                    "type": "dict",
+                    "type_desc": "sample_rate, hop, n_mels",
+                    "desc": "model properties",
+                },
+            },
         ]
 
     def load(self) -> bool:
@@ -245,6 +283,11 @@ class VocoderService(_ModelFileService):
                 f"service {self.service_name!r}: a 220 Hz tone came back peaking at {peak_hz:.0f} Hz"
             )
         return True
+
+    @service_method()
+    def describe(self) -> dict[str, Any]:
+        voc: NsfHifiGan = self._loaded()
+        return {"sample_rate": voc.sample_rate, "hop": voc.hop, "n_mels": voc.n_mels}
 
     @service_method()
     def synthesize(self, mel: NDArray[np.float32], f0: NDArray[np.float32]) -> NDArray[np.float32]:
