@@ -24,6 +24,17 @@ LAZY_TYPES: dict[str, str] = {
     "audio.sample_type": "apipeline.processors.audio.convert:SampleTypeConverter",
     "audio.reblock": "apipeline.processors.audio.reblock:ReblockProcessor",
     "audio.vad": "apipeline.processors.audio.vad:VADProcessor",
+    "audio.f0": "apipeline.processors.audio.f0:F0Processor",
+    "audio.world_analysis": "apipeline.processors.audio.world:WorldAnalysisProcessor",
+    "audio.svc": "apipeline.processors.audio.svc:VoiceConversionProcessor",
+    "audio.vocoder": "apipeline.processors.audio.vocoder:VocoderProcessor",
+    "audio.sola": "apipeline.processors.audio.sola:SolaProcessor",
+    # model-service stages take a live ModelRegistry: listed, but built in code (see apipeline list)
+    "models.content_encoder": "apipeline.processors.models.voice:ContentEncoderProcessor",
+    "models.f0": "apipeline.processors.models.voice:F0Processor",
+    "models.svc": "apipeline.processors.models.voice:SvcModelProcessor",
+    "models.vocoder": "apipeline.processors.models.voice:VocoderProcessor",
+    "models.chunk_stitch": "apipeline.processors.models.voice:ChunkStitchProcessor",
 }
 
 

@@ -110,8 +110,8 @@ flow: [m, {parallel: [[a], [b]]}, asr]
 def test_latency_is_the_slowest_path(registry):
     text = """\
 auto_convert: true
-nodes: [{id: m, type: makes48k}, {id: slow, type: needs16k}, {id: fast, type: pass}, {id: rs, type: audio.resample,
-         params: {out_rate: 16000, in_rate: 48000}}]
+nodes: [{id: m, type: makes48k}, {id: slow, type: needs16k}, {id: fast, type: pass},
+        {id: rs, type: audio.resample, params: {out_rate: 16000, in_rate: 48000}}]
 flow: [m, rs, {parallel: [[slow], [fast]]}]
 """
     built = build_pipeline(

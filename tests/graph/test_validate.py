@@ -105,8 +105,9 @@ nodes: [{id: src, type: makes48k}, {id: asr, type: needs16k}]
 flow: [src, asr]
 """
     assert problems(text, registry) == [
-        "line 2: flow[1]: incompatible formats: cannot link src -> asr: src produces 48000 Hz, 2 ch, float32, "
-        "asr accepts 16000 Hz, 1 ch, float32 (mismatch in sample_rate, channels); "
+        "line 2: flow[1]: incompatible formats: cannot link src -> asr: "
+        "src produces 48000 Hz, 2 ch, float32, asr accepts 16000 Hz, 1 ch, float32 "
+        "(mismatch in sample_rate, channels); "
         "set auto_convert: true to insert converters"
     ]
 
@@ -118,9 +119,10 @@ flow: [a, a, {parallel: [b], extra: 1}]
 verison: 1
 """
     assert problems(text, registry) == [
-        "line 3: verison: unknown key 'verison' (did you mean 'version', 'description'?); expected one of version, name, "
-        "description, auto_convert, join, bind, nodes, flow, links",
-        "line 1: nodes[2].id: expected an id of letters, digits, '_' or '-' (not starting with a digit), got '1x'",
+        "line 3: verison: unknown key 'verison' (did you mean 'version', 'description'?); "
+        "expected one of version, name, description, auto_convert, join, bind, nodes, flow, links",
+        "line 1: nodes[2].id: expected an id of letters, digits, '_' or '-' (not starting with a digit), "
+        "got '1x'",
         "line 2: flow[2].extra: unexpected key(s) extra in a parallel block",
         "line 2: flow[1]: node 'a' appears twice in the flow (also at flow[0]); a processor has one place "
         "in a pipeline",
