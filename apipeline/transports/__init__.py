@@ -1,0 +1,59 @@
+"""Serving pipelines over the network, and pipelines that span processes.
+
+* :mod:`~apipeline.transports.session`: the wire contract's pure rules: close codes, query parsing,
+  token check, :class:`SessionSpec` and the :class:`PipelineFactory` seam.
+* :mod:`~apipeline.transports.channel`: the :class:`MessageChannel` seam (one stream of messages) and an
+  in-memory channel pair.
+* :mod:`~apipeline.transports.processors`: :class:`TransportInput` (messages -> frames) and
+  :class:`TransportOutput` (frames -> messages, bounded send queue with a declared policy).
+* :mod:`~apipeline.transports.server_session`: :class:`ServerSession`, one client's pipeline task from
+  handshake to close code, shared by both servers.
+* :mod:`~apipeline.transports.websocket`: :class:`WebsocketServer` (``/ws``, ``/health``, ``/ready``,
+  ``/metrics``, the browser page).
+* :mod:`~apipeline.transports.grpc_service`: :class:`GrpcServer`, the same sessions as a bidirectional
+  gRPC stream of ``apipeline.Envelope`` messages.
+* :mod:`~apipeline.transports.remote`: :class:`RemoteProcessor`, a processor whose work happens in a
+  pipeline served elsewhere.
+* :mod:`~apipeline.transports.factories`: what the servers serve (voice changer, graph file, callable).
+* :mod:`~apipeline.transports.stats`: counters and the Prometheus text exposition.
+
+``websockets`` and ``grpcio`` are imported only by the modules that need them.
+"""
+
+from apipeline.transports.channel import MemoryChannel as MemoryChannel
+from apipeline.transports.channel import MessageChannel as MessageChannel
+from apipeline.transports.factories import CallableFactory as CallableFactory
+from apipeline.transports.factories import GraphFactory as GraphFactory
+from apipeline.transports.factories import VoiceChangerFactory as VoiceChangerFactory
+from apipeline.transports.processors import TransportInput as TransportInput
+from apipeline.transports.processors import TransportOutput as TransportOutput
+from apipeline.transports.server_session import ServerSession as ServerSession
+from apipeline.transports.server_session import SessionConfig as SessionConfig
+from apipeline.transports.server_session import SessionOutcome as SessionOutcome
+from apipeline.transports.session import CloseCode as CloseCode
+from apipeline.transports.session import PipelineFactory as PipelineFactory
+from apipeline.transports.session import SessionSpec as SessionSpec
+from apipeline.transports.session import parse_query as parse_query
+from apipeline.transports.stats import ServerStats as ServerStats
+from apipeline.transports.websocket import ServerConfig as ServerConfig
+from apipeline.transports.websocket import WebsocketServer as WebsocketServer
+
+__all__ = [
+    "CallableFactory",
+    "CloseCode",
+    "GraphFactory",
+    "MemoryChannel",
+    "MessageChannel",
+    "PipelineFactory",
+    "ServerConfig",
+    "ServerSession",
+    "ServerStats",
+    "SessionConfig",
+    "SessionOutcome",
+    "SessionSpec",
+    "TransportInput",
+    "TransportOutput",
+    "VoiceChangerFactory",
+    "WebsocketServer",
+    "parse_query",
+]

@@ -1,0 +1,138 @@
+"""Pipeline factories for the servers: the voice changer, a graph file, or any callable.
+
+* :class:`VoiceChangerFactory`: what ``apipeline serve`` serves with no graph. Needs the session's sample
+  rate (from the query string or the first ``AudioRawFrame``); query settings are
+  ``VoiceChangerSettings`` fields (``pitch``, ``formant``, ``f0``...), checked at the handshake.
+* :class:`GraphFactory`: a graph file, validated once at start-up and built afresh per session; query
+  settings reach its processors as an ``UpdateSettingsFrame`` right after ``StartFrame`` (``param`` for every
+  processor that has it, ``node.param`` for one).
+* :class:`CallableFactory`: wraps ``build(spec) -> FrameProcessor`` (tests, embedding applications).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apipeline.frames import AudioRawFrame, Frame, StartFrame, UpdateSettingsFrame
+from apipeline.pipeline.pipeline import Pipeline
+from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
+from apipeline.transports.session import SessionSpec
+
+
+class CallableFactory:
+    """A factory from a function; ``check`` validates settings (default: accept them as they are)."""
+
+    def __init__(
+        self,
+        build: Callable[[SessionSpec], FrameProcessor],
+        *,
+        needs_audio_format: bool = False,
+        check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        warm_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._build = build
+        self.needs_audio_format = needs_audio_format
+        self._check = check
+        self._warm_up = warm_up
+
+    def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return self._check(settings) if self._check is not None else settings
+
+    def build(self, spec: SessionSpec) -> FrameProcessor:
+        return self._build(spec)
+
+    async def warm_up(self) -> None:
+        if self._warm_up is not None:
+            await self._warm_up()
+
+
+class SettingsInjector(FrameProcessor):
+    """Pushes one ``UpdateSettingsFrame`` right after ``StartFrame`` (the session's query settings)."""
+
+    def __init__(self, settings: dict[str, Any], *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.settings = dict(settings)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, StartFrame) and self.settings:
+            await self.push_frame(UpdateSettingsFrame(dict(self.settings)))
+
+
+class GraphFactory:
+    """Serves a graph file: validated now (raises GraphError), built per session."""
+
+    needs_audio_format = False
+
+    def __init__(self, path: str | Path) -> None:
+        from apipeline.graph import load_graph
+
+        self.path = Path(path)
+        self.graph = load_graph(self.path)
+
+    def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return settings
+
+    def build(self, spec: SessionSpec) -> FrameProcessor:
+        from apipeline.graph import build_pipeline
+
+        root = build_pipeline(self.graph).pipeline
+        if not spec.settings:
+            return root
+        return Pipeline([SettingsInjector(spec.settings, name=f"{spec.session_id}.settings"), root])
+
+    async def warm_up(self) -> None:
+        self.build(SessionSpec("warm-up"))
+
+
+class VoiceChangerFactory:
+    """Serves the streaming voice changer (``apipeline.apps.voice_changer``), one per session."""
+
+    needs_audio_format = True
+
+    def __init__(self, **defaults: Any) -> None:
+        self.defaults = defaults
+        self.check_settings({})  # bad defaults fail now, not at the first session
+
+    def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Reject unknown or ill-typed ``VoiceChangerSettings`` fields (ValueError/TypeError)."""
+        from apipeline.apps.voice_changer import VoiceChangerSettings
+
+        known = {f.name: f for f in dataclasses.fields(VoiceChangerSettings)}
+        for key, value in settings.items():
+            if key not in known:
+                raise ValueError(f"unknown voice changer setting {key!r} (known: {', '.join(sorted(known))})")
+            default = getattr(VoiceChangerSettings(), key)
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f"voice changer setting {key} must be a number, got {value!r}")
+        merged = {**self.defaults, **settings}
+        VoiceChangerSettings(**merged)  # its own checks (ranges), if any
+        return settings
+
+    def build(self, spec: SessionSpec) -> FrameProcessor:
+        from apipeline.apps.voice_changer import VoiceChangerSettings, build_voice_changer
+
+        if spec.sample_rate is None:
+            raise ValueError("the voice changer needs the session's sample rate")
+        settings = VoiceChangerSettings(**{**self.defaults, **spec.settings})
+        return build_voice_changer(settings, sample_rate=spec.sample_rate, channels=spec.num_channels or 1)
+
+    async def warm_up(self) -> None:
+        """Build one pipeline and push 0.3 s of a tone through it (imports and first calls are slow)."""
+        from apipeline.testing import run_processor
+
+        rate = 16000
+        t = np.arange(int(0.3 * rate)) / rate
+        tone = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+        out = await run_processor(
+            self.build(SessionSpec("warm-up", rate, 1)), [AudioRawFrame(tone, sample_rate=rate)]
+        )
+        if not out:
+            raise RuntimeError("the voice changer produced nothing from 0.3 s of a tone")

@@ -1,0 +1,154 @@
+"""What a session is, before any socket: close codes, query parameters, the spec a pipeline is built from.
+
+Pure and synchronous (no I/O, no event loop), so the rules of the wire contract are testable alone:
+
+* :class:`CloseCode`: the WebSocket close codes the server uses, and what each means here.
+* :func:`parse_query`: the query string of ``/ws?pitch=4&formant=1.1&token=...`` split into the reserved
+  keys (``token``, ``sample_rate``, ``channels``) and typed session settings.
+* :class:`SessionSpec`: what a :class:`PipelineFactory` needs to build one session's pipeline.
+* :class:`PipelineFactory`: the seam between the servers and what they serve (the voice changer, a graph
+  file, or anything a caller passes in).
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qsl
+
+from apipeline.errors import SessionRefused
+from apipeline.processors.frame_processor import FrameProcessor
+
+#: Query keys the server itself reads; every other key is a session setting.
+RESERVED_KEYS = frozenset({"token", "sample_rate", "channels"})
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes (RFC 6455, section 7.4.1) as this server uses them."""
+
+    NORMAL = 1000  #: the stream ended: the client sent EndFrame and got everything back, then EndFrame
+    GOING_AWAY = 1001  #: the server is shutting down with the session open
+    PROTOCOL_ERROR = 1002  #: a message that does not decode to a frame (or a text message)
+    ABNORMAL = 1006  #: the connection dropped without a close frame (never sent, only observed)
+    POLICY_VIOLATION = 1008  #: a frame the protocol refuses, audio in the wrong format, a stalled client
+    MESSAGE_TOO_BIG = 1009  #: a message larger than the server's limit
+    INTERNAL_ERROR = 1011  #: the server failed (or a keepalive ping went unanswered)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """What one session's pipeline is built for.
+
+    ``sample_rate`` and ``num_channels`` are those of the session's audio (from the query string or the
+    first ``AudioRawFrame``); ``None`` when the factory does not need them. ``settings`` are the typed
+    query parameters other than the reserved ones.
+    """
+
+    session_id: str
+    sample_rate: int | None = None
+    num_channels: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PipelineFactory(Protocol):
+    """Builds one pipeline per session; the servers know nothing else about what they serve."""
+
+    #: True when :meth:`build` needs the session's sample rate and channel count (known from the query
+    #: string or, failing that, from the first ``AudioRawFrame`` the client sends).
+    needs_audio_format: bool
+
+    def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Validate session settings at the handshake; raise ValueError/TypeError naming the bad one."""
+        ...
+
+    def build(self, spec: SessionSpec) -> FrameProcessor:
+        """A fresh pipeline for one session; raise ApipelineError/ValueError to refuse the format."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Load models and run them once; the server answers ``/ready`` with 200 after this returns."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    """A parsed query string: the reserved keys and the session settings."""
+
+    token: str | None = None
+    sample_rate: int | None = None
+    num_channels: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_value(text: str) -> Any:
+    """A query value typed the way a user means it: int, then float, then true/false, else the string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
+    """Split ``"pitch=4&formant=1.1&token=T"`` (or a mapping) into reserved keys and typed settings.
+
+    Raises SessionRefused (code 1008) for a repeated key, a non-positive ``sample_rate``/``channels``
+    or a non-finite number.
+    """
+    pairs = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else list(query.items())
+    seen: set[str] = set()
+    settings: dict[str, Any] = {}
+    token: str | None = None
+    rate: int | None = None
+    channels: int | None = None
+    for key, raw in pairs:
+        if key in seen:
+            raise SessionRefused(CloseCode.POLICY_VIOLATION, f"query parameter {key!r} given twice")
+        seen.add(key)
+        if key == "token":
+            token = raw
+            continue
+        try:
+            value = parse_value(raw)
+        except ValueError as exc:
+            raise SessionRefused(CloseCode.POLICY_VIOLATION, f"query parameter {key}: {exc}") from None
+        if key in ("sample_rate", "channels"):
+            if type(value) is not int or value <= 0:
+                raise SessionRefused(
+                    CloseCode.POLICY_VIOLATION, f"query parameter {key} must be a positive integer, got {raw!r}"
+                )
+            if key == "sample_rate":
+                rate = value
+            else:
+                channels = value
+            continue
+        settings[key] = value
+    return SessionQuery(token, rate, channels, settings)
+
+
+def check_token(expected: str | None, given: str | None) -> int | None:
+    """``None`` when the session may proceed, else the HTTP status to refuse it with (401 or 403).
+
+    Constant-time comparison, so the answer time does not leak how much of a guess was right.
+    """
+    if expected is None:
+        return None
+    if not given:
+        return 401
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        return 403
+    return None

@@ -1,0 +1,272 @@
+"""The WebSocket server: one pipeline per connection at ``/ws``, plus health, readiness, metrics and the page.
+
+Built on ``websockets`` (>= 13, its asyncio implementation): the HTTP endpoints are answered from the
+handshake hook (``process_request``), so one listening socket serves everything:
+
+* ``GET /ws?pitch=4&formant=1.1[&token=T][&sample_rate=R&channels=C]``: a session (see ``docs/protocol.md``).
+  Refused at the handshake with 401 (no token) / 403 (wrong token), 400 (bad query or setting), 503 (not
+  ready yet, or ``max_sessions`` reached).
+* ``GET /health``: 200 while the process serves; ``GET /ready``: 200 once :meth:`PipelineFactory.warm_up`
+  has returned, 503 before (or if it failed, with the error); ``GET /metrics``: Prometheus text.
+* ``GET /`` and the page's scripts: the browser voice changer in ``apipeline/web``.
+
+Limits: messages over ``max_message_size`` close the connection with 1009 (enforced by ``websockets``
+before the message is buffered whole); keepalive pings every ``ping_interval`` s detect half-open
+connections (no pong within ``ping_timeout``: close 1011). :meth:`WebsocketServer.aclose` ends every open
+session with an ``ErrorFrame`` and close 1001, and returns only when every session task has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from apipeline.errors import SessionRefused, TransportClosed
+from apipeline.transports.channel import Message
+from apipeline.transports.server_session import ServerSession, SessionConfig
+from apipeline.transports.session import PipelineFactory, SessionQuery, check_token, parse_query
+from apipeline.transports.stats import ServerStats
+
+logger = logging.getLogger("apipeline.transports")
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+SESSION_PATH = "/ws"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Where and how the server listens. ``port=0`` picks a free port (see :attr:`WebsocketServer.port`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    max_message_size: int = 1 << 20
+    max_sessions: int = 64
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 2.0
+    shutdown_timeout: float = 5.0
+    web_root: Path | None = WEB_ROOT
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+
+class WebsocketChannel:
+    """A ``websockets`` connection as a :class:`~apipeline.transports.channel.MessageChannel`."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def recv(self) -> Message | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return await self.connection.recv()  # type: ignore[no-any-return]
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def send(self, message: Message) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            await self.connection.send(message)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+
+def _closed(exc: Any) -> TransportClosed:
+    """The close code that matters: the peer's, else ours (e.g. 1009, 1011), else 1006 (dropped)."""
+    frame = exc.rcvd if exc.rcvd is not None else exc.sent
+    if frame is None:
+        return TransportClosed(1006, "connection lost without a close frame")
+    return TransportClosed(frame.code, frame.reason)
+
+
+def close_reason(text: str) -> str:
+    """A close reason that fits the 123-byte limit of a close frame, cut on a character boundary."""
+    data = text.encode()
+    if len(data) <= 123:
+        return text
+    return data[:120].decode(errors="ignore") + "..."
+
+
+class WebsocketServer:
+    """Serves ``factory``'s pipelines over WebSocket; ``async with WebsocketServer(f, cfg) as server: ...``."""
+
+    def __init__(self, factory: PipelineFactory, config: ServerConfig | None = None) -> None:
+        self.factory = factory
+        self.config = config or ServerConfig()
+        self.stats = ServerStats()
+        self.sessions: set[ServerSession] = set()
+        self.ready = False
+        self.warm_up_error: str | None = None
+        self._server: Any = None
+        self._warm_up: asyncio.Task[None] | None = None
+        self._closing = False
+        self._static = _static_files(self.config.web_root)
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when the config asked for port 0)."""
+        assert self._server is not None, "server not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}{SESSION_PATH}"
+
+    async def start(self) -> None:
+        """Listen, and start warming the factory up (``/ready`` turns 200 when that is done)."""
+        from websockets.asyncio.server import serve
+
+        cfg = self.config
+        self._server = await serve(
+            self._handle,
+            cfg.host,
+            cfg.port,
+            process_request=self._process_request,
+            compression=None,  # audio does not deflate; compression would cost CPU per message
+            max_size=cfg.max_message_size,
+            ping_interval=cfg.ping_interval,
+            ping_timeout=cfg.ping_timeout,
+            close_timeout=cfg.close_timeout,
+            logger=logging.getLogger("apipeline.transports.websockets"),
+        )
+        self._warm_up = asyncio.get_running_loop().create_task(self._do_warm_up(), name="server.warm_up")
+
+    async def wait_ready(self) -> None:
+        """Wait for the warm-up; raises its error if it failed."""
+        if self._warm_up is not None:
+            await asyncio.shield(self._warm_up)
+        if self.warm_up_error is not None:
+            raise RuntimeError(f"warm-up failed: {self.warm_up_error}")
+
+    async def _do_warm_up(self) -> None:
+        try:
+            await self.factory.warm_up()
+        except Exception as exc:
+            self.warm_up_error = f"{type(exc).__name__}: {exc}"
+            logger.error("warm-up failed: %s", self.warm_up_error)
+            return
+        self.ready = True
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def aclose(self, reason: str = "server shutting down") -> None:
+        """Stop accepting, end every open session (ErrorFrame, close 1001), wait for all of them."""
+        if self._server is None or self._closing:
+            return
+        self._closing = True
+        self._server.close(close_connections=False)
+        for session in list(self.sessions):
+            await session.shutdown(reason)
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), self.config.shutdown_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            logger.warning("sessions did not end within %s s; closing their connections", self.config.shutdown_timeout)
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        warm, self._warm_up = self._warm_up, None
+        if warm is not None and not warm.done():
+            warm.cancel()
+            try:
+                await warm
+            except asyncio.CancelledError:
+                pass
+
+    async def __aenter__(self) -> WebsocketServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- HTTP --------------------------------------------------------------------------------------
+
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        url = urlsplit(request.path)
+        path = url.path
+        if path == SESSION_PATH:
+            return self._admit(connection, url.query)
+        if path == "/health":
+            return connection.respond(200, "ok\n")
+        if path == "/ready":
+            if self.ready:
+                return connection.respond(200, "ready\n")
+            return connection.respond(503, f"not ready: {self.warm_up_error or 'warming up'}\n")
+        if path == "/metrics":
+            response = connection.respond(200, self.stats.render())
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        static = self._static.get("/index.html" if path == "/" else path)
+        if static is not None:
+            body, content_type = static
+            response = connection.respond(200, body)
+            response.headers["Content-Type"] = content_type
+            response.headers["Cache-Control"] = "no-cache"
+            return response
+        return connection.respond(404, f"no such endpoint: {path}\n")
+
+    def _admit(self, connection: Any, query_string: str) -> Any:
+        try:
+            query = parse_query(query_string)
+        except SessionRefused as exc:
+            return connection.respond(400, f"{exc.reason}\n")
+        status = check_token(self.config.token, query.token)
+        if status is not None:
+            return connection.respond(status, "missing token\n" if status == 401 else "invalid token\n")
+        if self._closing:
+            return connection.respond(503, "server shutting down\n")
+        if not self.ready:
+            return connection.respond(503, f"not ready: {self.warm_up_error or 'warming up'}\n")
+        if len(self.sessions) >= self.config.max_sessions:
+            return connection.respond(503, f"too many sessions (max_sessions={self.config.max_sessions})\n")
+        try:
+            settings = self.factory.check_settings(dict(query.settings))
+        except (ValueError, TypeError) as exc:
+            return connection.respond(400, f"bad session settings: {exc}\n")
+        connection.apipeline_query = SessionQuery(query.token, query.sample_rate, query.num_channels, settings)
+        return None
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    async def _handle(self, connection: Any) -> None:
+        query: SessionQuery = connection.apipeline_query
+        session = ServerSession(
+            WebsocketChannel(connection),
+            self.factory,
+            query,
+            transport="websocket",
+            stats=self.stats,
+            config=self.config.session,
+        )
+        self.sessions.add(session)
+        try:
+            outcome = await session.run()
+        finally:
+            self.sessions.discard(session)
+        if outcome.server_closes:
+            await connection.close(outcome.code, close_reason(outcome.reason))
+
+
+def _static_files(root: Path | None) -> dict[str, tuple[str, str]]:
+    """The page's files, read once: a fixed table, so no request path ever reaches the file system."""
+    if root is None or not root.is_dir():
+        return {}
+    files: dict[str, tuple[str, str]] = {}
+    for path in sorted(root.iterdir()):
+        if path.is_file() and path.suffix in (".html", ".js", ".css"):
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            if path.suffix == ".js":
+                content_type = "text/javascript"
+            files["/" + path.name] = (path.read_text(encoding="utf-8"), content_type + "; charset=utf-8")
+    return files
