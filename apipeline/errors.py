@@ -21,6 +21,8 @@ The tree::
     │   ├── RemoteError                 a remote model worker failed or died mid-call
     │   └── Overloaded                  every worker is saturated; the call was refused, not queued
     └── TransportError                  network transport problems (closed, refused, bad message)
+        ├── TransportClosed             the peer closed or the connection dropped (close code, reason)
+        └── SessionRefused              a session ended by policy: bad message, auth, wrong format
 
 Messages say what was expected, what came, and where.
 """
@@ -111,3 +113,28 @@ class Overloaded(ModelError):
 
 class TransportError(ApipelineError):
     """A network transport problem: closed connection, refused session, undecodable message."""
+
+
+# --- transports: closed connections and refused sessions (added with apipeline.transports) ----------
+class TransportClosed(TransportError):
+    """The peer closed the connection or it dropped; ``code`` is the WebSocket close code (1006 when
+    the connection was lost without a close frame) and ``reason`` the peer's reason, if any."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"connection closed (code {code}{': ' + reason if reason else ''})")
+
+
+class SessionRefused(TransportError):
+    """A session ended by policy: an undecodable message (code 1002), a frame the protocol does not allow
+    or audio in the wrong format (1008), a failed authentication, a stalled client. ``code`` is the
+    WebSocket close code the server used (gRPC maps it to a status code)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"session refused (code {code}): {reason}")
+
+
+# ------------------------------------------------------------------------------------------------------
