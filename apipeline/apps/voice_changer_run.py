@@ -1,0 +1,257 @@
+"""Running the voice changer on files and arrays: streamed through the DAG, or offline in one shot.
+
+:func:`run_file` is what ``apipeline voice-changer`` calls: it opens the input (AudioFileError for a
+missing, empty, truncated-header or non-audio file), runs the DAG of
+:func:`~apipeline.apps.voice_changer.build_voice_changer` behind a file source (as fast as possible or
+paced in real time), aligns the output to the input (it is delayed by the stitch) and writes it with the
+input's length, rate and channel count. ``offline=True`` renders the whole file in one shot with the same
+settings instead (:func:`render_offline_array`), the reference the streamed output is compared with.
+
+The :class:`VoiceChangerResult` lists what was measured and every problem met: ``errors`` are
+``(where, message)`` pairs from ErrorFrames (the stream goes on after each), ``warnings`` name valid but
+suspicious input (silence, clipping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soxr
+from numpy.typing import NDArray
+
+from apipeline.apps.monitor import RealtimeReport
+from apipeline.apps.voice_changer import (
+    VoiceChangerPipeline,
+    VoiceChangerSettings,
+    build_voice_changer,
+    processing_rate,
+)
+from apipeline.audio.convert import to_float32
+from apipeline.audio.io import PathLike, read_audio, write_audio
+from apipeline.errors import AudioFormatError
+from apipeline.pipeline import Pipeline, PipelineParams, PipelineTask
+from apipeline.processors.audio.io import AudioFileSource, MemoryAudioSink, MemoryAudioSource
+from apipeline.processors.frame_processor import FrameProcessor
+
+INPUT_STAGES = ("input_guard", "source")
+"""Processors whose errors are the input's fault (the CLI exits 2 for them, 1 for any other)."""
+SILENCE_DBFS = -60.0
+
+
+@dataclass
+class VoiceChangerResult:
+    """What one run did and measured. Times in ms/s as named; ``report`` is None for offline runs."""
+
+    mode: str
+    sample_rate: int
+    channels: int
+    processing_rate: int
+    duration_s: float
+    latency_ms: float | None
+    report: RealtimeReport | None
+    wall_s: float
+    rtf: float
+    blocks_gated: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    output: NDArray[np.float32] | None = None
+
+    @property
+    def input_errors(self) -> list[str]:
+        return [msg for where, msg in self.errors if where in INPUT_STAGES]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k not in ("output", "report", "errors")}
+        out["report"] = None if self.report is None else self.report.to_dict()
+        out["errors"] = [{"where": w, "message": m} for w, m in self.errors]
+        return out
+
+
+def input_warnings(peak: float, clipped: int, samples: int) -> list[str]:
+    """Warnings for valid but suspicious input: digital or near silence, clipped samples."""
+    warnings = []
+    if samples and peak == 0.0:
+        warnings.append("input is digital silence: the output is silence")
+    elif samples and 20.0 * np.log10(peak) < SILENCE_DBFS:
+        warnings.append(
+            f"input peaks at {20 * np.log10(peak):.1f} dBFS (near silence): the output is silence"
+        )
+    if clipped:
+        warnings.append(
+            f"input is clipped: {clipped} sample(s) ({100.0 * clipped / max(samples, 1):.2f} %) "
+            f"at full scale; converted as they are"
+        )
+    return warnings
+
+
+async def run_stream(
+    source: FrameProcessor,
+    settings: VoiceChangerSettings,
+    *,
+    sample_rate: int,
+    channels: int,
+    realtime: bool = False,
+) -> tuple[VoiceChangerPipeline, MemoryAudioSink, PipelineTask]:
+    """Run ``source -> voice changer -> memory sink`` to the end; return the DAG, the sink and the task."""
+    vc = build_voice_changer(settings, sample_rate=sample_rate, channels=channels, realtime=realtime)
+    sink = MemoryAudioSink(name="sink")
+    task = PipelineTask(Pipeline([source, vc, sink]), PipelineParams(end_timeout=600.0))
+    await task.run()
+    return vc, sink, task
+
+
+def _aligned(y: NDArray, start: int, length: int, channels: int) -> NDArray[np.float32]:
+    y = to_float32(y) if y.size else np.zeros((0,) if channels == 1 else (0, channels), np.float32)
+    out = y[start : start + length]
+    if out.shape[0] < length:
+        pad = [(0, length - out.shape[0])] + [(0, 0)] * (out.ndim - 1)
+        out = np.pad(out, pad)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+async def _stream_result(
+    source: FrameProcessor, settings: VoiceChangerSettings, rate: int, channels: int, realtime: bool, n: int
+) -> VoiceChangerResult:
+    t0 = time.perf_counter()
+    vc, sink, task = await run_stream(
+        source, settings, sample_rate=rate, channels=channels, realtime=realtime
+    )
+    wall = time.perf_counter() - t0
+    report = vc.report()
+    guard = vc.guard
+    errors = [(e.processor or "?", e.error) for e in task.errors]
+    return VoiceChangerResult(
+        mode="realtime" if realtime else "streamed",
+        sample_rate=rate,
+        channels=channels,
+        processing_rate=vc.geometry.sample_rate,
+        duration_s=n / rate,
+        latency_ms=1000.0 * vc.latency_seconds,
+        report=report,
+        wall_s=wall,
+        rtf=report.rtf,
+        blocks_gated=vc.gate.blocks_gated,
+        errors=errors,
+        warnings=input_warnings(guard.peak, guard.clipped, guard.samples),
+        settings=asdict(settings),
+        output=_aligned(sink.audio, vc.align_samples, n, channels),
+    )
+
+
+async def convert_array(
+    audio: NDArray,
+    sample_rate: int,
+    settings: VoiceChangerSettings | None = None,
+    *,
+    realtime: bool = False,
+    chunk_ms: float = 10.0,
+) -> VoiceChangerResult:
+    """Stream ``audio`` ((n,) or (n, channels)) through the DAG; ``result.output`` is aligned, same shape."""
+    s = settings or VoiceChangerSettings()
+    source = MemoryAudioSource(audio, sample_rate, chunk_ms, realtime, name="source")
+    return await _stream_result(source, s, sample_rate, source.channels, realtime, len(audio))
+
+
+def render_offline_array(
+    audio: NDArray, sample_rate: int, settings: VoiceChangerSettings | None = None
+) -> NDArray[np.float32]:
+    """The whole signal converted in one shot with the same settings (no blocks, no SOLA, no delay).
+
+    Stereo is converted as mono and duplicated, as in the streamed DAG; a processing rate is honoured by
+    resampling in one shot. Raises AudioFormatError for empty input or NaN/Inf samples.
+    """
+    from apipeline.audio.voice_changer import render_offline
+
+    s = settings or VoiceChangerSettings()
+    s.validate()
+    x = to_float32(np.asarray(audio))
+    if x.shape[0] == 0:
+        raise AudioFormatError("offline render: empty input")
+    if not np.isfinite(x).all():
+        raise AudioFormatError(
+            f"offline render: {int((~np.isfinite(x)).sum())} NaN/Inf sample(s) in the input"
+        )
+    channels = 1 if x.ndim == 1 else x.shape[1]
+    mono = x if x.ndim == 1 else x.mean(axis=1, dtype=np.float32)
+    rate = processing_rate(s, sample_rate)
+    if rate != sample_rate:
+        mono = np.asarray(soxr.resample(mono, sample_rate, rate, quality="HQ"), np.float32)
+    if s.vocoder == "world":
+        y = render_offline(mono, rate, **s.core_settings())
+    else:
+        y = _render_griffin_lim(mono, rate, s)
+    if rate != sample_rate:
+        y = np.asarray(soxr.resample(y, rate, sample_rate, quality="HQ"), np.float32)
+    y = _aligned(y, 0, x.shape[0], 1)
+    return y if channels == 1 else np.repeat(y[:, None], channels, axis=1)
+
+
+def _render_griffin_lim(x: NDArray[np.float32], rate: int, s: VoiceChangerSettings) -> NDArray[np.float32]:
+    from apipeline.audio.svc import VoiceConversion
+    from apipeline.audio.vocoder import GriffinLimVocoder
+    from apipeline.audio.world import analyze, frame_period_for
+
+    _, period_ms = frame_period_for(rate, s.frame_ms)
+    from apipeline.audio.f0 import get_f0_estimator
+
+    est = get_f0_estimator(s.f0, hop_seconds=period_ms / 1000.0, **s.estimator_options())
+    conv = VoiceConversion(
+        s.pitch, s.formant, s.target_f0_mean, s.target_f0_range, rms_mix_rate=s.rms_mix_rate
+    )
+    y = GriffinLimVocoder().synthesize(conv.convert(analyze(x, rate, est, period_ms)))
+    x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    return np.asarray(conv.match_loudness(x64, rate, y64, rate), np.float32)
+
+
+def run_file(
+    input_path: PathLike,
+    output_path: PathLike | None,
+    settings: VoiceChangerSettings | None = None,
+    *,
+    realtime: bool = False,
+    offline: bool = False,
+    chunk_ms: float = 10.0,
+) -> VoiceChangerResult:
+    """Convert ``input_path`` into ``output_path`` (PCM16 WAV/FLAC/OGG by suffix; None: keep in memory).
+
+    Raises AudioFileError (missing/empty/truncated header/not audio), AudioFormatError (unsupported rate
+    without a processing rate; NaN in offline mode) and ValueError (settings) before any output is written.
+    """
+    s = settings or VoiceChangerSettings()
+    s.validate()
+    if offline:
+        audio, rate = read_audio(input_path)
+        t0 = time.perf_counter()
+        y = render_offline_array(audio, rate, s)
+        wall = time.perf_counter() - t0
+        channels = 1 if audio.ndim == 1 else audio.shape[1]
+        x = to_float32(audio)
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        clipped = int(np.count_nonzero(np.abs(x) >= 0.999)) // channels
+        result = VoiceChangerResult(
+            mode="offline", sample_rate=rate, channels=channels, processing_rate=processing_rate(s, rate),
+            duration_s=len(audio) / rate, latency_ms=None, report=None, wall_s=wall,
+            rtf=wall / (len(audio) / rate), warnings=input_warnings(peak, clipped, len(audio)),
+            settings=asdict(s), output=y,
+        )  # fmt: skip
+    else:
+        source = AudioFileSource(input_path, chunk_ms, realtime, name="source")
+        processing_rate(s, source.sample_rate)  # refuse an unsupported rate before running
+        n = _frames_in(input_path)
+        result = asyncio.run(_stream_result(source, s, source.sample_rate, source.channels, realtime, n))
+    if output_path is not None and result.output is not None:
+        Path(output_path).parent.mkdir(parents=True, exist_ok=True)
+        write_audio(output_path, result.output, result.sample_rate)
+    return result
+
+
+def _frames_in(path: PathLike) -> int:
+    import soundfile as sf
+
+    return int(sf.info(str(path)).frames)
