@@ -1,0 +1,173 @@
+"""What one Ray actor of a :class:`~apipeline.models.ray_backend.RayBackend` pool runs: a service host.
+
+:class:`ServiceHost` is a plain class (Ray makes it an async actor; tests can drive it without Ray). It
+rebuilds the service from its definition's ``source`` and brings it up in its constructor -- prepare,
+load, self-test, as the service's protocol has them -- so a replica that Ray restarts after a crash comes
+back ready by itself, with nobody having to replay the lifecycle. The registry still drives the
+lifecycle through the backend: a hook that already succeeded in this process returns its recorded
+result, a hook that failed (or never ran) runs now, so the registry's state machine and refusals are
+the same as on the in-process backend.
+
+Service methods run on the host's own bounded thread pool so the actor's event loop stays free for
+control calls (``pid``, ``ping``, ``stats``) and for collecting batches; methods declared with
+:func:`~apipeline.models.batching.batchable` go through a :class:`~apipeline.models.batching.MicroBatcher`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import pickle
+import sys
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from apipeline.errors import ServiceStateError
+from apipeline.models._protocol import PROTOCOL_HOOKS, Hook
+from apipeline.models.batching import MicroBatcher, batch_spec
+from apipeline.models.definition import ServiceDefinition, collect_services
+
+#: The bring-up order; a protocol runs those of its hooks that are in here.
+BRING_UP = (Hook.PREPARE, Hook.LOAD, Hook.TEST)
+
+
+class ServiceHost:
+    """Hosts one service in a worker process: rebuilt from ``source``, brought up once, then called.
+
+    Args:
+        source: the definition's ``source`` pickled by the driver (``pickle``/cloudpickle bytes), so the
+            worker can first extend ``sys.path`` and then import what it refers to.
+        service: the service name to pick among those ``source`` defines.
+        sys_path: directories to add to ``sys.path`` (the driver's), for module-path sources.
+        threads: size of the pool that runs service code.
+        bring_up: run prepare -> load -> self-test now (False for a host that only runs cleanup).
+    """
+
+    def __init__(
+        self, source: bytes, service: str, sys_path: list[str], threads: int = 1, bring_up: bool = True
+    ) -> None:
+        for path in sys_path:
+            if path not in sys.path and os.path.isdir(path):
+                sys.path.append(path)
+        obj = pickle.loads(source)
+        found = {d.name: d for d in collect_services(obj)}
+        if service not in found:
+            raise ServiceStateError(f"source {obj!r} defines {sorted(found)}, not service {service!r}")
+        self.definition: ServiceDefinition = found[service]
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix=f"apipeline-{service}")
+        self._done: dict[Hook, Any] = {}
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._unbatched: set[str] = set()
+        self.calls = 0
+        self.in_flight = 0
+        # Tells this process apart from the one Ray restarted it from (a pid alone may be reused).
+        self.incarnation = f"{os.getpid()}:{time.monotonic_ns()}"
+        if bring_up:
+            for hook in BRING_UP:
+                if hook not in PROTOCOL_HOOKS[self.definition.protocol]:
+                    continue
+                try:
+                    result = self._run_hook(hook)
+                except Exception:
+                    break  # the registry's own call of this hook runs it again and reports the error
+                if result is False:
+                    break
+
+    def _run_hook(self, hook: Hook) -> Any:
+        fn = self.definition.hook(hook)
+        if fn is None:
+            raise ServiceStateError(f"service {self.definition.name!r} has no {hook.value} hook")
+        result = fn()
+        if result is not False:
+            self._done[hook] = result
+        return result
+
+    @property
+    def ready(self) -> bool:
+        wanted = [h for h in BRING_UP if h in PROTOCOL_HOOKS[self.definition.protocol]]
+        return all(h in self._done for h in wanted)
+
+    # ---- control ---------------------------------------------------------------------------------
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def ping(self) -> str:
+        """This process's incarnation when the service is ready, ``""`` when its bring-up failed.
+
+        Answered on the event loop (not the thread pool), so a busy replica still answers at once.
+        """
+        return self.incarnation if self.ready else ""
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "ready": self.ready,
+            "calls": self.calls,
+            "in_flight": self.in_flight,
+            "batches": {
+                m: {"batches": b.batches, "calls": b.calls, "largest": b.largest}
+                for m, b in self._batchers.items()
+            },
+        }
+
+    # ---- lifecycle and calls -----------------------------------------------------------------------
+    async def lifecycle(self, hook_name: str) -> Any:
+        """Run a lifecycle hook, or return its result if it already succeeded in this process."""
+        hook = Hook(hook_name)
+        if hook in BRING_UP and hook in self._done:
+            return self._done[hook]
+        result = await self._in_pool(functools.partial(self._run_hook, hook))
+        if hook is Hook.UNLOAD:
+            self._done.pop(Hook.LOAD, None)
+            self._done.pop(Hook.TEST, None)
+        elif hook is Hook.CLEANUP:
+            self._done.clear()
+        return result
+
+    async def call(self, method: str, params: Mapping[str, Any]) -> Any:
+        """Run service method ``method`` with ``params`` as keywords (batched if it is batchable)."""
+        if not self.ready:
+            raise ServiceStateError(
+                f"service {self.definition.name!r} is not ready in worker {os.getpid()} "
+                f"(its bring-up failed; done: {[h.value for h in self._done]})"
+            )
+        try:
+            fn = self.definition.methods[method]
+        except KeyError:
+            raise ServiceStateError(f"service {self.definition.name!r} has no method {method!r}") from None
+        self.in_flight += 1
+        try:
+            batcher = self._batcher(method, fn)
+            if batcher is not None:
+                return await batcher.call(params)
+            return await self._in_pool(functools.partial(fn, **params) if params else fn)
+        finally:
+            self.in_flight -= 1
+            self.calls += 1
+
+    def _batcher(self, method: str, fn: Any) -> MicroBatcher | None:
+        batcher = self._batchers.get(method)
+        if batcher is None:
+            found = None if method in self._unbatched else batch_spec(fn)
+            if found is None:
+                self._unbatched.add(method)
+                return None
+            spec, companion = found
+
+            async def run_batch(calls: list[Mapping[str, Any]]) -> list[Any]:
+                return list(await self._in_pool(functools.partial(companion, [dict(c) for c in calls])))
+
+            batcher = self._batchers[method] = MicroBatcher(run_batch, spec.max_batch, spec.max_wait_s)
+        return batcher
+
+    async def _in_pool(self, fn: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def close(self) -> None:
+        """Stop batching and the thread pool (the actor is killed right after)."""
+        for b in self._batchers.values():
+            await b.aclose()
+        self._pool.shutdown(wait=False, cancel_futures=True)
