@@ -98,10 +98,9 @@ class F0Processor(ThreadedBlockProcessor):
                     )
                 )
             else:
-                estimator = self.estimator
-                if estimator is None:
-                    estimator, _ = await self.run_in_thread(self._build)
-                    self.estimator = estimator
+                if self.estimator is None:
+                    self.estimator = (await self.run_in_thread(self._build))[0]
+                estimator: F0Estimator = self.estimator
                 x = np.asarray(frame.audio, dtype=np.float64)
                 try:
                     track, spent = await self.run_in_thread(estimator.estimate, x, self.sample_rate)
