@@ -48,7 +48,7 @@ async def test_silence_and_clipping_are_named_and_converted():
 
 
 def test_unsupported_rates_and_bad_settings_are_refused_before_running():
-    with pytest.raises(AudioFormatError, match="8000 Hz input is outside the supported 16000..48000 Hz"):
+    with pytest.raises(AudioFormatError, match=r"8000 Hz input is outside the supported 16000\.\.48000 Hz"):
         build_voice_changer(VoiceChangerSettings(), sample_rate=8000)
     build_voice_changer(VoiceChangerSettings(sample_rate=16000, vad=False), sample_rate=8000)  # resampled
     with pytest.raises(ValueError, match="f0 must be one of"):
