@@ -112,8 +112,7 @@ class VoiceChangerFactory:
             if isinstance(default, (int, float)) and not isinstance(default, bool):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise TypeError(f"voice changer setting {key} must be a number, got {value!r}")
-        merged = {**self.defaults, **settings}
-        VoiceChangerSettings(**merged)  # its own checks (ranges), if any
+        VoiceChangerSettings(**{**self.defaults, **settings}).validate()  # its range checks
         return settings
 
     def build(self, spec: SessionSpec) -> FrameProcessor:

@@ -38,7 +38,7 @@ class SessionConfig:
     """Per-session limits and policies (the server's options)."""
 
     queue_size: int = 64
-    overflow: OverflowPolicy = "drop_oldest"
+    overflow: OverflowPolicy = "block"
     send_timeout: float = 10.0
     enable_metrics: bool = True
     max_prelude_frames: int = 64
@@ -92,6 +92,9 @@ class ServerSession:
         self.serializer = serializer or ProtobufFrameSerializer()
         self.session_id = uuid.uuid4().hex[:12]
         self.task: PipelineTask | None = None
+        #: the session's transport processors, once built (statistics: ``output.queue.statistics()``)
+        self.input: TransportInput | None = None
+        self.output: TransportOutput | None = None
         self.failure: TransportError | None = None
         self._prelude: asyncio.Task[list[Frame]] | None = None
         self._end_sent = False
@@ -121,7 +124,7 @@ class ServerSession:
             num_channels=self.query.num_channels,
             on_failure=self._on_failure,
             counters=counters,  # type: ignore[arg-type]
-            name=f"{self.session_id}.input",
+            name="transport_input",
         )
         if self.factory.needs_audio_format and inp.sample_rate is None:
             self._prelude = asyncio.get_running_loop().create_task(
@@ -152,7 +155,7 @@ class ServerSession:
             send_timeout=cfg.send_timeout,
             on_failure=self._on_failure,
             counters=counters,  # type: ignore[arg-type]
-            name=f"{self.session_id}.output",
+            name="transport_output",
         )
         params = PipelineParams(enable_metrics=cfg.enable_metrics, end_timeout=cfg.end_timeout)
         task = PipelineTask(Pipeline([inp, user, out]), params, name=f"session-{self.session_id}")
@@ -166,7 +169,7 @@ class ServerSession:
         def _metrics(_: PipelineTask, frame: MetricsFrame) -> None:
             self.stats.observe_metrics(key, frame.data)
 
-        self.task = task
+        self.task, self.input, self.output = task, inp, out
         if self.failure is not None:  # shutdown arrived while building
             await task.cancel(str(self.failure))
         try:

@@ -109,6 +109,8 @@ class WebsocketServer:
         self._warm_up: asyncio.Task[None] | None = None
         self._closing = False
         self._static = _static_files(self.config.web_root)
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def port(self) -> int:
@@ -154,6 +156,10 @@ class WebsocketServer:
             logger.error("warm-up failed: %s", self.warm_up_error)
             return
         self.ready = True
+
+    async def wait_idle(self) -> None:
+        """Wait until no session is open (returns at once when none is)."""
+        await self._idle.wait()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -250,12 +256,23 @@ class WebsocketServer:
             config=self.config.session,
         )
         self.sessions.add(session)
+        self._idle.clear()
         try:
             outcome = await session.run()
+            if outcome.server_closes:
+                await self._close(connection, outcome.code, outcome.reason)
         finally:
             self.sessions.discard(session)
-        if outcome.server_closes:
-            await connection.close(outcome.code, close_reason(outcome.reason))
+            if not self.sessions:
+                self._idle.set()
+
+    async def _close(self, connection: Any, code: int, reason: str) -> None:
+        """Close with ``code``; a client that reads nothing cannot even take the close frame, so past
+        ``close_timeout`` the TCP connection is aborted instead."""
+        try:
+            await asyncio.wait_for(connection.close(code, close_reason(reason)), self.config.close_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            connection.transport.abort()
 
 
 def _static_files(root: Path | None) -> dict[str, tuple[str, str]]:
