@@ -54,7 +54,7 @@ class RealtimeStats:
 
 def audio_params(frame: AudioRawFrame) -> dict[str, Any]:
     """``{"audio": float32 samples}`` (int16 scaled to [-1, 1))."""
-    audio = frame.audio
+    audio = np.asarray(frame.audio)  # frames store ndarrays (PCM16 bytes are converted on creation)
     if audio.dtype == np.int16:
         return {"audio": audio.astype(np.float32) / 32768.0}
     return {"audio": np.asarray(audio, dtype=np.float32)}
@@ -76,7 +76,9 @@ def silence(frame: Frame) -> Frame:
     """Zeros of the chunk's length, rate and channels."""
     if not isinstance(frame, AudioRawFrame):
         raise TypeError(f"silence degradation needs AudioRawFrame chunks, got {frame.name}")
-    return AudioRawFrame(np.zeros(frame.audio.shape, np.float32), frame.sample_rate, frame.num_channels)
+    return AudioRawFrame(
+        np.zeros(np.asarray(frame.audio).shape, np.float32), frame.sample_rate, frame.num_channels
+    )
 
 
 class RealtimeModelProcessor(ServiceProcessor):
@@ -230,7 +232,7 @@ class RealtimeModelProcessor(ServiceProcessor):
 
     # ---- shutdown ----------------------------------------------------------------------------------
     async def _shutdown(self) -> None:
-        tasks = [t for _, t in self._window]
+        tasks: list[asyncio.Task[Any]] = [t for _, t in self._window]
         if self._emitter is not None:
             tasks.append(self._emitter)
         self._emitter = None
