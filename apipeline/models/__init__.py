@@ -10,6 +10,9 @@ Map of the package:
 * ``state`` -- the lifecycle state machine as a pure transition table.
 * ``resources`` -- what the machine offers and the check a service must pass before loading.
 * ``backend`` -- the ``ModelBackend`` seam and the in-process ``LocalBackend`` (bounded thread pool).
+* ``ray_backend`` -- ``RayBackend``: Ray actor pools shared by many streams (``apipeline[ray]``; ray is
+  imported when it starts); ``backends.backend_from_address`` picks one from a CLI/graph option;
+  ``batching`` -- ``@batchable`` methods a pool batches across streams.
 * ``registry`` -- ``ModelRegistry``: register, ready, run, unload, cleanup, LRU under a memory budget.
 * ``runners`` -- ONNX/TorchScript runners for content encoders, so-vits-svc, RVC and NSF-HiFiGAN.
 * ``services`` -- ready-made services around the runners and the F0 estimators.
@@ -24,9 +27,12 @@ from apipeline.models._protocol import ProtocolKind as ProtocolKind
 from apipeline.models._protocol import service_method as service_method
 from apipeline.models.backend import LocalBackend as LocalBackend
 from apipeline.models.backend import ModelBackend as ModelBackend
+from apipeline.models.backends import backend_from_address as backend_from_address
+from apipeline.models.batching import batchable as batchable
 from apipeline.models.definition import ServiceDefinition as ServiceDefinition
 from apipeline.models.definition import collect_services as collect_services
 from apipeline.models.info import ServiceInfo as ServiceInfo
+from apipeline.models.ray_backend import RayBackend as RayBackend
 from apipeline.models.registry import ModelRegistry as ModelRegistry
 from apipeline.models.registry import ServiceStats as ServiceStats
 from apipeline.models.resources import MachineResources as MachineResources
@@ -40,10 +46,13 @@ __all__ = [
     "ModelBackend",
     "ModelRegistry",
     "ProtocolKind",
+    "RayBackend",
     "ServiceDefinition",
     "ServiceInfo",
     "ServiceState",
     "ServiceStats",
+    "backend_from_address",
+    "batchable",
     "collect_services",
     "probe_machine",
     "service_method",
