@@ -1,0 +1,200 @@
+"""The voice changer's model stage on LocalBackend vs RayBackend: added latency, streams, recovery.
+
+The stage is one real service call per chunk: the tiny ContentVec-signature encoder and the tiny
+so-vits-svc-signature model of ``tools/make_tiny_models.py`` (onnxruntime, 1 thread each) run over a
+window of ``[160 ms context | chunk]`` at 16 kHz and return the window's 44.1 kHz output. F0 is a fixed
+150 Hz track: F0 estimation costs the same on both backends and is not what is compared here.
+
+Usage::
+
+    python benchmarks/ray_backend.py [--chunks 200] [--seconds 4]
+
+Prints: per-chunk latency p50/p99 for 40 and 100 ms chunks on both backends (and the difference); how
+many paced real-time streams 1 and 2 replicas sustain (every chunk back within its own duration, none
+degraded); the time from SIGKILL of the replica to the first chunk processed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apipeline.models import LocalBackend, ModelRegistry, RayBackend, service_method
+from apipeline.models.services import ContentEncoderService, SvcService
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+RATE = 16000
+CONTEXT = 2560  # 160 ms
+
+
+class SvcStage:
+    """window (16 kHz) -> content -> so-vits-svc -> 44.1 kHz audio covering the window."""
+
+    protocol = "standard"
+    service_name = "svc_stage"
+
+    def __init__(self, content_path: str, svc_path: str) -> None:
+        self.enc = ContentEncoderService(content_path)
+        self.svc = SvcService(svc_path)
+
+    def info(self) -> dict[str, Any]:
+        p = {"name": "audio", "type": "ndarray", "type_desc": "float32", "desc": "16 kHz window"}
+        m = {"name": "convert", "params": [p], "return": {"type": "ndarray"}}
+        return {"service_name": self.service_name, "service_desc": "content + svc", "methods": [m]}
+
+    def prepare(self) -> bool:
+        return self.enc.prepare() and self.svc.prepare()
+
+    def load(self) -> bool:
+        return self.enc.load() and self.svc.load()
+
+    def test(self) -> bool:
+        return self.enc.test() and self.svc.test()
+
+    def unload(self) -> bool:
+        return self.enc.unload() and self.svc.unload()
+
+    def cleanup(self) -> bool:
+        return True
+
+    @service_method()
+    def convert(self, audio: np.ndarray) -> np.ndarray:
+        content = self.enc.encode(audio)
+        frames = -(-audio.shape[0] * 44100 // RATE // 512)
+        return self.svc.convert(content, np.full(frames, 150.0, np.float32), 0, None, 0)
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000, q))
+
+
+async def latency(reg: ModelRegistry, chunk: int, n: int) -> list[float]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n + 10):
+        w = (0.1 * rng.standard_normal(CONTEXT + chunk)).astype(np.float32)
+        t = time.perf_counter()
+        await reg.run("svc_stage", "convert", {"audio": w})
+        if i >= 10:
+            out.append(time.perf_counter() - t)
+    return out
+
+
+async def paced_stream(reg: ModelRegistry, chunk: int, seconds: float, stats: dict[str, int]) -> list[float]:
+    """One real-time stream: a chunk every ``chunk / RATE`` s, at most 2 in flight; latencies."""
+    period = chunk / RATE
+    w = np.zeros(CONTEXT + chunk, np.float32)
+    lat: list[float] = []
+    pending: set[asyncio.Task[None]] = set()
+    limit = asyncio.Semaphore(2)
+
+    async def one() -> None:
+        t = time.perf_counter()
+        try:
+            await asyncio.wait_for(reg.run("svc_stage", "convert", {"audio": w}), 2 * period)
+            lat.append(time.perf_counter() - t)
+        except Exception:
+            stats["degraded"] += 1
+        finally:
+            limit.release()
+
+    start = time.perf_counter()
+    k = 0
+    while time.perf_counter() - start < seconds:
+        await limit.acquire()
+        task = asyncio.ensure_future(one())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        k += 1
+        await asyncio.sleep(max(0.0, start + k * period - time.perf_counter()))
+    await asyncio.gather(*pending)
+    return lat
+
+
+async def streams(reg: ModelRegistry, chunk: int, seconds: float) -> int:
+    best = 0
+    for n in (1, 2, 4, 6, 8, 12, 16):
+        stats = {"degraded": 0}
+        lats = await asyncio.gather(*(paced_stream(reg, chunk, seconds, stats) for _ in range(n)))
+        flat = [x for lat in lats for x in lat]
+        p99 = pct(flat, 99) if flat else float("inf")
+        ok = stats["degraded"] == 0 and p99 <= 1000 * chunk / RATE
+        print(
+            f"    {n:2d} streams: p50 {pct(flat, 50):6.2f} ms p99 {p99:6.2f} ms degraded {stats['degraded']}"
+        )
+        if not ok:
+            break
+        best = n
+    return best
+
+
+async def recovery(reg: ModelRegistry, rb: RayBackend, chunk: int) -> float:
+    (pid,) = (await rb.replica_pids("svc_stage"))[:1]
+    w = np.zeros(CONTEXT + chunk, np.float32)
+    period = chunk / RATE
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.perf_counter()
+    while True:
+        try:
+            await asyncio.wait_for(reg.run("svc_stage", "convert", {"audio": w}), 2 * period)
+            return time.perf_counter() - t0
+        except Exception:
+            await asyncio.sleep(period)
+
+
+async def main(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(TOOLS))
+    import make_tiny_models
+
+    tmp = Path(tempfile.mkdtemp())
+    paths = make_tiny_models.build_all(tmp, seed=0)
+    stage = SvcStage(str(paths["content_encoder"]), str(paths["sovits"]))
+    results: dict[str, Any] = {}
+    for name, make in (("local", lambda: LocalBackend(2)), ("ray", lambda: RayBackend(replicas=1))):
+        reg = ModelRegistry(backend=make(), max_concurrency=4, max_pending=0)
+        reg.register(stage)
+        async with reg:
+            t = time.perf_counter()
+            await reg.ready("svc_stage")
+            print(f"{name}: ready in {time.perf_counter() - t:.2f} s")
+            for ms in (40, 100):
+                lat = await latency(reg, RATE * ms // 1000, args.chunks)
+                results[(name, ms)] = lat
+                print(f"  {ms} ms chunks: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
+    for ms in (40, 100):
+        d50 = pct(results[("ray", ms)], 50) - pct(results[("local", ms)], 50)
+        d99 = pct(results[("ray", ms)], 99) - pct(results[("local", ms)], 99)
+        print(f"added by Ray, {ms} ms chunks: p50 {d50:+.2f} ms, p99 {d99:+.2f} ms")
+    for replicas in (1, 2):
+        rb = RayBackend(replicas=replicas, max_concurrency=16)
+        reg = ModelRegistry(backend=rb, max_concurrency=rb.capacity, max_pending=0)
+        reg.register(stage)
+        async with reg:
+            await reg.ready("svc_stage")
+            print(f"ray, {replicas} replica(s), 40 ms chunks, paced streams ({args.seconds:g} s each):")
+            n = await streams(reg, 640, args.seconds)
+            print(f"  sustained: {n} real-time streams")
+            if replicas == 1:
+                for i in range(3):
+                    print(f"  recovery after SIGKILL #{i + 1}: {await recovery(reg, rb, 640):.2f} s")
+    print(f"cpu: {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    asyncio.run(main(parser.parse_args()))
