@@ -64,8 +64,11 @@ async def refusal(call: Any, exc: grpc.RpcError) -> SessionRefused | TransportCl
                 code = int(value)
     except Exception:
         code = None
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    status = exc.code() if hasattr(exc, "code") else None
+    try:  # the call's own final status: the server's, even when a racing write raised something else
+        status, details = await call.code(), await call.details()
+    except Exception:
+        status = exc.code() if hasattr(exc, "code") else None
+        details = exc.details() if hasattr(exc, "details") else str(exc)
     if code is None:
         if status is grpc.StatusCode.UNAVAILABLE or status is grpc.StatusCode.CANCELLED:
             return TransportClosed(1006, f"{status}: {details}")
@@ -160,7 +163,14 @@ class GrpcFrameClient:
             except (asyncio.CancelledError, TransportClosed, SessionRefused):
                 pass
 
+    async def wait_accepted(self) -> bool:
+        """Wait for the server to accept the session (its initial metadata); False if it refused."""
+        await self.call.initial_metadata()
+        return not self.call.done()
+
     async def _send_all(self, frames: Iterable[Frame] | AsyncIterable[Frame], end: bool) -> None:
+        if not await self.wait_accepted():
+            return  # refused: the reader reports the server's status
         if isinstance(frames, AsyncIterable):
             async for frame in frames:
                 await self.send(frame)

@@ -5,6 +5,8 @@ Service ``apipeline.FrameService``, method ``Stream`` (``/apipeline.FrameService
 bytes in and out (no generated stubs): each message is exactly what ``ProtobufFrameSerializer`` writes, so
 the sessions are the WebSocket ones (:class:`~apipeline.transports.server_session.ServerSession`):
 
+* the server accepts a session by sending its initial metadata (``x-apipeline-session: 1``) before it
+  reads anything; a client waits for it before writing (a refusal then never races its first writes);
 * request metadata ``x-apipeline-query``: the same query string as ``/ws?...`` (``pitch=4&formant=1.1``,
   ``sample_rate``...); ``authorization: Bearer <token>`` when the server has a token;
 * the client half-closing its stream (``done_writing``) counts as ``EndFrame``;
@@ -16,6 +18,7 @@ the sessions are the WebSocket ones (:class:`~apipeline.transports.server_sessio
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -33,6 +36,7 @@ SERVICE = "apipeline.FrameService"
 METHOD = f"/{SERVICE}/Stream"
 QUERY_KEY = "x-apipeline-query"
 CLOSE_CODE_KEY = "x-apipeline-close-code"
+ACCEPTED_KEY = "x-apipeline-session"
 
 STATUS_FOR_CLOSE: dict[int, grpc.StatusCode] = {
     1000: grpc.StatusCode.OK,
@@ -44,10 +48,17 @@ STATUS_FOR_CLOSE: dict[int, grpc.StatusCode] = {
 
 
 class GrpcChannel:
-    """The server side of one ``Stream`` call as a :class:`~apipeline.transports.channel.MessageChannel`."""
+    """The server side of one ``Stream`` call as a :class:`~apipeline.transports.channel.MessageChannel`.
+
+    A gRPC write cannot be abandoned halfway: a cancelled ``context.write`` leaves its batch pending and
+    the next write fails (``TOO_MANY_OPERATIONS``). So each write runs as its own future, awaited through
+    ``asyncio.shield``: a sender cancelled mid-write leaves it to finish, and the next write (the session's
+    final ``ErrorFrame``, say) waits for it first. :meth:`drain` awaits the last one.
+    """
 
     def __init__(self, context: Any) -> None:
         self.context = context
+        self._inflight: asyncio.Future[Any] | None = None
 
     async def recv(self) -> Message | None:
         try:
@@ -59,10 +70,31 @@ class GrpcChannel:
         return message  # type: ignore[no-any-return]
 
     async def send(self, message: Message) -> None:
+        await self.drain()
+        self._inflight = write = asyncio.ensure_future(self.context.write(message))
+        write.add_done_callback(_retrieve)
         try:
-            await self.context.write(message)
-        except (grpc.RpcError, RuntimeError) as exc:
-            raise TransportClosed(1006, f"stream broken: {exc}") from None
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # grpc's cython layer raises its own types (ExecuteBatchError, ...)
+            raise TransportClosed(1006, f"stream broken: {type(exc).__name__}: {exc}") from None
+
+    async def drain(self) -> None:
+        """Wait for a write still in flight (one abandoned by a cancelled sender)."""
+        write, self._inflight = self._inflight, None
+        if write is not None and not write.done():
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass
+
+
+def _retrieve(write: asyncio.Future[Any]) -> None:
+    if not write.cancelled():
+        write.exception()  # retrieved here; the awaiting sender (if any) reports it
 
 
 class GrpcServer:
@@ -92,6 +124,8 @@ class GrpcServer:
         self.port: int = port
         self._server: Any = None
         self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def address(self) -> str:
@@ -118,7 +152,15 @@ class GrpcServer:
         self._closing = True
         for session in list(self.sessions):
             await session.shutdown(reason)
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+        except (asyncio.TimeoutError, TimeoutError):
+            logger.warning("gRPC sessions did not end within %s s; cancelling their calls", grace)
         await self._server.stop(grace)
+
+    async def wait_idle(self) -> None:
+        """Wait until no session is open."""
+        await self._idle.wait()
 
     async def __aenter__(self) -> GrpcServer:
         await self.start()
@@ -145,15 +187,23 @@ class GrpcServer:
         except (ValueError, TypeError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad session settings: {exc}")
         query = SessionQuery(token, query.sample_rate, query.num_channels, settings)
+        # Accepting the session is sending the initial metadata (the WebSocket 101): clients wait for
+        # it before writing, so a refusal above never races their first messages.
+        await context.send_initial_metadata(((ACCEPTED_KEY, "1"),))
+        channel = GrpcChannel(context)
         session = ServerSession(
-            GrpcChannel(context), self.factory, query, transport="grpc", stats=self.stats,
+            channel, self.factory, query, transport="grpc", stats=self.stats,
             config=self.session_config,
         )
         self.sessions.add(session)
+        self._idle.clear()
         try:
             outcome = await session.run()
+            await channel.drain()
         finally:
             self.sessions.discard(session)
+            if not self.sessions:
+                self._idle.set()
         if not outcome.server_closes:
             return
         context.set_trailing_metadata(((CLOSE_CODE_KEY, str(outcome.code)),))

@@ -112,25 +112,27 @@ class TransportInput(InputProcessor):
                 message = await self.channel.recv()
             except TransportClosed as exc:
                 await self._fail(exc)
-                return
-            if message is None:
-                return  # orderly end of the client's stream: same as EndFrame
-            counters.frames_in += 1
-            try:
-                frame = decode(message)
-                verdict = self.admit(frame)
-            except SerializationError as exc:
-                await self._fail(SessionRefused(CloseCode.PROTOCOL_ERROR, f"undecodable message: {exc}"))
-                return
-            except SessionRefused as exc:
-                await self._fail(exc)
-                return
-            if verdict is EndFrame:
-                return
-            if verdict is CancelFrame:
-                await self._fail(TransportClosed(CloseCode.NORMAL, "client sent CancelFrame"))
-                return
-            yield frame
+            else:
+                if message is None:
+                    return  # orderly end of the client's stream: same as EndFrame
+                counters.frames_in += 1
+                try:
+                    frame = decode(message)
+                    verdict = self.admit(frame)
+                except SerializationError as exc:
+                    await self._fail(SessionRefused(CloseCode.PROTOCOL_ERROR, f"undecodable message: {exc}"))
+                except SessionRefused as exc:
+                    await self._fail(exc)
+                else:
+                    if verdict is None:
+                        yield frame
+                        continue
+                    if verdict is EndFrame:
+                        return
+                    await self._fail(TransportClosed(CloseCode.NORMAL, "client sent CancelFrame"))
+            # A failure: the task is being cancelled. Returning would end the stream as if the client had
+            # sent EndFrame (StopTaskFrame, then EndFrame to the client); wait for the cancel instead.
+            await asyncio.get_running_loop().create_future()
 
     def admit(self, frame: Frame) -> type[Frame] | None:
         """Check one client frame against the contract: ``EndFrame``/``CancelFrame`` for those two,

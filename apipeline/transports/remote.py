@@ -65,6 +65,7 @@ class RemoteProcessor(FrameProcessor):
         self._call: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._remote_done = asyncio.Event()
+        self._accepted = False
         self._lock = asyncio.Lock()
 
     async def start(self, frame: StartFrame) -> None:
@@ -101,6 +102,11 @@ class RemoteProcessor(FrameProcessor):
         if self._remote_done.is_set():
             return False
         try:
+            if not self._accepted:
+                await self._call.initial_metadata()  # the session is accepted (see grpc_service)
+                self._accepted = True
+                if self._call.done():
+                    return False
             await self._call.write(self.serializer.serialize(frame))
             return True
         except (grpc.RpcError, asyncio.InvalidStateError):

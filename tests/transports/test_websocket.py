@@ -106,6 +106,7 @@ async def test_undecodable_message_gets_error_frame_then_1002(make_server, messa
         await ws.send(message)
         frames, code = await collect(ws)
     assert code == 1002
+    assert not any(isinstance(f, EndFrame) for f in frames)  # a refusal never looks like a normal end
     errors = [f for f in frames if isinstance(f, ErrorFrame)]
     assert len(errors) == 1 and errors[0].fatal and "undecodable message" in errors[0].error
     assert "undecodable" in ws.close_reason
@@ -118,6 +119,7 @@ async def test_frame_the_protocol_refuses_gets_1008(make_server):
         await ws.send(SER.serialize(StartFrame()))
         frames, code = await collect(ws)
     assert code == 1008
+    assert not any(isinstance(f, EndFrame) for f in frames)
     assert "StartFrame is not accepted from a client" in frames[-1].error
 
 
@@ -128,6 +130,7 @@ async def test_sample_rate_change_mid_stream_gets_1008(make_server):
         await ws.send(SER.serialize(AudioRawFrame(signal(160, 7), sample_rate=22050)))
         frames, code = await collect(ws)
     assert code == 1008
+    assert not any(isinstance(f, EndFrame) for f in frames)
     assert "22050 Hz, 1 ch but this session runs at 16000 Hz" in frames[-1].error
 
 
