@@ -33,7 +33,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("graph", nargs="?", help="graph file (YAML/JSON); default: the voice changer")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="WebSocket/HTTP port (default 8765)")
-    p.add_argument("--grpc-port", type=int, default=None, help="also serve the gRPC frame stream on this port")
+    p.add_argument(
+        "--grpc-port", type=int, default=None, help="also serve the gRPC frame stream on this port"
+    )
     p.add_argument(
         "--token",
         default=os.environ.get("APIPELINE_TOKEN"),
@@ -49,7 +51,9 @@ def add_parser(subparsers: Any) -> None:
         help="when a client's send queue is full: slow its pipeline down (lossless; the default), or drop "
         "its oldest audio (live-only use: late audio is worthless)",
     )
-    p.add_argument("--send-timeout", type=float, default=10.0, help="s before a client that reads nothing is cut off")
+    p.add_argument(
+        "--send-timeout", type=float, default=10.0, help="s before a client that reads nothing is cut off"
+    )
     p.add_argument("--ping-interval", type=float, default=20.0, help="keepalive ping period, s (0: off)")
     p.add_argument("--ping-timeout", type=float, default=20.0, help="s without pong before close 1011")
     p.add_argument(
@@ -68,7 +72,9 @@ def _factory(args: argparse.Namespace) -> Any:
 
     if args.graph:
         if args.defaults:
-            raise SystemExit("apipeline serve: --set applies to the voice changer; put graph values in the file")
+            raise SystemExit(
+                "apipeline serve: --set applies to the voice changer; put graph values in the file"
+            )
         return GraphFactory(args.graph)
     defaults: dict[str, Any] = {}
     for item in args.defaults:
@@ -120,8 +126,13 @@ async def serve(args: argparse.Namespace) -> int:
             from apipeline.transports.grpc_service import GrpcServer
 
             grpc_server = GrpcServer(
-                factory, host=args.host, port=args.grpc_port, token=args.token,
-                max_message_size=args.max_message_size, session=session, stats=server.stats,
+                factory,
+                host=args.host,
+                port=args.grpc_port,
+                token=args.token,
+                max_message_size=args.max_message_size,
+                session=session,
+                stats=server.stats,
             )
             await grpc_server.start()
         print(f"apipeline serve: http://{args.host}:{server.port}/ (sessions at {server.url})", flush=True)

@@ -46,7 +46,11 @@ def open_call(
         ],
     )
     metadata: list[tuple[str, str]] = []
-    query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (params or {}).items() if v is not None}
+    query = {
+        k: str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in (params or {}).items()
+        if v is not None
+    }
     if query:
         metadata.append((QUERY_KEY, urlencode(query)))
     if token is not None:
@@ -139,7 +143,9 @@ class GrpcFrameClient:
         self, frames: Iterable[Frame] | AsyncIterable[Frame], *, end: bool = True
     ) -> AsyncIterator[Frame]:
         """Send ``frames`` (then ``EndFrame``) while yielding what comes back, to the server's EndFrame."""
-        sender = asyncio.get_running_loop().create_task(self._send_all(frames, end), name="grpc-client.sender")
+        sender = asyncio.get_running_loop().create_task(
+            self._send_all(frames, end), name="grpc-client.sender"
+        )
         fatal: ErrorFrame | None = None
         try:
             while True:

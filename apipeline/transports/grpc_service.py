@@ -192,7 +192,11 @@ class GrpcServer:
         await context.send_initial_metadata(((ACCEPTED_KEY, "1"),))
         channel = GrpcChannel(context)
         session = ServerSession(
-            channel, self.factory, query, transport="grpc", stats=self.stats,
+            channel,
+            self.factory,
+            query,
+            transport="grpc",
+            stats=self.stats,
             config=self.session_config,
         )
         self.sessions.add(session)
@@ -210,4 +214,3 @@ class GrpcServer:
         status_code = STATUS_FOR_CLOSE.get(outcome.code, grpc.StatusCode.INTERNAL)
         if status_code is not grpc.StatusCode.OK:
             await context.abort(status_code, outcome.reason)
-

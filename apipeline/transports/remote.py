@@ -122,7 +122,9 @@ class RemoteProcessor(FrameProcessor):
                     message = await call.read()
                 except grpc.RpcError as exc:
                     error = await refusal(call, exc)
-                    await self.push_error(f"{self.name}: remote pipeline at {self.address}: {error}", fatal=True)
+                    await self.push_error(
+                        f"{self.name}: remote pipeline at {self.address}: {error}", fatal=True
+                    )
                     return
                 if message is grpc.aio.EOF:
                     await self.push_error(

@@ -1,7 +1,8 @@
 """One served session, whatever the transport: read the prelude, build the pipeline, run it, decide the end.
 
 A :class:`ServerSession` owns one :class:`~apipeline.pipeline.task.PipelineTask` running
-``TransportInput -> pipeline -> TransportOutput`` over a :class:`~apipeline.transports.channel.MessageChannel`.
+``TransportInput -> pipeline -> TransportOutput`` over a
+:class:`~apipeline.transports.channel.MessageChannel`.
 Its :meth:`ServerSession.run` returns a :class:`SessionOutcome` (close code, reason, whether the server
 should close the connection) and never leaves a task behind: every way a session ends — ``EndFrame``
 drained, client gone, undecodable or refused message, stalled client, fatal pipeline error, server
@@ -19,7 +20,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from apipeline.errors import ApipelineError, SerializationError, SessionRefused, TransportClosed, TransportError
+from apipeline.errors import (
+    ApipelineError,
+    SerializationError,
+    SessionRefused,
+    TransportClosed,
+    TransportError,
+)
 from apipeline.frames import AudioRawFrame, EndFrame, ErrorFrame, Frame, MetricsFrame
 from apipeline.pipeline.pipeline import Pipeline
 from apipeline.pipeline.task import PipelineParams, PipelineTask
@@ -60,13 +67,14 @@ class SessionOutcome:
         """A short, bounded label for metrics."""
         if not self.server_closes:
             return {1009: "too_big", 1011: "keepalive_timeout"}.get(self.code, "client_gone")
-        return {
+        labels: dict[int, str] = {
             CloseCode.NORMAL: "ok",
             CloseCode.GOING_AWAY: "shutdown",
             CloseCode.PROTOCOL_ERROR: "protocol_error",
             CloseCode.POLICY_VIOLATION: "policy_violation",
             CloseCode.MESSAGE_TOO_BIG: "too_big",
-        }.get(self.code, "error")
+        }
+        return labels.get(self.code, "error")
 
 
 class ServerSession:
@@ -89,7 +97,7 @@ class ServerSession:
         self.transport = transport
         self.stats = stats
         self.config = config or SessionConfig()
-        self.serializer = serializer or ProtobufFrameSerializer()
+        self.serializer: FrameSerializer = serializer or ProtobufFrameSerializer()  # type: ignore[assignment]
         self.session_id = uuid.uuid4().hex[:12]
         self.task: PipelineTask | None = None
         #: the session's transport processors, once built (statistics: ``output.queue.statistics()``)
@@ -228,7 +236,9 @@ class ServerSession:
     async def _finish(self) -> SessionOutcome:
         failure = self.failure
         if failure is None:
-            if not self._end_sent:  # ended before any audio: answer EndFrame so the client is not left waiting
+            if (
+                not self._end_sent
+            ):  # ended before any audio: answer EndFrame so the client is not left waiting
                 await self._send_direct(EndFrame())
             return SessionOutcome(CloseCode.NORMAL, "end of stream", True)
         if isinstance(failure, TransportClosed):

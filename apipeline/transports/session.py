@@ -129,7 +129,8 @@ def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
         if key in ("sample_rate", "channels"):
             if type(value) is not int or value <= 0:
                 raise SessionRefused(
-                    CloseCode.POLICY_VIOLATION, f"query parameter {key} must be a positive integer, got {raw!r}"
+                    CloseCode.POLICY_VIOLATION,
+                    f"query parameter {key} must be a positive integer, got {raw!r}",
                 )
             if key == "sample_rate":
                 rate = value

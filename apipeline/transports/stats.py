@@ -118,12 +118,24 @@ class ServerStats:
             ("apipeline_frames_received_total", "counter", "Messages received from clients.", t.frames_in),
             ("apipeline_frames_sent_total", "counter", "Messages sent to clients.", t.frames_out),
             ("apipeline_send_drops_total", "counter", "Data frames dropped by full send queues.", t.drops),
-            ("apipeline_audio_seconds_received_total", "counter", "Seconds of audio received.",
-             t.audio_seconds_in),
-            ("apipeline_compute_seconds_total", "counter", "Processor time spent on data frames.",
-             t.compute_ns / 1e9),
-            ("apipeline_realtime_factor", "gauge", "Compute seconds per second of audio received.",
-             t.compute_ns / 1e9 / t.audio_seconds_in if t.audio_seconds_in else 0.0),
+            (
+                "apipeline_audio_seconds_received_total",
+                "counter",
+                "Seconds of audio received.",
+                t.audio_seconds_in,
+            ),
+            (
+                "apipeline_compute_seconds_total",
+                "counter",
+                "Processor time spent on data frames.",
+                t.compute_ns / 1e9,
+            ),
+            (
+                "apipeline_realtime_factor",
+                "gauge",
+                "Compute seconds per second of audio received.",
+                t.compute_ns / 1e9 / t.audio_seconds_in if t.audio_seconds_in else 0.0,
+            ),
         ):
             _family(out, name, kind, doc)
             _sample(out, name, value)

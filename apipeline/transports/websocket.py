@@ -96,7 +96,7 @@ def close_reason(text: str) -> str:
 
 
 class WebsocketServer:
-    """Serves ``factory``'s pipelines over WebSocket; ``async with WebsocketServer(f, cfg) as server: ...``."""
+    """Serves ``factory``'s pipelines over WebSocket: ``async with WebsocketServer(f, cfg) as server:``."""
 
     def __init__(self, factory: PipelineFactory, config: ServerConfig | None = None) -> None:
         self.factory = factory
@@ -176,7 +176,9 @@ class WebsocketServer:
         try:
             await asyncio.wait_for(self._server.wait_closed(), self.config.shutdown_timeout)
         except (asyncio.TimeoutError, TimeoutError):
-            logger.warning("sessions did not end within %s s; closing their connections", self.config.shutdown_timeout)
+            logger.warning(
+                "sessions did not end within %s s; closing their connections", self.config.shutdown_timeout
+            )
             self._server.close(close_connections=True)
             await self._server.wait_closed()
         warm, self._warm_up = self._warm_up, None
@@ -240,7 +242,9 @@ class WebsocketServer:
             settings = self.factory.check_settings(dict(query.settings))
         except (ValueError, TypeError) as exc:
             return connection.respond(400, f"bad session settings: {exc}\n")
-        connection.apipeline_query = SessionQuery(query.token, query.sample_rate, query.num_channels, settings)
+        connection.apipeline_query = SessionQuery(
+            query.token, query.sample_rate, query.num_channels, settings
+        )
         return None
 
     # -- sessions ----------------------------------------------------------------------------------

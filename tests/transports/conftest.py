@@ -10,7 +10,6 @@ import pytest
 from apipeline.transports import ServerConfig, SessionConfig, WebsocketServer
 from tests.transports._standin import gain_factory
 
-
 _LIBRARY_TASKS = re.compile(r"^(Task-\d+|rpc_task|HandleExceptions\[.*\])$")  # asyncio, grpc.aio
 
 

@@ -23,8 +23,11 @@ async def test_page_and_scripts_are_served():
     async with WebsocketServer(VoiceChangerFactory(), ServerConfig(port=0, ping_interval=None)) as server:
         status, head, body = await http_get(server.port, "/")
         assert status == 200 and "text/html" in head and '<script type="module" src="/app.js">' in body
-        for path, needle in (("/app.js", "audioWorklet.addModule"), ("/worklet.js", "registerProcessor"),
-                             ("/protocol.js", "export function encodeAudio")):
+        for path, needle in (
+            ("/app.js", "audioWorklet.addModule"),
+            ("/worklet.js", "registerProcessor"),
+            ("/protocol.js", "export function encodeAudio"),
+        ):
             status, head, body = await http_get(server.port, path)
             assert status == 200 and "text/javascript" in head and needle in body
         assert (await http_get(server.port, "/../pyproject.toml"))[0] == 404
@@ -39,8 +42,15 @@ class DevTools:
 
     async def evaluate(self, expression: str):
         self.next_id += 1
-        await self.ws.send(json.dumps({"id": self.next_id, "method": "Runtime.evaluate",
-                                       "params": {"expression": expression, "returnByValue": True}}))
+        await self.ws.send(
+            json.dumps(
+                {
+                    "id": self.next_id,
+                    "method": "Runtime.evaluate",
+                    "params": {"expression": expression, "returnByValue": True},
+                }
+            )
+        )
         while True:
             reply = json.loads(await self.ws.recv())
             if reply.get("id") == self.next_id:
@@ -82,13 +92,23 @@ async def test_browser_streams_the_microphone_and_shows_latency():
         await server.wait_ready()
         with tempfile.TemporaryDirectory() as profile:
             browser = await asyncio.create_subprocess_exec(
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={SPEECH}", "--autoplay-policy=no-user-gesture-required",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={SPEECH}",
+                "--autoplay-policy=no-user-gesture-required",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
                 f"http://127.0.0.1:{server.port}/?autostart=1",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )
             assert browser.stderr is not None
             drainer: asyncio.Task | None = None
@@ -112,8 +132,10 @@ async def test_browser_streams_the_microphone_and_shows_latency():
                         assert re.fullmatch(r"\d+", shown), shown
                         assert 0 < float(shown) < 5000
                         # a control change travels as UpdateSettingsFrame and is accepted mid-stream
-                        await page.evaluate("const p = document.getElementById('pitch'); p.value = '-5';"
-                                            "p.dispatchEvent(new Event('input'))")
+                        await page.evaluate(
+                            "const p = document.getElementById('pitch'); p.value = '-5';"
+                            "p.dispatchEvent(new Event('input'))"
+                        )
                         await page.evaluate("document.getElementById('stop').click()")
                         for _ in range(100):
                             code = await page.evaluate("window.apipelineStats.closeCode")
@@ -121,7 +143,9 @@ async def test_browser_streams_the_microphone_and_shows_latency():
                                 break
                             await asyncio.sleep(0.1)
                         assert code == 1000
-                        assert not json.loads(await page.evaluate("JSON.stringify(window.apipelineStats)"))["errors"]
+                        assert not json.loads(await page.evaluate("JSON.stringify(window.apipelineStats)"))[
+                            "errors"
+                        ]
             finally:
                 browser.terminate()
                 await browser.wait()
