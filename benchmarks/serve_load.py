@@ -1,0 +1,128 @@
+"""Load on ``apipeline serve``: N concurrent real-time voice changer sessions over WebSocket on loopback.
+
+The server runs as a subprocess (``python -m apipeline.cli.main serve``, the default voice changer); this
+process plays N clients on one event loop. Each client streams the committed speech sample (looped to
+``--seconds``) as 20 ms int16 chunks paced by the wall clock, as a microphone would, with ``pts`` = its
+send time; the server's output frames inherit the ``pts`` of the chunk that completed their block, so on
+arrival ``now - pts`` is that chunk's latency (network, queueing and compute; the converter's
+algorithmic latency — waiting for a block to fill — is not in it).
+
+A session *keeps real time* when its p99 per-chunk latency is under ``--p99-limit-ms`` (default 150) and
+its last output arrives within ``--end-limit-ms`` (default 300) of its last chunk being sent. For each N
+the script prints p50/p99 over all sessions, the worst session's p99 and end lag, and whether every
+session kept real time; it stops after the first N that does not (or at ``--max-n``).
+
+    python benchmarks/serve_load.py --ns 1,2,4,6,8,12 --seconds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from apipeline.client import VoiceChangerClient
+from apipeline.frames import AudioRawFrame
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "data" / "speech_16k.wav"
+CHUNK_MS = 20
+
+
+async def session(url: str, audio: np.ndarray, rate: int) -> dict[str, float]:
+    chunk = rate * CHUNK_MS // 1000
+    latencies: list[float] = []
+    last_sent = 0.0
+    last_received = 0.0
+
+    async def paced():
+        nonlocal last_sent
+        start = time.monotonic()
+        for k, i in enumerate(range(0, len(audio) - chunk + 1, chunk)):
+            delay = start + k * CHUNK_MS / 1000 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing like a microphone, not synchronisation
+            frame = AudioRawFrame(audio[i : i + chunk], sample_rate=rate)
+            frame.pts = time.monotonic_ns()
+            last_sent = time.monotonic()
+            yield frame
+
+    async with VoiceChangerClient(url, pitch=4, formant=1.1) as client:
+        async for frame in client.stream(paced()):
+            now = time.monotonic_ns()
+            last_received = now / 1e9
+            if isinstance(frame, AudioRawFrame) and frame.pts is not None:
+                latencies.append((now - frame.pts) / 1e6)
+    lat = np.array(latencies)
+    return {
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "end_lag": (last_received - last_sent) * 1000.0,
+        "samples": lat,
+    }
+
+
+async def load(url: str, n: int, audio: np.ndarray, rate: int) -> list[dict]:
+    return list(await asyncio.gather(*(session(url, audio, rate) for _ in range(n))))
+
+
+def start_server(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apipeline.cli.main", "serve", "--port", str(port), "--max-sessions", "256"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "ready" in line:
+            return proc
+    raise RuntimeError("the server exited before it was ready")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ns", default="1,2,4,6,8,10,12,16", help="session counts to try, in order")
+    ap.add_argument("--seconds", type=float, default=8.0, help="audio per session")
+    ap.add_argument("--port", type=int, default=8790)
+    ap.add_argument("--p99-limit-ms", type=float, default=150.0)
+    ap.add_argument("--end-limit-ms", type=float, default=300.0)
+    args = ap.parse_args()
+    x, rate = sf.read(SAMPLE, dtype="int16")
+    audio = np.resize(x, int(args.seconds * rate))
+    server = start_server(args.port)
+    url = f"ws://127.0.0.1:{args.port}/ws"
+    print(f"{os.cpu_count()} CPUs; {args.seconds:.0f} s of {rate} Hz speech per session, {CHUNK_MS} ms chunks")
+    print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'worst p99':>10} {'worst end lag':>14}  real time")
+    best = 0
+    try:
+        for n in (int(v) for v in args.ns.split(",")):
+            results = asyncio.run(load(url, n, audio, rate))
+            everything = np.concatenate([r["samples"] for r in results])
+            worst_p99 = max(r["p99"] for r in results)
+            worst_end = max(r["end_lag"] for r in results)
+            ok = all(r["p99"] <= args.p99_limit_ms and r["end_lag"] <= args.end_limit_ms for r in results)
+            print(
+                f"{n:>3} {np.percentile(everything, 50):8.1f} {np.percentile(everything, 99):8.1f} "
+                f"{worst_p99:10.1f} {worst_end:14.1f}  {'yes' if ok else 'NO'}",
+                flush=True,
+            )
+            if not ok:
+                break
+            best = n
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"largest N keeping real time: {best}")
+
+
+if __name__ == "__main__":
+    main()
