@@ -100,7 +100,9 @@ def main() -> None:
     audio = np.resize(x, int(args.seconds * rate))
     server = start_server(args.port)
     url = f"ws://127.0.0.1:{args.port}/ws"
-    print(f"{os.cpu_count()} CPUs; {args.seconds:.0f} s of {rate} Hz speech per session, {CHUNK_MS} ms chunks")
+    print(
+        f"{os.cpu_count()} CPUs; {args.seconds:.0f} s of {rate} Hz speech per session, {CHUNK_MS} ms chunks"
+    )
     print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'worst p99':>10} {'worst end lag':>14}  real time")
     best = 0
     try:
