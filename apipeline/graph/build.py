@@ -55,12 +55,18 @@ def resolve_flow(graph: Graph, registry: Registry) -> Chain:
 
 
 def instantiate(graph: Graph, registry: Registry) -> tuple[dict[str, FrameProcessor], list[Problem]]:
-    """One processor per node; constructor failures become problems at the node's place."""
+    """One processor per node; constructor failures become problems at the node's place.
+
+    With ``backend: ray`` a node whose type takes ``ray_address`` and leaves it unset gets the graph's
+    (``local`` when the graph names none).
+    """
     procs: dict[str, FrameProcessor] = {}
     problems: list[Problem] = []
     for node in graph.nodes:
         spec = registry.get(node.type)
         params, _ = checked_params(graph, node, spec)
+        if graph.backend == "ray" and "ray_address" in spec.params and params.get("ray_address") is None:
+            params["ray_address"] = graph.ray_address or "local"  # the graph places its model stages
         try:
             procs[node.id] = spec.cls(**params, name=node.id)
         except Exception as exc:

@@ -15,6 +15,8 @@ The native schema::
     auto_convert: false         # insert resampler/mixer/sample-type converters on format mismatches
     join: sync_parallel         # how DAG fork/joins are lowered: sync_parallel | parallel
     bind: {input: src.path, output: sink.path}   # what `apipeline run --input/--output` set
+    backend: local              # ray: model stages (nodes with a ray_address parameter) run on Ray
+    ray_address: null           # with backend: ray -- local (start Ray here), auto, host:port, ray://host:port
     nodes:
       - {id: src, type: audio.file_source, params: {path: in.wav}}
     flow: [src, {parallel: [[a], [b, c]]}, {group: post, flow: [d]}, sink]   # or:
@@ -34,7 +36,11 @@ import yaml
 from apipeline.errors import GraphError
 from apipeline.graph.model import BRANCH_KINDS, Branches, Chain, Graph, Group, Link, Node, Problem
 
-TOP_KEYS = ("version", "name", "description", "auto_convert", "join", "bind", "nodes", "flow", "links")
+TOP_KEYS = (
+    "version", "name", "description", "auto_convert", "join", "bind", "backend", "ray_address",
+    "nodes", "flow", "links",
+)  # fmt: skip
+BACKENDS = ("local", "ray")
 NODE_KEYS = ("id", "type", "params", "inputs", "outputs", "auto")
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 SCHEMA_VERSION = 1
@@ -110,6 +116,15 @@ def parse_graph(
         bad("join", f"expected one of {', '.join(BRANCH_KINDS)}, got {join!r}")
     else:
         g.join = join
+    backend, address = data.get("backend", "local"), data.get("ray_address")
+    if backend not in BACKENDS:
+        bad("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    elif address is not None and (not isinstance(address, str) or not address):
+        bad("ray_address", f"expected local, auto, host:port or ray://host:port, got {address!r}")
+    elif address is not None and backend != "ray":
+        bad("ray_address", "ray_address needs 'backend: ray'")
+    else:
+        g.backend, g.ray_address = backend, address
     bind = data.get("bind", {})
     if not isinstance(bind, dict) or not all(isinstance(v, str) and "." in v for v in bind.values()):
         bad("bind", f"expected a mapping of names to 'node.param', got {bind!r}")
@@ -364,6 +379,10 @@ def graph_to_data(graph: Graph) -> dict[str, Any]:
         data["join"] = graph.join
     if graph.bind:
         data["bind"] = dict(graph.bind)
+    if graph.backend != "local":
+        data["backend"] = graph.backend
+    if graph.ray_address is not None:
+        data["ray_address"] = graph.ray_address
     nodes = []
     for n in graph.nodes:
         entry: dict[str, Any] = {"id": n.id, "type": n.type}

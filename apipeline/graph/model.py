@@ -114,6 +114,8 @@ class Graph:
     name: str = "graph"
     description: str = ""
     auto_convert: bool = False
+    backend: str = "local"
+    ray_address: str | None = None
     join: str = "sync_parallel"
     bind: dict[str, str] = field(default_factory=dict)
     front_end: str = field(default="native", compare=False)

@@ -1,0 +1,242 @@
+"""The voice changer with its conversion on a model backend (in-process threads or a Ray actor pool).
+
+:func:`build_remote_voice_changer` builds the DAG of :func:`~apipeline.apps.voice_changer.build_voice_changer`
+with one change: F0, WORLD analysis, conversion and synthesis of each window run as one call of the
+stateless :class:`~apipeline.models.services.world_vc.WorldVcService` through a
+:class:`~apipeline.processors.models.remote.RealtimeModelProcessor`::
+
+    InputGuard -> [Resample] -> StreamPadder -> Reblock -> BlockGate
+      -> RealtimeModelProcessor(world_vc.convert)   # on the backend; pipelined, ordered, degrading
+      -> SolaProcessor -> BlockMonitor -> [Resample] -> [ChannelMixer]
+
+Re-blocking, the gate and SOLA stay local: they are cheap and hold the stream's state, so the backend
+sees independent windows and one actor pool serves many streams. When a call fails (actor died, pool
+saturated, no answer by ``deadline``) the block is degraded -- ``"pass"`` sends the dry input's kept span
+to SOLA, ``"silence"`` zeros -- and the output keeps real time; counts are in ``pipeline.stage.stats()``.
+
+Calls are pipelined (``max_in_flight`` per stream, default the backend's, 2 on Ray) except when F0 is
+mapped to a target mean: the running log-F0 statistics then travel from each result to the next call,
+which needs them in sequence (one in flight). Synthesis is free-running, as in the local DAG;
+``docs/deploy.md`` says why phase-locked synthesis is not run remotely.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from apipeline.apps.gate import BlockGate, InputGuard, StreamPadder
+from apipeline.apps.monitor import BlockMonitor
+from apipeline.apps.voice_changer import VoiceChangerPipeline, VoiceChangerSettings, processing_rate
+from apipeline.audio.format import AudioFormat
+from apipeline.errors import AudioFormatError
+from apipeline.frames import AudioRawFrame, Frame
+from apipeline.models import ModelBackend, ModelRegistry
+from apipeline.models.backends import backend_from_address, registry_options
+from apipeline.models.services.world_vc import WorldVcService, geometry_dict
+from apipeline.processors.audio.convert import ChannelMixer
+from apipeline.processors.audio.features import (
+    COMPUTE_KEY,
+    GATE_KEY,
+    SEQ_KEY,
+    BlockGeometry,
+    block_metadata,
+)
+from apipeline.processors.audio.reblock import ReblockProcessor
+from apipeline.processors.audio.resample import ResampleProcessor
+from apipeline.processors.audio.sola import SolaProcessor
+from apipeline.processors.frame_processor import FrameProcessor
+from apipeline.processors.models.remote import RealtimeModelProcessor
+
+SERVICE = WorldVcService.service_name
+
+
+class WindowCalls:
+    """The stream side of ``world_vc.convert``: params from a window, frames from a result or a failure.
+
+    Holds the stream's running log-F0 sums (added from each result, sent with the next call).
+    """
+
+    def __init__(self, geometry: BlockGeometry, settings: VoiceChangerSettings) -> None:
+        self.geometry = geometry
+        self.geometry_params = geometry_dict(geometry)
+        self.conversion = {
+            "pitch": settings.pitch,
+            "formant": settings.formant,
+            "target_f0_mean": settings.target_f0_mean,
+            "target_f0_range": settings.target_f0_range,
+            "rms_mix_rate": settings.rms_mix_rate,
+            "f0": settings.f0,
+            "f0_options": settings.estimator_options(),
+            "vocoder": settings.vocoder,
+            "analysis_f0": settings.analysis_f0 if settings.use_parallel() else None,
+        }
+        self.stats: list[float] | None = [0.0, 0.0, 0] if settings.target_f0_mean is not None else None
+
+    def params(self, frame: AudioRawFrame) -> dict[str, Any]:
+        if frame.metadata.get(GATE_KEY, True):
+            audio = np.asarray(frame.audio, dtype=np.float32)
+        else:
+            audio = np.zeros(0, np.float32)  # gated: no samples travel, silence comes back
+        return {
+            "audio": audio,
+            "sample_rate": frame.sample_rate,
+            "geometry": self.geometry_params,
+            "conversion": self.conversion,
+            "stats": None if self.stats is None else list(self.stats),
+        }
+
+    def emit(self, frame: AudioRawFrame, result: dict[str, Any]) -> Frame:
+        contribution = result.get("stats")
+        if self.stats is not None and contribution is not None:
+            self.stats = [a + b for a, b in zip(self.stats, contribution, strict=True)]
+        return self._frame(frame, np.asarray(result["audio"], np.float32), int(result.get("compute_ns", 0)))
+
+    def dry(self, frame: Frame) -> Frame:
+        """Degrade ``"pass"``: the window's kept span, unconverted."""
+        assert isinstance(frame, AudioRawFrame)
+        g = self.geometry
+        kept = np.asarray(frame.audio, np.float32)[g.kept_start : g.kept_start + g.kept_size]
+        return self._frame(frame, np.pad(kept, (0, g.kept_size - kept.shape[0])), 0)
+
+    def silence(self, frame: Frame) -> Frame:
+        """Degrade ``"silence"``: zeros of the kept span's length."""
+        assert isinstance(frame, AudioRawFrame)
+        return self._frame(frame, np.zeros(self.geometry.kept_size, np.float32), 0)
+
+    def _frame(self, frame: AudioRawFrame, audio: np.ndarray, compute_ns: int) -> AudioRawFrame:
+        seq = int(frame.metadata.get(SEQ_KEY, 0))
+        meta = block_metadata(seq, int(frame.metadata.get(COMPUTE_KEY, 0)) + compute_ns, frame.metadata)
+        return AudioRawFrame(audio, frame.sample_rate, 1, pts=frame.pts, metadata=meta)
+
+
+class RemoteVoiceChangerPipeline(VoiceChangerPipeline):
+    """A :class:`VoiceChangerPipeline` whose conversion stage (:attr:`stage`) calls a model service.
+
+    ``registry`` is where the service runs; when the pipeline created it (:attr:`owns_registry`) it is
+    closed -- and its backend with it (Ray actors, a Ray instance it started) -- in :meth:`cleanup`, so a
+    pipeline task's end releases everything; call :meth:`aclose` when the pipeline never ran.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        registry: ModelRegistry,
+        owns_registry: bool,
+        stage: RealtimeModelProcessor,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.registry = registry
+        self.owns_registry = owns_registry
+        self.stage = stage
+
+    async def aclose(self) -> None:
+        """Close the registry (and its backend) if this pipeline owns it; idempotent."""
+        if self.owns_registry:
+            await self.registry.aclose()
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self.aclose()
+
+
+def build_remote_voice_changer(
+    settings: VoiceChangerSettings | None = None,
+    *,
+    sample_rate: int,
+    channels: int = 1,
+    realtime: bool = False,
+    backend: ModelBackend | str | None = None,
+    registry: ModelRegistry | None = None,
+    degrade: Literal["pass", "silence"] = "pass",
+    max_in_flight: int | None = None,
+    deadline: float | None = None,
+) -> RemoteVoiceChangerPipeline:
+    """The voice changer DAG with its conversion on a model backend (see the module docstring).
+
+    Args:
+        settings, sample_rate, channels, realtime: as :func:`~apipeline.apps.build_voice_changer`.
+        backend: a :class:`ModelBackend`, an address for :func:`backend_from_address` (``"local"`` starts
+            Ray here, ``"auto"``, ``"host:port"``, ``"ray://host:port"`` join a cluster) or None (an
+            in-process :class:`LocalBackend`). Ignored when ``registry`` is given.
+        registry: a registry shared with other streams (not closed by the pipeline); the service is
+            registered in it unless it already is.
+        degrade: what a block whose call failed becomes: ``"pass"`` (dry) or ``"silence"``.
+        max_in_flight: calls outstanding for this stream (default: the backend's, 1 when F0 is mapped).
+        deadline: seconds a call may take before its block is degraded (default: twice the block, at
+            least 0.1 s).
+
+    Raises ValueError (settings, degrade) and AudioFormatError (rate, channels), before anything starts.
+    """
+    s = settings or VoiceChangerSettings()
+    s.validate()
+    if degrade not in ("pass", "silence"):
+        raise ValueError(f"degrade must be 'pass' or 'silence', got {degrade!r}")
+    if channels < 1:
+        raise AudioFormatError(f"voice changer: channels must be >= 1, got {channels}")
+    rate = processing_rate(s, sample_rate)
+    g = s.geometry(rate)
+    owns = registry is None
+    if registry is None:
+        chosen = backend if isinstance(backend, ModelBackend) else backend_from_address(backend)
+        limits = registry_options(chosen)  # a Ray pool: its capacity, and Overloaded rather than a queue
+        registry = ModelRegistry(
+            backend=chosen,
+            max_concurrency=limits.get("max_concurrency", getattr(chosen, "max_workers", 1)),
+            max_pending=limits.get("max_pending", 64),
+        )
+    if SERVICE not in registry.services():
+        registry.register(WorldVcService)
+    calls = WindowCalls(g, s)
+    if s.target_f0_mean is not None:
+        max_in_flight = 1  # each call needs the statistics the previous result brings
+    stage = RealtimeModelProcessor(
+        registry,
+        SERVICE,
+        "convert",
+        params_from=calls.params,
+        emit=calls.emit,
+        degrade=calls.dry if degrade == "pass" else calls.silence,
+        max_in_flight=max_in_flight,
+        deadline=deadline if deadline is not None else max(0.1, 2.0 * g.block / rate),
+        name="convert",
+    )
+    stage.input_format = stage.output_format = AudioFormat(rate, 1, "float32")
+    stage.latency = g.lookahead / rate  # the kept span ends that far before the newest input
+    guard = InputGuard(sample_rate, channels, name="input_guard")
+    procs: list[FrameProcessor] = [guard]
+    if rate != sample_rate:
+        procs.append(
+            ResampleProcessor(rate, in_rate=sample_rate, quality=s.resample_quality, name="resample_in")
+        )
+    gate = BlockGate(g, silence_db=s.silence_db, vad=s.vad, vad_gate=s.vad_gate, name="gate")
+    monitor = BlockMonitor(g.block / rate, realtime=realtime, name="monitor")
+    procs += [
+        StreamPadder(g.block, g.latency_samples - g.block, name="pad"),
+        ReblockProcessor(g.ms(g.block), g.ms(g.context), sample_rate=rate, name="reblock"),
+        gate,
+        stage,
+        SolaProcessor(g.block, g.crossfade, g.search, sample_rate=rate, fade=s.fade, name="sola"),
+        monitor,
+    ]
+    if rate != sample_rate:
+        procs.append(
+            ResampleProcessor(sample_rate, in_rate=rate, quality=s.resample_quality, name="resample_out")
+        )
+    if channels > 1:
+        procs.append(ChannelMixer(channels, name="upmix"))
+    return RemoteVoiceChangerPipeline(
+        procs,
+        settings=s,
+        geometry=g,
+        monitor=monitor,
+        guard=guard,
+        gate=gate,
+        sample_rate=sample_rate,
+        channels=channels,
+        registry=registry,
+        owns_registry=owns,
+        stage=stage,
+    )
