@@ -208,14 +208,26 @@ def build_voice_changer(
     sample_rate: int,
     channels: int = 1,
     realtime: bool = False,
+    backend: Any = None,
 ) -> VoiceChangerPipeline:
     """The voice changer DAG for a stream of ``channels`` at ``sample_rate`` (see the module docstring).
+
+    ``backend`` (a ``ModelBackend``, an address: ``"local"``, ``"auto"``, ``"host:port"``..., or a
+    :class:`~apipeline.apps.voice_changer_remote.RemotePlacement`) puts the per-window conversion on a
+    model backend instead: :func:`~apipeline.apps.voice_changer_remote.build_remote_voice_changer`.
 
     AudioRawFrames in, converted float32 AudioRawFrames out at the same rate and channel count, delayed
     by :attr:`VoiceChangerPipeline.align_samples` (nominal) and padded to whole blocks at the end.
     ``realtime`` tells the monitor the source is paced (underruns are then counted). Raises ValueError
     for settings out of range and AudioFormatError for an unsupported rate without a processing rate.
     """
+    if backend is not None:
+        from apipeline.apps.voice_changer_remote import RemotePlacement, build_remote_voice_changer
+
+        place = backend if isinstance(backend, RemotePlacement) else RemotePlacement(backend)
+        return build_remote_voice_changer(
+            settings, sample_rate=sample_rate, channels=channels, realtime=realtime, **place.options()
+        )
     s = settings or VoiceChangerSettings()
     s.validate()
     if channels < 1:

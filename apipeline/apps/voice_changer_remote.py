@@ -22,6 +22,7 @@ which needs them in sequence (one in flight). Synthesis is free-running, as in t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -50,6 +51,26 @@ from apipeline.processors.frame_processor import FrameProcessor
 from apipeline.processors.models.remote import RealtimeModelProcessor
 
 SERVICE = WorldVcService.service_name
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePlacement:
+    """Where and how the conversion runs remotely: the keywords of :func:`build_remote_voice_changer`.
+
+    What ``build_voice_changer(backend=...)``, ``run_file(backend=...)`` and the CLI pass along.
+    """
+
+    backend: ModelBackend | str | None = None
+    degrade: Literal["pass", "silence"] = "pass"
+    max_in_flight: int | None = None
+    deadline: float | None = None
+    registry: ModelRegistry | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend, "degrade": self.degrade, "max_in_flight": self.max_in_flight,
+            "deadline": self.deadline, "registry": self.registry,
+        }  # fmt: skip
 
 
 class WindowCalls:

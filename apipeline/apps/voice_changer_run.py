@@ -61,6 +61,7 @@ class VoiceChangerResult:
     warnings: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     output: NDArray[np.float32] | None = None
+    remote: dict[str, Any] | None = None
 
     @property
     def input_errors(self) -> list[str]:
@@ -97,12 +98,24 @@ async def run_stream(
     sample_rate: int,
     channels: int,
     realtime: bool = False,
+    backend: Any = None,
 ) -> tuple[VoiceChangerPipeline, MemoryAudioSink, PipelineTask]:
-    """Run ``source -> voice changer -> memory sink`` to the end; return the DAG, the sink and the task."""
-    vc = build_voice_changer(settings, sample_rate=sample_rate, channels=channels, realtime=realtime)
+    """Run ``source -> voice changer -> memory sink`` to the end; return the DAG, the sink and the task.
+
+    ``backend`` places the conversion on a model backend (see :func:`build_voice_changer`); it is
+    closed when the run ends, however it ends.
+    """
+    vc = build_voice_changer(
+        settings, sample_rate=sample_rate, channels=channels, realtime=realtime, backend=backend
+    )
     sink = MemoryAudioSink(name="sink")
     task = PipelineTask(Pipeline([source, vc, sink]), PipelineParams(end_timeout=600.0))
-    await task.run()
+    try:
+        await task.run()
+    finally:
+        close = getattr(vc, "aclose", None)
+        if close is not None:
+            await close()
     return vc, sink, task
 
 
@@ -116,11 +129,17 @@ def _aligned(y: NDArray, start: int, length: int, channels: int) -> NDArray[np.f
 
 
 async def _stream_result(
-    source: FrameProcessor, settings: VoiceChangerSettings, rate: int, channels: int, realtime: bool, n: int
+    source: FrameProcessor,
+    settings: VoiceChangerSettings,
+    rate: int,
+    channels: int,
+    realtime: bool,
+    n: int,
+    backend: Any = None,
 ) -> VoiceChangerResult:
     t0 = time.perf_counter()
     vc, sink, task = await run_stream(
-        source, settings, sample_rate=rate, channels=channels, realtime=realtime
+        source, settings, sample_rate=rate, channels=channels, realtime=realtime, backend=backend
     )
     wall = time.perf_counter() - t0
     report = vc.report()
@@ -141,7 +160,18 @@ async def _stream_result(
         warnings=input_warnings(guard.peak, guard.clipped, guard.samples),
         settings=asdict(settings),
         output=_aligned(sink.audio, vc.align_samples, n, channels),
+        remote=_remote_stats(vc),
     )
+
+
+def _remote_stats(vc: VoiceChangerPipeline) -> dict[str, Any] | None:
+    """The conversion stage's call counts when it ran on a model backend (degraded blocks...)."""
+    stage = getattr(vc, "stage", None)
+    if stage is None:
+        return None
+    stats = asdict(stage.stats())
+    stats["backend"] = type(stage.registry.backend).__name__
+    return stats
 
 
 async def convert_array(
@@ -151,11 +181,15 @@ async def convert_array(
     *,
     realtime: bool = False,
     chunk_ms: float = 10.0,
+    backend: Any = None,
 ) -> VoiceChangerResult:
-    """Stream ``audio`` ((n,) or (n, channels)) through the DAG; ``result.output`` is aligned, same shape."""
+    """Stream ``audio`` ((n,) or (n, channels)) through the DAG; ``result.output`` is aligned, same shape.
+
+    ``backend``: run the conversion on a model backend (see :func:`build_voice_changer`).
+    """
     s = settings or VoiceChangerSettings()
     source = MemoryAudioSource(audio, sample_rate, chunk_ms, realtime, name="source")
-    return await _stream_result(source, s, sample_rate, source.channels, realtime, len(audio))
+    return await _stream_result(source, s, sample_rate, source.channels, realtime, len(audio), backend)
 
 
 def render_offline_array(
@@ -217,8 +251,13 @@ def run_file(
     realtime: bool = False,
     offline: bool = False,
     chunk_ms: float = 10.0,
+    backend: Any = None,
 ) -> VoiceChangerResult:
     """Convert ``input_path`` into ``output_path`` (PCM16 WAV/FLAC/OGG by suffix; None: keep in memory).
+
+    ``backend`` (a ``ModelBackend`` or an address such as ``"local"``, ``"auto"``, ``"host:port"``)
+    runs the streamed conversion on a model backend, closed at the end of the run; offline renders
+    ignore it.
 
     Raises AudioFileError (missing/empty/truncated header/not audio), AudioFormatError (unsupported rate
     without a processing rate; NaN in offline mode) and ValueError (settings) before any output is written.
@@ -244,7 +283,9 @@ def run_file(
         source = AudioFileSource(input_path, chunk_ms, realtime, name="source")
         processing_rate(s, source.sample_rate)  # refuse an unsupported rate before running
         n = _frames_in(input_path)
-        result = asyncio.run(_stream_result(source, s, source.sample_rate, source.channels, realtime, n))
+        result = asyncio.run(
+            _stream_result(source, s, source.sample_rate, source.channels, realtime, n, backend)
+        )
     if output_path is not None and result.output is not None:
         Path(output_path).parent.mkdir(parents=True, exist_ok=True)
         write_audio(output_path, result.output, result.sample_rate)

@@ -40,6 +40,13 @@ def add_parser(subparsers: Any) -> None:
         "--realtime", action="store_true", help="pace sources in real time (sources with 'realtime')"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="place the graph's model stages on Ray (as 'backend: ray' in the file): local (start Ray "
+        "here), auto, host:port or ray://host:port",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
 
@@ -105,6 +112,9 @@ def prepare(graph_path: str, args: argparse.Namespace, input: str | None, output
             if node.type in registry and "realtime" in registry.get(node.type).params:
                 settings[f"{node.id}.realtime"] = True
     graph = load_graph(graph_path, overrides=args.set, settings=settings, check_formats=False)
+    address = getattr(args, "ray_address", None)
+    if address is not None:
+        graph.backend, graph.ray_address = "ray", address
     return build_pipeline(graph, auto_convert=True if args.auto_convert else None)
 
 
@@ -191,6 +201,7 @@ async def run_built(
                 await mon
             except asyncio.CancelledError:
                 pass
+            await close_backends(built)
     wall = time.monotonic() - t0
     audio = _emitted_seconds(built)
     outputs = {
@@ -213,6 +224,17 @@ async def run_built(
         "inserted_converters": list(built.inserted),
         "outputs": outputs,
     }
+
+
+async def close_backends(built: BuiltGraph) -> None:
+    """Close what model stages opened (registries, Ray actors and instances), even after a failed run.
+
+    Stages that hold a backend have an ``aclose()`` coroutine method; each is idempotent.
+    """
+    for proc in built.pipeline.walk():
+        close = getattr(proc, "aclose", None)
+        if close is not None and asyncio.iscoroutinefunction(close):
+            await close()
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -51,6 +51,19 @@ def _configure(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--offline", action="store_true", help="render the whole file in one shot")
     mode.add_argument("--realtime", action="store_true", help="pace the source in real time")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON on stdout")
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="run the per-block conversion on Ray actors: local (start Ray here), auto (the cluster "
+        "`ray start` runs on this machine), host:port or ray://host:port; re-blocking and SOLA stay here",
+    )
+    p.add_argument(
+        "--degrade",
+        choices=("pass", "silence"),
+        default="pass",
+        help="with --ray-address: a block whose remote call failed is the dry input (pass) or silence",
+    )
 
 
 def add_parser(subparsers: Any) -> None:
@@ -101,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    backend = None
+    if args.ray_address is not None:
+        from apipeline.apps.voice_changer_remote import RemotePlacement
+
+        backend = RemotePlacement(args.ray_address, degrade=args.degrade)
     try:
-        result = run_file(args.input, args.output, settings, realtime=args.realtime, offline=args.offline)
+        result = run_file(
+            args.input, args.output, settings, realtime=args.realtime, offline=args.offline, backend=backend
+        )
     except (AudioFileError, AudioFormatError) as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -160,6 +180,14 @@ def _print_text(s: dict[str, Any]) -> None:
         f"real-time factor: {r['rtf']:.3f} (per-block compute / audio); wall {r['wall_rtf']:.3f}, "
         f"process CPU {r['cpu_rtf']:.3f}; {s['blocks_gated']} block(s) gated as silence"
     )
+    remote = s.get("remote")
+    if remote:
+        print(
+            f"conversion on {remote['backend']}: {remote['processed']} of {remote['chunks']} blocks "
+            f"converted, "
+            f"{remote['degraded']} degraded (remote errors {remote['remote_errors']}, overloaded "
+            f"{remote['overloaded']}, late {remote['late']}, failed {remote['failed']})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -109,7 +109,8 @@ class WorldVcService:
         rate = 16000
         g = BlockGeometry.from_ms(rate)
         t = np.arange(g.window) / rate
-        x = np.sum([0.2 / k * np.sin(2 * np.pi * 150 * k * t) for k in range(1, 6)], axis=0).astype(np.float32)
+        harmonics = [0.2 / k * np.sin(2 * np.pi * 150 * k * t) for k in range(1, 6)]
+        x = np.sum(harmonics, axis=0).astype(np.float32)
         conv = {"pitch": 4.0, "f0": "dio"}
         out = self.convert(x, rate, geometry_dict(g), conv)["audio"]
         if out.shape != (g.kept_size,) or not np.isfinite(out).all() or float(np.abs(out).max()) < 0.01:
