@@ -16,8 +16,16 @@ to SOLA, ``"silence"`` zeros -- and the output keeps real time; counts are in ``
 
 Calls are pipelined (``max_in_flight`` per stream, default the backend's, 2 on Ray) except when F0 is
 mapped to a target mean: the running log-F0 statistics then travel from each result to the next call,
-which needs them in sequence (one in flight). Synthesis is free-running, as in the local DAG;
-``docs/deploy.md`` says why phase-locked synthesis is not run remotely.
+which needs them in sequence (one in flight).
+
+Synthesis is WORLD's free-running one, as in the local DAG, so a stream gives the same samples on every
+backend. Phase-locked synthesis (:func:`apipeline.audio.world.synthesize_phase_locked`) would need, for
+each call, the excitation phase of the previous window *at the offset SOLA chose for it*: the call for
+block ``n + 1`` could only leave once block ``n`` came back and was stitched, i.e. one call in flight
+and SOLA inside the call's completion. Measured here (speech, 35 ms blocks, paced): the Ray round trip
+adds ~2.5 ms to a ~10 ms block, so a strictly sequential stream would still fit its 35 ms deadline,
+but a single late call would then delay every following block instead of being absorbed by the
+second slot; that trade is left for when the local DAG itself runs phase-locked.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 * ``neural`` -- :class:`ContentEncoderService`, :class:`SvcService` (so-vits-svc 4.x or RVC),
   :class:`VocoderService` (NSF-HiFiGAN), each configured with a model file.
 * ``f0`` -- :class:`F0Service` around :func:`apipeline.audio.f0.get_f0_estimator` (FCPE, CREPE, ...).
+* ``world_vc`` -- :class:`WorldVcService`, the voice changer's per-window conversion (stateless).
 """
 
 from __future__ import annotations
@@ -12,5 +13,6 @@ from apipeline.models.services.neural import ContentEncoderService as ContentEnc
 from apipeline.models.services.neural import SvcService as SvcService
 from apipeline.models.services.neural import VocoderService as VocoderService
 from apipeline.models.services.neural import open_svc as open_svc
+from apipeline.models.services.world_vc import WorldVcService as WorldVcService
 
-__all__ = ["ContentEncoderService", "F0Service", "SvcService", "VocoderService", "open_svc"]
+__all__ = ["ContentEncoderService", "F0Service", "SvcService", "VocoderService", "WorldVcService", "open_svc"]
