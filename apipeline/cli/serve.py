@@ -15,6 +15,7 @@ import signal
 import sys
 from typing import Any
 
+from apipeline.errors import ApipelineError
 from apipeline.transports.server_session import SessionConfig
 from apipeline.transports.session import parse_value
 
@@ -65,12 +66,27 @@ def add_parser(subparsers: Any) -> None:
         help="voice changer default (e.g. --set pitch=4 --set f0=harvest); sessions override them",
     )
     p.add_argument("--no-metrics", action="store_true", help="no per-processor timing (slightly faster)")
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="run the voice changer's per-block conversion on Ray actors shared by every session: "
+        "local, auto, host:port or ray://host:port",
+    )
+    p.add_argument(
+        "--degrade",
+        choices=("pass", "silence"),
+        default="pass",
+        help="with --ray-address: what a block whose remote call failed becomes (dry input or silence)",
+    )
 
 
-def _factory(args: argparse.Namespace) -> Any:
+def _factory(args: argparse.Namespace, placement: Any = None) -> Any:
     from apipeline.transports.factories import GraphFactory, VoiceChangerFactory
 
     if args.graph:
+        if args.ray_address is not None:
+            raise SystemExit("apipeline serve: with a GRAPH, put `backend: ray` in the graph file instead")
         if args.defaults:
             raise SystemExit(
                 "apipeline serve: --set applies to the voice changer; put graph values in the file"
@@ -83,16 +99,54 @@ def _factory(args: argparse.Namespace) -> Any:
             raise SystemExit(f"apipeline serve: --set expects KEY=VALUE, got {item!r}")
         defaults[key] = parse_value(value)
     try:
-        return VoiceChangerFactory(**defaults)
+        return VoiceChangerFactory(placement=placement, **defaults)
     except (ValueError, TypeError) as exc:
         raise SystemExit(f"apipeline serve: bad --set: {exc}") from None
 
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the servers until SIGINT/SIGTERM; returns the exit code."""
+    registry = await _remote_registry(args)
+    try:
+        return await _serve(args, registry)
+    finally:
+        if registry is not None:
+            await registry.aclose()  # stops the actors (and a Ray instance started here)
+
+
+async def _remote_registry(args: argparse.Namespace) -> Any:
+    """With ``--ray-address``: one registry whose Ray actors every session shares, readied up front."""
+    if args.ray_address is None or args.graph:
+        return None
+    from apipeline.models import ModelRegistry
+    from apipeline.models.backends import backend_from_address, registry_options
+    from apipeline.models.services import WorldVcService
+
+    backend = backend_from_address(args.ray_address)
+    limits = registry_options(backend)
+    registry = ModelRegistry(
+        backend=backend,
+        max_concurrency=limits.get("max_concurrency", 1),
+        max_pending=limits.get("max_pending", 64),
+    )
+    try:
+        registry.register(WorldVcService)
+        await registry.ready("world_vc")  # actors up before /ready; RemoteError if unreachable
+    except BaseException:
+        await registry.aclose()
+        raise
+    return registry
+
+
+async def _serve(args: argparse.Namespace, registry: Any) -> int:
     from apipeline.transports.websocket import ServerConfig, WebsocketServer
 
-    factory = _factory(args)
+    placement = None
+    if registry is not None:
+        from apipeline.apps.voice_changer_remote import RemotePlacement
+
+        placement = RemotePlacement(registry=registry, degrade=args.degrade)
+    factory = _factory(args, placement)
     if args.host not in LOOPBACK and not args.token:
         print(f"apipeline serve: warning: listening on {args.host} without --token", file=sys.stderr)
     session = SessionConfig(
@@ -165,4 +219,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(serve(args))
     except OSError as exc:
         print(f"apipeline serve: error: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    except ApipelineError as exc:  # e.g. RemoteError: the Ray cluster is unreachable
+        print(f"apipeline serve: error: {exc}", file=sys.stderr)
         return 1

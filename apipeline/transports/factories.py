@@ -96,8 +96,11 @@ class VoiceChangerFactory:
 
     needs_audio_format = True
 
-    def __init__(self, **defaults: Any) -> None:
+    def __init__(self, placement: Any = None, **defaults: Any) -> None:
+        """``placement``: an ``apipeline.apps.voice_changer_remote.RemotePlacement`` to run the per-block
+        conversion on a model backend shared by every session (``None``: in-process)."""
         self.defaults = defaults
+        self.placement = placement
         self.check_settings({})  # bad defaults fail now, not at the first session
 
     def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +124,9 @@ class VoiceChangerFactory:
         if spec.sample_rate is None:
             raise ValueError("the voice changer needs the session's sample rate")
         settings = VoiceChangerSettings(**{**self.defaults, **spec.settings})
-        return build_voice_changer(settings, sample_rate=spec.sample_rate, channels=spec.num_channels or 1)
+        return build_voice_changer(
+            settings, sample_rate=spec.sample_rate, channels=spec.num_channels or 1, backend=self.placement
+        )
 
     async def warm_up(self) -> None:
         """Build one pipeline and push 0.3 s of a tone through it (imports and first calls are slow)."""
