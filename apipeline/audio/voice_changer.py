@@ -23,11 +23,18 @@ signal (an offset ``k*`` in ``0..S`` delays the output by ``N + S + L - k*``). T
 The left context costs compute only. Crossfade doubles as a soft look-ahead: the samples nearest the
 window edge, where analysis sees zero-padded future, enter the output with fade-out weights near 0.
 
-Defaults (35 ms block, 10 ms crossfade, 15 ms search: 60 ms worst-case latency): the search must span
-one output pitch period, or SOLA cannot phase-align the pulse trains of consecutive windows and the
-crossfade doubles pulses (octave errors in bursts at the block rate; measured with a 5 ms search on a
-90 Hz voice). WORLD starts each window's pulse train at phase 0, so consecutive windows are not
-phase-coherent by themselves; phase-locked synthesis would remove that need.
+Phase lock (``phase_lock=True``, the default): WORLD starts each synthesis' pulse train at phase 0, so
+windows rendered independently place their glottal pulses independently; when the SOLA search is
+shorter than an output pitch period (11 ms at 90 Hz, 15 ms after -5 semitones) SOLA cannot align them
+and the crossfade doubles pulses (octave errors in bursts at the block rate). Each window is therefore
+synthesised with :func:`~apipeline.audio.world.synthesize_phase_locked`, its excitation phase locked,
+in the middle of the coming crossfade, to the phase the previous window's synthesis had at the same
+input instant (``k*`` of the previous stitch included). Consecutive windows then share their pulse
+instants where they are crossfaded and SOLA keeps its offset: it only absorbs the small residue left by
+F0 estimates that differ between windows. A silent (gated) block breaks the lock; the next voiced one
+starts free. Costs two lead-in frames of synthesis per block.
+
+Defaults (35 ms block, 10 ms crossfade, 15 ms search: 60 ms worst-case latency).
 
 Silence gate: when the input under the kept span is below ``silence_db`` (RMS, dBFS) no analysis runs and
 zeros go to SOLA, which still crossfades out the previous tail; the output length is unchanged.
@@ -40,12 +47,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.audio.f0 import F0Estimator, get_f0_estimator
+from apipeline.audio.f0 import F0Estimator, F0Track, frames_for, get_f0_estimator
 from apipeline.audio.f0.base import check_mono
 from apipeline.audio.reblock import Reblocker
 from apipeline.audio.sola import SolaStitcher
 from apipeline.audio.svc import F0Stats, VoiceConversion
-from apipeline.audio.world import analyze, frame_period_for, synthesize
+from apipeline.audio.world import analyze, frame_period_for, synthesize, synthesize_phase_locked
 from apipeline.errors import AudioFormatError
 
 
@@ -67,6 +74,8 @@ class VoiceChangerSettings:
     target_f0_range: float | None = None
     rms_mix_rate: float = 1.0
     sola: bool = True
+    phase_lock: bool = True
+    f0_pad_ms: float = 50.0
     silence_db: float | None = -60.0
     f0_options: dict[str, object] = field(default_factory=dict)
 
@@ -129,6 +138,7 @@ class StreamingVoiceChanger:
         self._kept = (kept_end - self.kept_size, kept_end)
         self._frames = ((self._kept[0] - warmup) // h, kept_end // h + 1)
         self._estimator = s.estimator(self.sample_rate)
+        self.f0_pad_size = min(_multiple(s.f0_pad_ms, self.sample_rate, h, 0), self.window_size - h)
         self._conversion = s.conversion()
         self._gate = None if s.silence_db is None else 10.0 ** (s.silence_db / 20.0)
         self._track_stats = s.target_f0_mean is not None
@@ -136,6 +146,8 @@ class StreamingVoiceChanger:
         self._log_n = 0
         self._reblocker = Reblocker(self.block_size, self.context_size)
         self._sola = SolaStitcher(self.block_size, self.crossfade_size, self.search_size)
+        # (index into the next window's synthesis, excitation phase there) when the next one is locked
+        self._lock: tuple[int, float] | None = None
         self.blocks_processed = 0
         self.blocks_gated = 0
 
@@ -181,6 +193,7 @@ class StreamingVoiceChanger:
         """Forget the stream: context, SOLA tail and running F0 statistics."""
         self._reblocker.reset()
         self._sola.reset()
+        self._lock = None
         self._log_sum = self._log_sq = 0.0
         self._log_n = 0
 
@@ -196,6 +209,20 @@ class StreamingVoiceChanger:
         std = float(np.sqrt(max(self._log_sq / self._log_n - mean * mean, 0.0)))
         return F0Stats(mean, std, self._log_n)
 
+    def _estimate_f0(self, x: NDArray[np.float64]) -> F0Track:
+        """F0 of the window, estimated with its end mirrored ``f0_pad_size`` samples past the edge."""
+        pad = self.f0_pad_size
+        if pad == 0:
+            return self._estimator.estimate(x, self.sample_rate)
+        # DIO drops voicing within ~15 frames of a window edge; the mirrored tail moves that edge past the
+        # frames we keep (same period, so the same F0), at the price of estimating over the extra samples
+        padded = self._estimator.estimate(np.concatenate([x, x[-pad - 1 : -1][::-1]]), self.sample_rate)
+        hop_s = self.hop / self.sample_rate
+        n = frames_for(x.shape[0], self.sample_rate, hop_s)
+        if abs(padded.hop_seconds - hop_s) > 1e-12:
+            padded = padded.resample(hop_s, frames_for(x.shape[0] + pad, self.sample_rate, hop_s))
+        return F0Track(padded.f0_hz[:n], padded.voiced[:n], hop_s)
+
     def _process_window(self, window: NDArray[np.float32]) -> NDArray[np.float32]:
         x = window.astype(np.float64)
         k0, k1 = self._kept
@@ -203,16 +230,27 @@ class StreamingVoiceChanger:
         source = x[k0:k1]
         if self._gate is not None and np.sqrt(np.mean(np.square(source))) < self._gate:
             self.blocks_gated += 1
+            self._lock = None
             return self._sola.process(np.zeros(self.kept_size, np.float32))
-        track = self._estimator.estimate(x, self.sample_rate)
+        track = self._estimate_f0(x)
         features = analyze(x, self.sample_rate, track, self.frame_period_ms, frames=self._frames)
         stats = self._stats(track.f0_hz) if self._track_stats else None
-        y = synthesize(self._conversion.convert(features, stats))
+        converted = self._conversion.convert(features, stats)
         start = k0 - self._frames[0] * self.hop
+        if self.settings.phase_lock:
+            y, phase = synthesize_phase_locked(converted, self._lock)
+        else:
+            y = synthesize(converted)
         kept = y[start : start + self.kept_size]
         if self._conversion.rms_mix_rate < 1.0:
             kept = self._conversion.match_loudness(source, self.sample_rate, kept, self.sample_rate)
-        return self._sola.process(kept.astype(np.float32))
+        out = self._sola.process(kept.astype(np.float32))
+        if self.settings.phase_lock:
+            # the next crossfade blends our samples from start + k* + B with the next window's from
+            # start + k*: lock the next window's phase to ours at the middle of that span
+            anchor = start + self._sola.last_offset + self.crossfade_size // 2
+            self._lock = (anchor, float(phase[anchor + self.block_size]))
+        return out
 
 
 def render_offline(x: NDArray[np.floating], sample_rate: int, **settings: object) -> NDArray[np.float32]:

@@ -5,10 +5,18 @@ envelope, D4C aperiodicity) and :func:`synthesize` turns features back into audi
 convention of :mod:`apipeline.audio.f0`: frame ``i`` sits at ``i * frame_period``. ``frames=(start, stop)``
 analyses only a sub-range of frames (the F0 track still covers the whole window): streaming code uses it
 to spend CheapTrick/D4C time only on the frames it will keep, which is most of WORLD's cost.
+
+Phase-locked synthesis (:func:`synthesize_phase_locked`, :func:`excitation_phase`): WORLD starts every
+synthesis with its pulse train at phase 0, so two windows rendered separately place their pulses
+independently and do not overlap-add coherently. The pulse instants are a pure function of the F0
+track (see :func:`excitation_phase`), so a synthesis can be made to continue another's pulse train: two
+lead-in frames are put before the first frame and their F0 is solved for so that the excitation phase
+reaches a requested value at a requested sample; the lead-in audio is then dropped.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -124,3 +132,95 @@ def synthesize(features: WorldFeatures, sample_rate: int | None = None) -> NDArr
         features.frame_period_ms,
     )
     return np.asarray(y, dtype=np.float64)
+
+
+DEFAULT_F0_UNVOICED = 500.0
+"""WORLD's excitation rate (Hz) on unvoiced samples: pulses still run there, carrying noise only."""
+LEAD_IN_FRAMES = 2
+
+
+def _hop_samples(frame_period_ms: float, sample_rate: int, where: str) -> int:
+    hop = frame_period_ms * sample_rate / 1000.0
+    if abs(hop - round(hop)) > 1e-6 or round(hop) < 1:
+        raise ValueError(
+            f"{where}: the frame period must be a whole number of samples (see frame_period_for), "
+            f"got {frame_period_ms} ms at {sample_rate} Hz = {hop} samples"
+        )
+    return round(hop)
+
+
+def excitation_phase(
+    f0: NDArray[np.floating], sample_rate: int, frame_period_ms: float, fft_size: int, num_samples: int
+) -> NDArray[np.float64]:
+    """WORLD's cumulative excitation phase (radians) at each of the first ``num_samples`` output samples.
+
+    Mirrors the time base of WORLD's synthesis: frame F0 below ``sample_rate / fft_size + 1`` counts as
+    unvoiced; F0 and voicing are interpolated linearly per sample between frames (one frame extrapolated
+    past the end); samples whose interpolated voicing is <= 0.5 run at :data:`DEFAULT_F0_UNVOICED`; the
+    phase is the running sum of ``2 pi f / sample_rate`` including the current sample. A pulse is placed
+    where the phase crosses a multiple of ``2 pi`` (between samples ``i`` and ``i + 1``, at a fractional
+    position), so two syntheses whose phases agree at a sample have their pulses there in common.
+    Checked against pyworld's output in ``tests/audio/test_world.py``.
+    """
+    f = np.asarray(f0, dtype=np.float64).reshape(-1)
+    if f.shape[0] < 2:
+        raise ValueError(f"excitation_phase: needs at least 2 frames, got {f.shape[0]}")
+    coarse = np.where(f < sample_rate / fft_size + 1.0, 0.0, f)
+    vuv = (coarse != 0.0).astype(np.float64)
+    coarse = np.append(coarse, 2.0 * coarse[-1] - coarse[-2])
+    vuv = np.append(vuv, 2.0 * vuv[-1] - vuv[-2])
+    frame_times = np.arange(coarse.shape[0]) * (frame_period_ms / 1000.0)
+    t = np.arange(num_samples) / float(sample_rate)
+    voiced = np.interp(t, frame_times, vuv) > 0.5
+    rate = np.where(voiced, np.interp(t, frame_times, coarse), DEFAULT_F0_UNVOICED)
+    return np.cumsum(rate * (2.0 * math.pi / sample_rate))
+
+
+def synthesize_phase_locked(
+    features: WorldFeatures, lock: tuple[int, float] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Like :func:`synthesize`, with the pulse train's phase chosen; returns ``(audio, excitation phase)``.
+
+    ``lock = (index, phase)`` asks for excitation phase ``phase`` (radians, any value: taken modulo
+    ``2 pi``) at output sample ``index``: the synthesis then continues, near that sample, the pulse train
+    of another synthesis whose :func:`excitation_phase` had that value there. Two lead-in frames (F0
+    solved for, envelope and aperiodicity of the first frame) are synthesised before the first frame and
+    dropped, so sample 0 is still the first frame's instant. ``lock=None`` picks the lead-in F0 nearest
+    the first frame's. The phase array (same length as the audio) says where this synthesis' pulses are,
+    to lock the next one. The frame period must be a whole number of samples.
+    """
+    rate, period = features.sample_rate, features.frame_period_ms
+    hop = _hop_samples(period, rate, "world.synthesize_phase_locked")
+    lead = LEAD_IN_FRAMES * hop
+    n = features.num_frames + LEAD_IN_FRAMES
+    if lock is not None and not 0 <= lock[0] < features.num_frames * hop - 1:
+        raise ValueError(
+            f"world.synthesize_phase_locked: lock index must be in [0, {features.num_frames * hop - 1}), "
+            f"got {lock[0]}"
+        )
+
+    def lead_in(value: float) -> NDArray[np.float64]:
+        return np.concatenate([np.full(LEAD_IN_FRAMES, value), features.f0])
+
+    # the phase is affine in the lead-in F0 (which stays voiced): two evaluations give slope and offset
+    f_lo, f_hi = 70.0, 170.0
+    phase_lo = excitation_phase(lead_in(f_lo), rate, period, features.fft_size, n * hop)
+    phase_hi = excitation_phase(lead_in(f_hi), rate, period, features.fft_size, n * hop)
+    slope = (phase_hi - phase_lo) / (f_hi - f_lo)
+    first = float(features.f0[0])
+    guess = first if first >= f_lo else 100.0
+    if lock is None:
+        lead_f0 = guess
+    else:
+        index, phase = lead + lock[0], lock[1]
+        step = 2.0 * math.pi / slope[index]  # F0 change that turns the phase at ``index`` by one cycle
+        base = f_lo + ((phase - phase_lo[index]) % (2.0 * math.pi)) / slope[index]
+        lead_f0 = base + step * max(0.0, round((guess - base) / step))
+    padded = features.with_(
+        f0=lead_in(lead_f0),
+        sp=np.concatenate([np.repeat(features.sp[:1], LEAD_IN_FRAMES, axis=0), features.sp]),
+        ap=np.concatenate([np.repeat(features.ap[:1], LEAD_IN_FRAMES, axis=0), features.ap]),
+    )
+    y = synthesize(padded)[lead:]
+    full_phase = phase_lo + (lead_f0 - f_lo) * slope
+    return y, full_phase[lead : lead + y.shape[0]]
