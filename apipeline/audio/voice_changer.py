@@ -8,7 +8,7 @@ Per new block of ``B`` samples the changer sees a window ``[left context | block
    warm-up before it (CheapTrick/D4C dominate WORLD's cost, so this is most of the saving);
 3. converts the features (:class:`~apipeline.audio.svc.VoiceConversion`) and synthesises them;
 4. keeps the ``B + N + S`` newest samples (block, crossfade, search) ending ``L`` samples before the window
-   end (the look-ahead, 0 by default) and hands them to :class:`~apipeline.audio.sola.SolaStitcher`,
+   end (the look-ahead, 10 ms by default) and hands them to :class:`~apipeline.audio.sola.SolaStitcher`,
    which returns exactly ``B`` samples.
 
 Frame alignment: the WORLD hop is a whole number of samples ``h`` (5 ms -> 110 samples at 22.05 kHz) and
@@ -34,7 +34,12 @@ instants where they are crossfaded and SOLA keeps its offset: it only absorbs th
 F0 estimates that differ between windows. A silent (gated) block breaks the lock; the next voiced one
 starts free. Costs two lead-in frames of synthesis per block.
 
-Defaults (35 ms block, 10 ms crossfade, 15 ms search: 60 ms worst-case latency).
+Defaults (35 ms block, 14.5 ms crossfade, 0.5 ms search, 10 ms look-ahead: 59.9 ms worst-case latency).
+With the lock, SOLA's search only absorbs a few samples of residue, so the 15 ms it needed without the
+lock buys more here as look-ahead and crossfade: DIO's voicing and F0 degrade over the last ~15 frames
+of a window (the mirrored tail, ``f0_pad_ms``, recovers much of that), so a kept span that ends 10 ms
+before the newest sample gets better F0, and a longer crossfade smooths what still differs between the
+F0 tracks of consecutive windows. Measured on the example speech with ``benchmarks/voice_quality.py``.
 
 Silence gate: when the input under the kept span is below ``silence_db`` (RMS, dBFS) no analysis runs and
 zeros go to SOLA, which still crossfades out the previous tail; the output length is unchanged.
@@ -61,10 +66,10 @@ class VoiceChangerSettings:
     """Everything that shapes the converted sound, shared by the streamed and the offline render."""
 
     block_ms: float = 35.0
-    crossfade_ms: float = 10.0
-    search_ms: float = 15.0
+    crossfade_ms: float = 14.5
+    search_ms: float = 0.5
     context_ms: float = 110.0
-    lookahead_ms: float = 0.0
+    lookahead_ms: float = 10.0
     warmup_ms: float = 20.0
     frame_ms: float = 5.0
     f0: str = "dio"

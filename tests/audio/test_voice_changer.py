@@ -82,3 +82,39 @@ def test_offline_render_keeps_length_and_shifts_pitch() -> None:
     tr_in, tr_out = get_f0_estimator("harvest").estimate(x, sr), get_f0_estimator("harvest").estimate(y, sr)
     both = tr_in.voiced & tr_out.voiced
     assert np.median(np.abs(1200 * np.log2(tr_out.f0_hz[both] / tr_in.f0_hz[both]) + 500)) < 10
+
+
+def steady(f0: float, sr: int, seconds: float) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.2 * sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 40) if h * f0 < sr / 2)).astype(
+        np.float32
+    )
+
+
+def border_cents(
+    y: np.ndarray, x: np.ndarray, sr: int, vc: StreamingVoiceChanger, shift: float
+) -> np.ndarray:
+    """|cents| off the requested shift per 5 ms frame of the streamed output, start-up skipped."""
+    ref = get_f0_estimator("harvest", hop_seconds=0.005)
+    delay = vc.crossfade_size + vc.search_size + vc.lookahead_size
+    f_in, f_out = ref.estimate(x, sr), ref.estimate(y[delay : delay + len(x)], sr)
+    keep = slice(40, len(x) * 200 // sr - 10)  # skip the first 200 ms (start-up) and the ragged end
+    f_out_hz, f_in_hz = f_out.f0_hz[keep], f_in.f0_hz[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cents = np.abs(1200 * np.log2(f_out_hz / (f_in_hz * 2 ** (shift / 12))))
+    return np.where(np.isfinite(cents), cents, 2400.0)  # a frame called unvoiced counts as a gross error
+
+
+@pytest.mark.parametrize(("f0", "shift"), [(100.0, 4.0), (90.0, -5.0)])
+def test_phase_lock_keeps_streamed_windows_coherent(f0: float, shift: float) -> None:
+    # a search far shorter than the output pitch period: without the lock SOLA cannot align the windows'
+    # pulse trains and the crossfades double pulses (octave bursts at the block rate)
+    sr = 22050
+    x = steady(f0, sr, 1.5)
+    settings = dict(pitch=shift, search_ms=0.5, lookahead_ms=10.0)
+    vc = StreamingVoiceChanger(sr, **settings)
+    locked = border_cents(run(vc, x, vc.block_size), x, sr, vc, shift)
+    assert np.median(locked) < 10 and np.mean(locked > 50) < 0.1 and np.max(locked) < 600
+    vc_free = StreamingVoiceChanger(sr, phase_lock=False, **settings)
+    free = border_cents(run(vc_free, x, vc_free.block_size), x, sr, vc_free, shift)
+    assert np.mean(free > 50) > 0.3  # the failure the lock exists to prevent is real
