@@ -29,8 +29,9 @@ def import_pyworld() -> ModuleType:
 class DioEstimator(F0Estimator):
     """WORLD DIO followed by StoneMask refinement.
 
-    ``speed`` (1-12) trades accuracy for decimation speed; ``allowed_range`` is DIO's largest relative F0
-    jump between neighbouring frames before it calls a frame unvoiced.
+    ``speed`` (1-12) trades accuracy for decimation speed; ``allowed_range`` (>= 0, pyworld's default 0.1)
+    is DIO's voicing threshold: how much a frame's F0 candidate may fluctuate and still be called voiced
+    (lower calls fewer frames voiced; 0 calls almost none).
     """
 
     name = "dio"
@@ -47,6 +48,8 @@ class DioEstimator(F0Estimator):
         super().__init__(hop_seconds, f0_min, f0_max)
         if not 1 <= speed <= 12:
             raise ValueError(f"DioEstimator: speed must be within 1..12, got {speed}")
+        if not allowed_range >= 0.0:
+            raise ValueError(f"DioEstimator: allowed_range must be >= 0, got {allowed_range}")
         self.speed = speed
         self.refine = refine
         self.allowed_range = allowed_range
@@ -61,6 +64,7 @@ class DioEstimator(F0Estimator):
             f0_ceil=self.f0_max,
             frame_period=period_ms,
             speed=self.speed,
+            allowed_range=self.allowed_range,
         )
         if self.refine:
             f0 = self._pw.stonemask(x, f0, t, sample_rate)
