@@ -33,6 +33,9 @@ class VoiceChangerNode(Pipeline):
             geometry (latency = block + crossfade + search + look-ahead).
         sola: stitch blocks with SOLA (off: plain concatenation, for comparison).
         fade: crossfade shape.
+        phase_lock: lock each window's pulse train to the previous one's (WORLD; free-running with
+            ``ray_address``, see :mod:`apipeline.apps.voice_changer_remote`).
+        f0_pad_ms: mirrored tail for each window's F0 estimate (0: off).
         processing_rate: rate the conversion runs at (null: the stream's own).
         resample_quality: soxr quality of the resamplers (when ``processing_rate`` is set).
         silence_db: level gate (dBFS; null: off).
@@ -60,14 +63,16 @@ class VoiceChangerNode(Pipeline):
         formant: float = 1.0,
         f0: str = "dio",
         block_ms: float = 35.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
         context_ms: float = 110.0,
-        lookahead_ms: float = 0.0,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
         fade: str = "sin2",
+        phase_lock: bool = True,
+        f0_pad_ms: float = 50.0,
         processing_rate: int | None = None,
         resample_quality: str = "LQ",
         silence_db: float | None = -60.0,
@@ -97,6 +102,8 @@ class VoiceChangerNode(Pipeline):
             frame_ms=frame_ms,
             sola=sola,
             fade=fade,
+            phase_lock=phase_lock,
+            f0_pad_ms=f0_pad_ms,
             sample_rate=processing_rate,
             resample_quality=resample_quality,
             silence_db=silence_db,

@@ -8,6 +8,13 @@ plain data, so each stage here takes the geometry's plain parameters instead -- 
 given the same values agree on every size (the defaults are the voice changer's), so a file may define
 the values once as a YAML anchor and merge them into each node (``examples/graphs/voice_changer.yaml``).
 
+Phase lock: ``audio.vocoder`` locks each block's pulse train to the previous one's (``phase_lock``, on by
+default as in the voice changer) with the offsets ``audio.sola`` answers upstream (``report_offset``, on
+by default); SOLA must directly follow the vocoder, as in the example. The F0 stage (``audio.f0``) takes
+the mirrored tail as ``pad_ms`` (50 in the example, the voice changer's ``f0_pad_ms``), and so does an
+analysis with an F0 of its own (``f0_pad_ms``). With these the file renders the samples of
+``apipeline voice-changer`` (tested).
+
 Two stages exist only for graphs written stage by stage:
 
 * :class:`StreamEndPadder` (``voice_changer.pad``): the DAG's end padding, which also announces the
@@ -42,9 +49,9 @@ def geometry(
     sample_rate: int,
     block_ms: float = 35.0,
     context_ms: float = 110.0,
-    crossfade_ms: float = 10.0,
-    search_ms: float = 15.0,
-    lookahead_ms: float = 0.0,
+    crossfade_ms: float = 14.5,
+    search_ms: float = 0.5,
+    lookahead_ms: float = 10.0,
     warmup_ms: float = 20.0,
     frame_ms: float = 5.0,
     sola: bool = True,
@@ -85,9 +92,9 @@ class ReblockNode(ReblockProcessor):
         sample_rate: int,
         block_ms: float = 35.0,
         context_ms: float = 110.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
-        lookahead_ms: float = 0.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
@@ -124,9 +131,9 @@ class BlockGateNode(BlockGate):
         sample_rate: int,
         block_ms: float = 35.0,
         context_ms: float = 110.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
-        lookahead_ms: float = 0.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
@@ -159,6 +166,7 @@ class WorldAnalysisNode(WorldAnalysisProcessor):
         analysis_f0: null: use the F0 frames of an ``audio.f0`` upstream (``pass_audio: true``); an
             estimator name: estimate a fast F0 of its own (the side-by-side layout).
         f0_options: keyword arguments of that estimator.
+        f0_pad_ms: mirrored tail for that estimator (the voice changer's ``f0_pad_ms``).
         threaded: run the analysis in its own thread (pays off only beside a GIL-free estimator).
     """
 
@@ -168,14 +176,15 @@ class WorldAnalysisNode(WorldAnalysisProcessor):
         sample_rate: int,
         block_ms: float = 35.0,
         context_ms: float = 110.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
-        lookahead_ms: float = 0.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
         analysis_f0: str | None = None,
         f0_options: dict[str, Any] | None = None,
+        f0_pad_ms: float = 50.0,
         threaded: bool = False,
         name: str | None = None,
     ) -> None:
@@ -190,7 +199,14 @@ class WorldAnalysisNode(WorldAnalysisProcessor):
             frame_ms,
             sola,
         )
-        super().__init__(g, analysis_f0=analysis_f0, f0_options=f0_options, threaded=threaded, name=name)
+        super().__init__(
+            g,
+            analysis_f0=analysis_f0,
+            f0_options=f0_options,
+            f0_pad_ms=f0_pad_ms,
+            threaded=threaded,
+            name=name,
+        )
 
 
 class VocoderNode(VocoderProcessor):
@@ -199,6 +215,8 @@ class VocoderNode(VocoderProcessor):
     Args:
         kind: ``world`` (real-time default) or ``griffin-lim``.
         rms_mix_rate: loudness matching, 1 = off.
+        phase_lock: lock each block's pulse train to the previous one's (WORLD only; ignored for
+            griffin-lim); needs ``audio.sola`` with ``report_offset`` right after this node.
         threaded: synthesise in its own thread.
     """
 
@@ -208,14 +226,15 @@ class VocoderNode(VocoderProcessor):
         sample_rate: int,
         block_ms: float = 35.0,
         context_ms: float = 110.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
-        lookahead_ms: float = 0.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
         kind: str = "world",
         rms_mix_rate: float = 1.0,
+        phase_lock: bool = True,
         threaded: bool = False,
         name: str | None = None,
     ) -> None:
@@ -235,6 +254,7 @@ class VocoderNode(VocoderProcessor):
             kind=kind,
             rms_mix_rate=rms_mix_rate,
             lookahead=g.lookahead,
+            phase_lock=phase_lock and kind == "world",
             threaded=threaded,
             name=name,
         )
@@ -245,6 +265,8 @@ class SolaNode(SolaProcessor):
 
     Args:
         fade: crossfade shape, ``sin2``, ``linear`` or ``equal_power``.
+        report_offset: answer each block upstream with its offset (for a phase-locked ``audio.vocoder``
+            right before this node).
     """
 
     def __init__(
@@ -253,13 +275,14 @@ class SolaNode(SolaProcessor):
         sample_rate: int,
         block_ms: float = 35.0,
         context_ms: float = 110.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
-        lookahead_ms: float = 0.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
         fade: str = "sin2",
+        report_offset: bool = True,
         name: str | None = None,
     ) -> None:
         g = geometry(
@@ -273,7 +296,15 @@ class SolaNode(SolaProcessor):
             frame_ms,
             sola,
         )
-        super().__init__(g.block, g.crossfade, g.search, sample_rate=sample_rate, fade=fade, name=name)
+        super().__init__(
+            g.block,
+            g.crossfade,
+            g.search,
+            sample_rate=sample_rate,
+            fade=fade,
+            report_offset=report_offset,
+            name=name,
+        )
 
 
 class StreamEndPadder(StreamPadder):
@@ -289,9 +320,9 @@ class StreamEndPadder(StreamPadder):
         sample_rate: int,
         block_ms: float = 35.0,
         context_ms: float = 110.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
-        lookahead_ms: float = 0.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
@@ -388,9 +419,9 @@ class AlignNode(OutputAligner):
         sample_rate: int,
         block_ms: float = 35.0,
         context_ms: float = 110.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
-        lookahead_ms: float = 0.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,

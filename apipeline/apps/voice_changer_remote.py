@@ -18,14 +18,17 @@ Calls are pipelined (``max_in_flight`` per stream, default the backend's, 2 on R
 mapped to a target mean: the running log-F0 statistics then travel from each result to the next call,
 which needs them in sequence (one in flight).
 
-Synthesis is WORLD's free-running one, as in the local DAG, so a stream gives the same samples on every
-backend. Phase-locked synthesis (:func:`apipeline.audio.world.synthesize_phase_locked`) would need, for
-each call, the excitation phase of the previous window *at the offset SOLA chose for it*: the call for
-block ``n + 1`` could only leave once block ``n`` came back and was stitched, i.e. one call in flight
-and SOLA inside the call's completion. Measured here (speech, 35 ms blocks, paced): the Ray round trip
-adds ~2.5 ms to a ~10 ms block, so a strictly sequential stream would still fit its 35 ms deadline,
-but a single late call would then delay every following block instead of being absorbed by the
-second slot; that trade is left for when the local DAG itself runs phase-locked.
+Synthesis stays WORLD's free-running one here, while the local DAG locks each window's phase to the
+previous one's (:mod:`apipeline.processors.audio.vocoder`). The lock would need, for each call, the
+excitation phase of the previous window *at the offset SOLA chose for it*: the call for block ``n + 1``
+could only leave once block ``n`` came back and was stitched, i.e. one call in flight and SOLA inside
+the call's completion. Measured here (speech, 35 ms blocks, paced): the Ray round trip adds ~2.5 ms to a
+~10 ms block, so a strictly sequential stream would still fit its 35 ms deadline, but a single late
+call would then delay every following block instead of being absorbed by the second slot. So the
+remote placement renders :func:`remote_settings`: free-running, with the free-running stitch geometry
+when the settings hold the phase-locked default one (a 0.5 ms search cannot align unlocked pulse
+trains), and no mirrored F0 tail (the service estimates each window as it is). It gives the samples
+of the local DAG run with those settings, on every backend.
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ from apipeline.processors.frame_processor import FrameProcessor
 from apipeline.processors.models.remote import RealtimeModelProcessor
 
 SERVICE = WorldVcService.service_name
+
+
+def remote_settings(settings: VoiceChangerSettings) -> VoiceChangerSettings:
+    """What the remote placement renders for ``settings`` (see the module docstring): free-running
+    synthesis (:meth:`VoiceChangerSettings.free_running`) and no mirrored F0 tail (``f0_pad_ms=0``)."""
+    return settings.free_running().replace(f0_pad_ms=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +195,8 @@ def build_remote_voice_changer(
     """The voice changer DAG with its conversion on a model backend (see the module docstring).
 
     Args:
-        settings, sample_rate, channels, realtime: as :func:`~apipeline.apps.build_voice_changer`.
+        settings, sample_rate, channels, realtime: as :func:`~apipeline.apps.build_voice_changer`;
+            the pipeline renders (and its ``settings`` hold) :func:`remote_settings` of ``settings``.
         backend: a :class:`ModelBackend`, an address for :func:`backend_from_address` (``"local"`` starts
             Ray here, ``"auto"``, ``"host:port"``, ``"ray://host:port"`` join a cluster) or None (an
             in-process :class:`LocalBackend`). Ignored when ``registry`` is given.
@@ -199,7 +209,7 @@ def build_remote_voice_changer(
 
     Raises ValueError (settings, degrade) and AudioFormatError (rate, channels), before anything starts.
     """
-    s = settings or VoiceChangerSettings()
+    s = remote_settings(settings or VoiceChangerSettings())
     s.validate()
     if degrade not in ("pass", "silence"):
         raise ValueError(f"degrade must be 'pass' or 'silence', got {degrade!r}")

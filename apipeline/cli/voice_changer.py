@@ -31,10 +31,17 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formant", type=float, default=1.0, help="formant warp ratio, >1 brighter (default 1)")
     p.add_argument("--f0", choices=F0_CHOICES, default="dio", help="F0 estimator (default dio)")
     p.add_argument("--block-ms", type=float, default=35.0, help="block length in ms (default 35)")
-    p.add_argument("--crossfade-ms", type=float, default=10.0, help="SOLA crossfade (default 10)")
-    p.add_argument("--search-ms", type=float, default=15.0, help="SOLA search window (default 15)")
+    p.add_argument("--crossfade-ms", type=float, default=None, help="SOLA crossfade (default 14.5; 10 free)")
+    p.add_argument("--search-ms", type=float, default=None, help="SOLA search window (default 0.5; 15 free)")
+    p.add_argument("--lookahead-ms", type=float, default=None, help="look-ahead (default 10; 0 free)")
     p.add_argument("--context-ms", type=float, default=110.0, help="left context, compute only (default 110)")
     p.add_argument("--no-sola", action="store_true", help="plain concatenation of blocks (for comparison)")
+    p.add_argument(
+        "--no-phase-lock",
+        action="store_true",
+        help="synthesise each block free-running (for comparison; its defaults are then the free-running "
+        "geometry: 10 ms crossfade, 15 ms search, no look-ahead)",
+    )
     p.add_argument("--vocoder", choices=("world", "griffin-lim"), default="world")
     p.add_argument(
         "--sample-rate",
@@ -78,16 +85,21 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from apipeline.apps.voice_changer import VoiceChangerSettings
+    from apipeline.apps.voice_changer import FREE_RUNNING_GEOMETRY, VoiceChangerSettings
 
+    # unset geometry options keep the settings' defaults (the free-running ones with --no-phase-lock)
+    geometry: dict[str, Any] = dict(FREE_RUNNING_GEOMETRY) if args.no_phase_lock else {}
+    for key in ("crossfade_ms", "search_ms", "lookahead_ms"):
+        if getattr(args, key) is not None:
+            geometry[key] = getattr(args, key)
     return VoiceChangerSettings(
         pitch=args.pitch,
         formant=args.formant,
         f0=args.f0,
         block_ms=args.block_ms,
-        crossfade_ms=args.crossfade_ms,
-        search_ms=args.search_ms,
         context_ms=args.context_ms,
+        phase_lock=not args.no_phase_lock,
+        **geometry,
         sola=not args.no_sola,
         vocoder=args.vocoder,
         sample_rate=args.sample_rate,

@@ -1,21 +1,26 @@
-"""The voice changer DAG end to end: geometry and latency, parity with the pure core, pitch and clicks on
-the committed sample, mid-stream settings, every sample rate, stereo, the parallel layout and FCPE."""
+"""The voice changer DAG end to end: geometry and latency, parity with the pure core (phase-locked and
+free-running, every layout), pitch and clicks on the committed sample, mid-stream settings, every sample
+rate, stereo, the parallel layout and FCPE."""
 
-import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from apipeline.apps import VoiceChangerSettings, build_voice_changer, convert_array, render_offline_array
-from apipeline.audio import voice_changer as core_vc
+from apipeline.apps.voice_changer import check_phase_lock_layout
 from apipeline.audio.f0 import get_f0_estimator
 from apipeline.audio.io import read_audio
 from apipeline.audio.metrics import cents_error, click_score
 from apipeline.audio.voice_changer import StreamingVoiceChanger
+from apipeline.errors import PipelineError
 from apipeline.frames import AudioRawFrame, UpdateSettingsFrame
-from apipeline.pipeline import SyncParallelPipeline, pipeline_latency
+from apipeline.pipeline import Pipeline, SyncParallelPipeline, pipeline_latency
+from apipeline.processors.audio.convert import ChannelMixer
 from apipeline.processors.audio.features import BlockGeometry
+from apipeline.processors.audio.sola import SolaProcessor
+from apipeline.processors.audio.vocoder import VocoderProcessor
 from apipeline.testing import run_pipeline
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "speech.wav"
@@ -52,23 +57,71 @@ def test_a_processing_rate_adds_the_resamplers_to_the_declared_latency():
     assert pipeline_latency(vc) > vc.geometry.latency_seconds
 
 
-async def test_the_dag_is_sample_exact_with_the_streaming_core():
-    x, sr = speech(1.5)
-    settings = VoiceChangerSettings(pitch=4.0, formant=1.1)
-    result = await convert_array(x, sr, settings)
-    assert not result.errors and result.output.shape == x.shape
-    kwargs = settings.core_settings()
-    if "phase_lock" in {f.name for f in dataclasses.fields(core_vc.VoiceChangerSettings)}:
-        kwargs["phase_lock"] = False  # the DAG's vocoder synthesises each window free-running
-    core = StreamingVoiceChanger(sr, **kwargs)
+def core_output(x: np.ndarray, sr: int, settings: VoiceChangerSettings) -> np.ndarray:
+    """The pure core's streamed render with the same settings, aligned as the DAG aligns its output."""
+    core = StreamingVoiceChanger(sr, **settings.core_settings())
     y = np.concatenate([core.push(x), core.flush()])
     a = build_voice_changer(settings, sample_rate=sr).align_samples
-    np.testing.assert_array_equal(result.output, y[a : a + len(x)])
-    # the side-by-side layout (F0 branch || spectral branch with its own dio) renders the same samples
-    parallel = settings.replace(parallel=True, threads=True)
-    vc = build_voice_changer(parallel, sample_rate=sr)
-    assert any(isinstance(p, SyncParallelPipeline) for p in vc.processors())
-    np.testing.assert_array_equal((await convert_array(x, sr, parallel)).output, result.output)
+    return y[a : a + len(x)]
+
+
+async def run_dag(x: np.ndarray, sr: int, settings: VoiceChangerSettings) -> tuple[np.ndarray, Any]:
+    """The DAG's aligned output (10 ms chunks in) and the pipeline, to look inside."""
+    vc = build_voice_changer(settings, sample_rate=sr)
+    step = sr // 100
+    result = await run_pipeline(
+        vc, [AudioRawFrame(x[i : i + step].copy(), sr, 1) for i in range(0, len(x), step)]
+    )
+    assert not result.errors, result.errors
+    y = np.concatenate([f.audio for f in result.data])
+    return y[vc.align_samples : vc.align_samples + len(x)], vc
+
+
+def vocoder_of(vc: Any) -> VocoderProcessor:
+    return next(p for p in vc.walk() if isinstance(p, VocoderProcessor))
+
+
+async def test_the_dag_is_sample_exact_with_the_streaming_core():
+    x, sr = speech(1.5)
+    settings = VoiceChangerSettings(pitch=4.0, formant=1.1)  # the defaults: phase-locked, mirrored F0 tail
+    result = await convert_array(x, sr, settings)
+    assert not result.errors and result.output.shape == x.shape
+    np.testing.assert_array_equal(result.output, core_output(x, sr, settings))
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {},  # serial: F0 -> analysis -> svc -> vocoder -> SOLA, in the event loop
+        {"parallel": True, "threads": True},  # F0 branch || analysis branch (its own dio), in threads
+        {"threads": True},  # serial, every stage in its own thread
+        {"phase_lock": False},  # free-running synthesis, the same geometry
+        {"phase_lock": False, "f0_pad_ms": 0.0, "crossfade_ms": 10.0, "search_ms": 15.0, "lookahead_ms": 0.0},
+    ],
+)
+async def test_every_layout_renders_the_core_samples_and_the_lock_never_misses(layout):
+    x, sr = speech(1.5)
+    settings = VoiceChangerSettings(pitch=-5.0, formant=1.1, **layout)
+    y, vc = await run_dag(x, sr, settings)
+    np.testing.assert_array_equal(y, core_output(x, sr, settings))
+    assert any(isinstance(p, SyncParallelPipeline) for p in vc.processors()) == settings.use_parallel()
+    vocoder = vocoder_of(vc)
+    assert vocoder.lock_misses == 0
+    blocks = vocoder.blocks_synthesised
+    # every block after a synthesised one is locked (the sample has no silent block inside the speech)
+    assert vocoder.lock.locked > 0.8 * blocks if settings.phase_lock else vocoder.lock.locked == 0
+
+
+async def test_phase_lock_changes_the_samples_and_a_bad_layout_is_refused():
+    x, sr = speech(0.6)
+    locked, _ = await run_dag(x, sr, VoiceChangerSettings(pitch=4.0))
+    free, _ = await run_dag(x, sr, VoiceChangerSettings(pitch=4.0, phase_lock=False))
+    assert not np.array_equal(locked, free)
+    vocoder = VocoderProcessor(sample_rate=sr, phase_lock=True, name="vocoder")
+    sola = SolaProcessor(770, 320, 11, sample_rate=sr, name="sola")
+    Pipeline([vocoder, ChannelMixer(1), sola])
+    with pytest.raises(PipelineError, match=r"sola does not directly follow vocoder; sola does not report"):
+        check_phase_lock_layout(vocoder, sola)
 
 
 @pytest.mark.parametrize("shift", [4.0, -5.0])
@@ -137,3 +190,8 @@ async def test_fcpe_runs_beside_the_world_analysis():
     result = await convert_array(x, sr, settings)
     assert not result.errors and result.report is not None and result.report.blocks > 10
     assert np.isfinite(result.output).all() and np.sqrt(np.mean(result.output**2)) > 0.01
+    # the serial layout analyses with FCPE's own track, as the core does: the core's samples
+    serial = settings.replace(parallel=False)
+    y, vc = await run_dag(x, sr, serial)
+    np.testing.assert_array_equal(y, core_output(x, sr, serial))
+    assert vocoder_of(vc).lock.locked > 0 and vocoder_of(vc).lock_misses == 0

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apipeline.apps.voice_changer import VoiceChangerSettings, build_voice_changer
-from apipeline.apps.voice_changer_remote import RemotePlacement, build_remote_voice_changer
+from apipeline.apps.voice_changer import (
+    FREE_RUNNING_GEOMETRY,
+    PHASE_LOCKED_GEOMETRY,
+    VoiceChangerSettings,
+    build_voice_changer,
+)
+from apipeline.apps.voice_changer_remote import RemotePlacement, build_remote_voice_changer, remote_settings
 from apipeline.apps.voice_changer_run import convert_array
 from apipeline.errors import ServiceParamError
 from apipeline.models import LocalBackend
@@ -35,13 +40,29 @@ def voice(seconds: float = 0.5, rate: int = RATE, pause: bool = True) -> np.ndar
 )
 async def test_local_backend_gives_the_local_dag_output(settings: VoiceChangerSettings) -> None:
     x = voice()
-    local = await convert_array(x, RATE, settings)
+    local = await convert_array(x, RATE, remote_settings(settings))  # free-running, no mirrored F0 tail
     remote = await convert_array(x, RATE, settings, backend=RemotePlacement(LocalBackend(2), deadline=10.0))
     assert remote.remote is not None and remote.remote["degraded"] == 0
     assert remote.remote["chunks"] == local.report.blocks  # type: ignore[union-attr]
     assert remote.latency_ms == pytest.approx(local.latency_ms)
     np.testing.assert_array_equal(remote.output, local.output)
     assert remote.blocks_gated > 0 and not remote.errors
+
+
+def test_remote_placement_renders_free_running_with_the_free_running_default_geometry() -> None:
+    defaults = VoiceChangerSettings(pitch=4.0)
+    assert {k: getattr(defaults, k) for k in PHASE_LOCKED_GEOMETRY} == PHASE_LOCKED_GEOMETRY
+    assert defaults.phase_lock and defaults.f0_pad_ms > 0
+    effective = remote_settings(defaults)
+    assert {k: getattr(effective, k) for k in FREE_RUNNING_GEOMETRY} == FREE_RUNNING_GEOMETRY
+    assert not effective.phase_lock and effective.f0_pad_ms == 0.0 and effective.pitch == 4.0
+    vc = build_remote_voice_changer(defaults, sample_rate=RATE)
+    assert vc.settings == effective and not vc.settings.use_phase_lock()
+    assert vc.latency_seconds == pytest.approx(
+        build_voice_changer(defaults, sample_rate=RATE).latency_seconds
+    )
+    chosen = VoiceChangerSettings(crossfade_ms=12.0)  # a geometry set by hand is kept
+    assert remote_settings(chosen).crossfade_ms == 12.0 and remote_settings(chosen).search_ms == 0.5
 
 
 async def test_pipeline_closes_the_registry_it_owns_and_not_a_shared_one() -> None:

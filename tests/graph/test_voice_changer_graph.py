@@ -55,8 +55,8 @@ def test_every_stage_is_writable_in_a_file() -> None:
 def test_examples_load_check_and_declare_60_ms(example: str) -> None:
     graph = load_graph(GRAPHS / example)  # formats checked too
     built = build_pipeline(graph)
-    assert built.latency == pytest.approx(0.060, abs=0.001)  # 35 + 10 + 15 ms on the WORLD hop grid
-    assert [name for name, _ in built.latency_path()][-2:] == ["reblock", "sola"]
+    assert built.latency == pytest.approx(0.060, abs=0.001)  # 35 + 14.5 + 0.5 + 10 ms on the hop grid
+    assert [name for name, _ in built.latency_path()][-3:] == ["reblock", "vocoder", "sola"]
     assert load_graph(text=dump_graph(graph)) == graph
 
 

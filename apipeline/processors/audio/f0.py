@@ -1,12 +1,20 @@
-"""F0 estimation per window: :class:`F0Processor` (shell over :mod:`apipeline.audio.f0`)."""
+"""F0 estimation per window: :class:`F0Processor` (shell over :mod:`apipeline.audio.f0`).
+
+:func:`estimate_mirrored` is the streaming voice changer's estimate with the window's end mirrored past
+the edge (``f0_pad_ms``): DIO drops voicing over the last ~15 frames of a window, and the mirror moves that
+edge past the frames a block keeps. The same arithmetic as
+:meth:`apipeline.audio.voice_changer.StreamingVoiceChanger._estimate_f0`, so the DAG renders the core's
+samples (``tests/apps/test_voice_changer.py`` checks it sample for sample).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from apipeline.audio.f0 import F0Estimator, F0Track, get_f0_estimator
+from apipeline.audio.f0 import F0Estimator, F0Track, frames_for, get_f0_estimator
 from apipeline.audio.format import AudioFormat
 from apipeline.audio.world import frame_period_for
 from apipeline.errors import AudioFormatError
@@ -22,6 +30,33 @@ from apipeline.processors.audio.features import (
 from apipeline.processors.frame_processor import FrameDirection
 
 
+def pad_samples(pad_ms: float, sample_rate: int, hop: int) -> int:
+    """``pad_ms`` as the nearest whole number of WORLD hops, in samples (0 turns the mirror off)."""
+    if pad_ms < 0:
+        raise ValueError(f"f0 mirror pad must be >= 0 ms, got {pad_ms}")
+    return round(pad_ms * sample_rate / 1000.0 / hop) * hop
+
+
+def estimate_mirrored(
+    estimator: F0Estimator, x: NDArray[np.float64], sample_rate: int, hop: int, pad: int
+) -> F0Track:
+    """F0 of window ``x`` on the hop grid, estimated with its last ``pad`` samples mirrored past its end.
+
+    The mirror (``x[-pad-1:-1]`` reversed) continues the signal with the same period, so the frames near
+    the edge keep their F0 and voicing; the track is cut back to ``x``'s frames. ``pad`` is capped at
+    ``len(x) - hop``; 0 estimates ``x`` as is.
+    """
+    pad = min(pad, x.shape[0] - hop)
+    if pad <= 0:
+        return estimator.estimate(x, sample_rate)
+    padded = estimator.estimate(np.concatenate([x, x[-pad - 1 : -1][::-1]]), sample_rate)
+    hop_s = hop / sample_rate
+    n = frames_for(x.shape[0], sample_rate, hop_s)
+    if abs(padded.hop_seconds - hop_s) > 1e-12:
+        padded = padded.resample(hop_s, frames_for(x.shape[0] + pad, sample_rate, hop_s))
+    return F0Track(padded.f0_hz[:n], padded.voiced[:n], hop_s)
+
+
 class F0Processor(ThreadedBlockProcessor):
     """Estimate F0 over each window frame and emit an :class:`F0Frame` for its block.
 
@@ -29,7 +64,9 @@ class F0Processor(ThreadedBlockProcessor):
     cuts them, with ``metadata["block_seq"]``); the track covers the whole window on the WORLD frame grid
     (hop ``frame_ms`` rounded to whole samples). ``pass_audio=True`` pushes the window on after the F0
     frame (a later stage needs it); otherwise the window is consumed. A window whose
-    ``metadata["gate_open"]`` is False gets an empty F0 frame without any estimation.
+    ``metadata["gate_open"]`` is False gets an empty F0 frame without any estimation. ``pad_ms`` > 0
+    estimates each window with its end mirrored that far past the edge (:func:`estimate_mirrored`; the
+    voice changer uses 50 ms), which keeps DIO's voicing on the newest frames.
 
     The estimator (``dio``, ``harvest``, ``fcpe``, ``crepe``...) is built at ``setup`` (neural ones load
     their weights then), never replaced by another. A failure on one window is reported as an
@@ -41,6 +78,7 @@ class F0Processor(ThreadedBlockProcessor):
         frame_ms: WORLD frame period the track is computed on.
         pass_audio: push the window frame on after the F0 frame.
         options: extra estimator keyword arguments (e.g. ``{"num_threads": 1}``).
+        pad_ms: mirrored tail (rounded to whole hops); 0 = off.
     """
 
     latency = 0.0  # works on the window it is given: no look-ahead of its own
@@ -53,6 +91,7 @@ class F0Processor(ThreadedBlockProcessor):
         frame_ms: float = 5.0,
         pass_audio: bool = False,
         options: dict[str, Any] | None = None,
+        pad_ms: float = 0.0,
         threaded: bool = True,
         name: str | None = None,
     ) -> None:
@@ -60,6 +99,7 @@ class F0Processor(ThreadedBlockProcessor):
         self.method = method
         self.sample_rate = sample_rate
         self.hop, period_ms = frame_period_for(sample_rate, frame_ms)
+        self.pad = pad_samples(pad_ms, sample_rate, self.hop)
         self.hop_seconds = period_ms / 1000.0
         self.pass_audio = pass_audio
         self.options = dict(options or {})
@@ -103,7 +143,9 @@ class F0Processor(ThreadedBlockProcessor):
                 estimator: F0Estimator = self.estimator
                 x = np.asarray(frame.audio, dtype=np.float64)
                 try:
-                    track, spent = await self.run_in_thread(estimator.estimate, x, self.sample_rate)
+                    track, spent = await self.run_in_thread(
+                        estimate_mirrored, estimator, x, self.sample_rate, self.hop, self.pad
+                    )
                 except Exception as exc:  # reported, and the block is rendered silent: the clock goes on
                     await self.push_error(f"{self.name}: F0 estimation failed on block {seq}: {exc}")
         self.blocks_estimated += 1

@@ -12,6 +12,9 @@ conversion joins F0 and spectral features) pairs them by block, never by arrival
   aperiodicity of the frames one block needs. :class:`ConvertedFeaturesFrame`: the converted features.
   ``None`` features mean "silent block" (gated, or a stage failed on it): downstream stages then emit
   silence of the right length, so the output clock never slips.
+* :class:`SolaOffsetFrame`: the one frame that travels *upstream*: SOLA tells the vocoder, right after
+  stitching a block, where the next crossfade will be, so the vocoder can lock the next window's pulse
+  train to this one's there (phase-locked synthesis, see :mod:`~apipeline.processors.audio.vocoder`).
 * :class:`ThreadedBlockProcessor`: an asynchronous processor whose numerical work runs in its own
   one-thread executor (see its docstring for when that pays off).
 
@@ -34,7 +37,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Track
 from apipeline.audio.world import WorldFeatures, frame_period_for
-from apipeline.frames import DataFrame
+from apipeline.frames import DataFrame, SystemFrame
 from apipeline.processors.async_frame_processor import AsyncFrameProcessor
 
 SEQ_KEY = "block_seq"
@@ -89,15 +92,19 @@ class BlockGeometry:
         sample_rate: int,
         *,
         block_ms: float = 35.0,
-        crossfade_ms: float = 10.0,
-        search_ms: float = 15.0,
+        crossfade_ms: float = 14.5,
+        search_ms: float = 0.5,
         context_ms: float = 110.0,
-        lookahead_ms: float = 0.0,
+        lookahead_ms: float = 10.0,
         warmup_ms: float = 20.0,
         frame_ms: float = 5.0,
         sola: bool = True,
     ) -> BlockGeometry:
-        """Round each length to the WORLD hop as the streaming core does (block and context to whole hops)."""
+        """Round each length to the WORLD hop as the streaming core does (block and context to whole hops).
+
+        The defaults are :class:`~apipeline.audio.voice_changer.VoiceChangerSettings`' (phase-locked
+        synthesis: a short search, the rest spent on crossfade and look-ahead; 59.9 ms at 22.05 kHz).
+        """
         if sample_rate <= 0 or block_ms <= 0 or frame_ms <= 0:
             raise ValueError(
                 f"BlockGeometry: sample_rate, block_ms and frame_ms must be positive, "
@@ -184,6 +191,23 @@ class ConvertedFeaturesFrame(DataFrame):
     source: NDArray[np.float64] | None = None
     kept_start: int = 0
     kept_size: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class SolaOffsetFrame(SystemFrame):
+    """Upstream, from SOLA to the vocoder: where block ``seq`` was stitched and where the next crossfade is.
+
+    ``offset`` is the offset SOLA chose in block ``seq``'s kept span; ``anchor`` (offset + crossfade / 2)
+    is the middle of the *next* crossfade as an index into the next block's kept span, and ``advance``
+    (one block) is how much later the same input instant sits in block ``seq``'s kept span. A system
+    frame on purpose: it is handled on arrival in the sender's task, so it never queues behind the next
+    block's features in an asynchronous vocoder's queue.
+    """
+
+    seq: int = 0
+    offset: int = 0
+    anchor: int = 0
+    advance: int = 0
 
 
 T = TypeVar("T")

@@ -1,4 +1,11 @@
-"""SOLA stitching of block-rendered audio: :class:`SolaProcessor` (shell over :class:`SolaStitcher`)."""
+"""SOLA stitching of block-rendered audio: :class:`SolaProcessor` (shell over :class:`SolaStitcher`).
+
+With ``report_offset=True`` SOLA also answers each block *upstream* with a
+:class:`~apipeline.processors.audio.features.SolaOffsetFrame` (the offset it chose and where the next
+crossfade will be), pushed before the stitched block goes downstream. A phase-locked
+:class:`~apipeline.processors.audio.vocoder.VocoderProcessor` right before it needs that to synthesise
+the next block; why that answer always arrives in time is in the vocoder's module docstring.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from apipeline.audio.sola import SolaStitcher
 from apipeline.errors import AudioFormatError
 from apipeline.frames import AudioRawFrame, EndFrame, Frame
 from apipeline.processors.audio.convert import check_audio_frame
-from apipeline.processors.audio.features import COMPUTE_KEY
+from apipeline.processors.audio.features import COMPUTE_KEY, SEQ_KEY, SolaOffsetFrame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
 
 
@@ -23,7 +30,9 @@ class SolaProcessor(FrameProcessor):
     its ``pts`` and metadata and has ``block`` samples, so the output never drifts from the input clock.
     A frame of another length raises AudioFormatError (an ``ErrorFrame``) and is dropped, leaving the
     stored tail intact. ``latency`` is the worst-case delay of the stitch, crossfade + search.
-    ``last_offset`` is the offset SOLA chose for the latest block (0..search).
+    ``last_offset`` is the offset SOLA chose for the latest block (0..search). ``report_offset`` pushes
+    a :class:`~apipeline.processors.audio.features.SolaOffsetFrame` upstream per block (for a
+    phase-locked vocoder; see the module docstring).
 
     Args:
         block: samples out per frame.
@@ -31,6 +40,7 @@ class SolaProcessor(FrameProcessor):
         search: largest offset searched for the best match with the tail.
         sample_rate: rate of the stream (for the declared format and latency).
         fade: ``"sin2"`` (default), ``"linear"`` or ``"equal_power"``.
+        report_offset: answer each block upstream with its offset and the next crossfade's middle.
     """
 
     def __init__(
@@ -41,10 +51,12 @@ class SolaProcessor(FrameProcessor):
         *,
         sample_rate: int,
         fade: str = "sin2",
+        report_offset: bool = False,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.stitcher = SolaStitcher(block, crossfade, search, fade)
+        self.report_offset = report_offset
         self.sample_rate = sample_rate
         self.input_format = AudioFormat(sample_rate=sample_rate, dtype="float32")
         self.output_format = self.input_format
@@ -77,6 +89,17 @@ class SolaProcessor(FrameProcessor):
             )
         out = np.ascontiguousarray(self.stitcher.process(audio), dtype=np.float32)
         self.blocks_stitched += 1
+        if self.report_offset:
+            # before the block goes downstream: the answer must not wait on anything below us
+            st = self.stitcher
+            offset = st.last_offset
+            report = SolaOffsetFrame(
+                seq=int(frame.metadata.get(SEQ_KEY, self.blocks_stitched - 1)),
+                offset=offset,
+                anchor=offset + st.crossfade_size // 2,
+                advance=st.block_size,
+            )
+            await self.push_frame(report, FrameDirection.UPSTREAM)
         meta = dict(frame.metadata)
         meta[COMPUTE_KEY] = int(meta.get(COMPUTE_KEY, 0)) + time.perf_counter_ns() - t0
         await self.push_frame(

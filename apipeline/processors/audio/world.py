@@ -12,6 +12,7 @@ from apipeline.audio.format import AudioFormat
 from apipeline.audio.world import WorldFeatures, analyze
 from apipeline.errors import AudioFormatError
 from apipeline.frames import AudioRawFrame, Frame
+from apipeline.processors.audio.f0 import estimate_mirrored, pad_samples
 from apipeline.processors.audio.features import (
     COMPUTE_KEY,
     GATE_KEY,
@@ -41,7 +42,10 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
       F0 frames are passed on unchanged for the conversion stage.
     * ``analysis_f0="dio"`` (own): estimate a fast F0 here, independently of the F0 that drives the
       conversion; this is the branch layout where an expensive estimator (FCPE, CREPE) runs beside this
-      processor. F0 frames reaching it are passed on untouched.
+      processor. F0 frames reaching it are passed on untouched. ``f0_pad_ms`` mirrors each window's end
+      for that estimate as :class:`~apipeline.processors.audio.f0.F0Processor` does (same value, same
+      track: with ``analysis_f0="dio"`` beside a dio F0 branch the side-by-side layout renders exactly
+      the serial one's samples).
 
     A window with ``metadata["gate_open"]`` False, or one whose F0 is missing, yields features ``None``.
     """
@@ -54,6 +58,7 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
         *,
         analysis_f0: str | None = None,
         f0_options: dict[str, Any] | None = None,
+        f0_pad_ms: float = 0.0,
         threaded: bool = True,
         name: str | None = None,
     ) -> None:
@@ -61,6 +66,7 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
         self.geometry = geometry
         self.analysis_f0 = analysis_f0
         self.f0_options = dict(f0_options or {})
+        self.f0_pad = pad_samples(f0_pad_ms, geometry.sample_rate, geometry.hop)
         self.input_format = AudioFormat(geometry.sample_rate, 1, "float32")
         self.output_format = None
         self._estimator: F0Estimator | None = None
@@ -129,5 +135,5 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
         g = self.geometry
         if track is None:
             assert self._estimator is not None
-            track = self._estimator.estimate(x, g.sample_rate)
+            track = estimate_mirrored(self._estimator, x, g.sample_rate, g.hop, self.f0_pad)
         return analyze(x, g.sample_rate, track, g.frame_period_ms, frames=g.frames)

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from apipeline.apps.voice_changer import VoiceChangerSettings
-from apipeline.apps.voice_changer_remote import RemotePlacement
-from apipeline.apps.voice_changer_run import convert_array
+from apipeline.apps.voice_changer_remote import RemotePlacement, remote_settings
+from apipeline.apps.voice_changer_run import convert_array, run_file
 from apipeline.models import LocalBackend
 from apipeline.models.ray_backend import RayBackend
 
@@ -47,8 +47,9 @@ def test_cli_ray_address_runs_on_ray(
     x, rate = clip(0.4)
     src, out, ref = tmp_path / "in.wav", tmp_path / "out.wav", tmp_path / "ref.wav"
     sf.write(src, x, rate)
-    assert main(["-i", str(src), "-o", str(ref), "--pitch", "4"]) == 0
     assert main(["-i", str(src), "-o", str(out), "--pitch", "4", "--ray-address", "local"]) == 0
     text = capsys.readouterr().out
     assert "conversion on RayBackend" in text and " 0 degraded" in text
+    # what the remote placement renders: the in-process DAG with remote_settings (free-running)
+    run_file(src, ref, remote_settings(VoiceChangerSettings(pitch=4.0)))
     np.testing.assert_array_equal(sf.read(out)[0], sf.read(ref)[0])
