@@ -11,8 +11,20 @@ block deadline, underruns (paced runs only) and the real-time factors:
 * ``wall``: wall time / audio duration (as-fast-as-possible runs: the throughput on this machine);
 * ``cpu``: process CPU time (all threads) / audio duration, i.e. one-core equivalent.
 
+``--quality`` measures pitch accuracy through the DAG instead, the method of ``benchmarks/voice_quality.py``
+applied to what users run (``convert_array``, i.e. ``apipeline voice-changer``): F0 of the input and of
+each output re-estimated with an estimator the pipeline did not use (``--ref-f0``, harvest), compared
+with the requested shift (+4 and -5 semitones) over the frames voiced in both, the streamed DAG against
+the offline render with the same settings (``--offline``), plus the border-click scores (streamed vs
+offline, SOLA on vs off). ``--no-phase-lock`` turns the lock off
+(``VoiceChangerSettings.free_running``: the search must then span a pitch period, so 10 ms crossfade,
+15 ms search, no look-ahead, the same 60 ms); ``--remote`` puts the conversion on the in-process model
+backend (``remote_settings``: free-running, no mirrored F0 tail).
+
     python benchmarks/voice_changer_dag.py [--input examples/data/speech.wav] [--seconds 60] [--f0 dio]
         [--realtime] [--no-cli] [--rates]
+    python benchmarks/voice_changer_dag.py --quality [--f0 dio] [--ref-f0 harvest] [--formant 1.1]
+        [--no-phase-lock] [--remote]
 """
 
 from __future__ import annotations
@@ -33,9 +45,12 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apipeline.apps import VoiceChangerSettings, convert_array
+from apipeline.apps import VoiceChangerSettings, build_voice_changer, convert_array, render_offline_array
+from apipeline.apps.voice_changer_remote import remote_settings
 from apipeline.apps.voice_changer_run import VoiceChangerResult
+from apipeline.audio.f0 import get_f0_estimator
 from apipeline.audio.io import read_audio
+from apipeline.audio.metrics import cents_error, click_score
 
 
 def line(label: str, r: VoiceChangerResult) -> str:
@@ -50,6 +65,69 @@ def line(label: str, r: VoiceChangerResult) -> str:
     )
 
 
+def quality(x: np.ndarray, sr: int, args: argparse.Namespace) -> None:
+    """Pitch accuracy and clicks of the DAG's output against the offline render (see the docstring)."""
+    if args.ref_f0 == args.f0:
+        raise SystemExit("--ref-f0 must differ from --f0: the measuring estimator must not be the pipeline's")
+
+    def run(settings: VoiceChangerSettings) -> np.ndarray:
+        backend = None
+        if args.remote:  # a run closes its backend: a fresh one each time
+            from apipeline.apps.voice_changer_remote import RemotePlacement
+            from apipeline.models import LocalBackend
+
+            backend = RemotePlacement(LocalBackend(2), deadline=10.0)
+        result = asyncio.run(convert_array(x, sr, settings, backend=backend))
+        if result.errors or (result.remote is not None and result.remote["degraded"]):
+            raise SystemExit(f"the DAG run failed: {result.errors[:3]} {result.remote}")
+        return result.output
+
+    base = VoiceChangerSettings(f0=args.f0, formant=args.formant, block_ms=args.block_ms)
+    if args.no_phase_lock:
+        base = base.free_running()
+    shown = remote_settings(base) if args.remote else base  # what the remote placement renders
+    ref = get_f0_estimator(args.ref_f0, hop_seconds=0.01)
+    f0_in = ref.estimate(x, sr).f0_hz
+    g = build_voice_changer(shown, sample_rate=sr).geometry
+    where = "model backend (in-process)" if args.remote else "local DAG"
+    print(
+        f"pitch accuracy through the {where}: phase lock {shown.use_phase_lock()}, crossfade "
+        f"{g.ms(g.crossfade):.1f} ms, search {g.ms(g.search):.1f} ms, look-ahead {g.ms(g.lookahead):.1f} "
+        f"ms, f0 pad {shown.f0_pad_ms:g} ms; latency {1000 * g.latency_seconds:.1f} ms; measured with "
+        f"{args.ref_f0}"
+    )
+    print("  (median |cents| vs requested shift, share of voiced frames > 50 cents off)")
+    for shift in (4.0, -5.0):
+        settings = base.replace(pitch=shift)
+        streamed = run(settings)
+        offline = render_offline_array(x, sr, settings)
+        errs = {}
+        for label, out in (("offline", offline), ("DAG", streamed)):
+            errs[label] = err = cents_error(f0_in, ref.estimate(out, sr).f0_hz, shift)
+            print(
+                f"  shift {shift:+.0f} {label:<8}: median {err.median_cents:6.2f} cents, > 50 cents "
+                f"{100 * err.share_over_50:5.1f} %  ({err.voiced_frames} frames)"
+            )
+        gap_m = errs["DAG"].median_cents - errs["offline"].median_cents
+        gap_s = 100 * (errs["DAG"].share_over_50 - errs["offline"].share_over_50)
+        print(
+            f"  shift {shift:+.0f} DAG - offline: {gap_m:+.2f} cents median, {gap_s:+.1f} points > 50 cents"
+        )
+    settings = base.replace(pitch=4.0)
+    vc = build_voice_changer(remote_settings(settings) if args.remote else settings, sample_rate=sr)
+    block, offset = vc.geometry.block, (-vc.align_samples) % vc.geometry.block
+    on = run(settings)
+    off_sola = settings.replace(sola=False)
+    plain = run(off_sola)
+    plain_vc = build_voice_changer(remote_settings(off_sola) if args.remote else off_sola, sample_rate=sr)
+    plain_offset = (-plain_vc.align_samples) % block
+    print(f"border clicks (click_score on the block grid, {block} samples; lower is better), pitch +4")
+    offline = render_offline_array(x, sr, settings)
+    print(f"  offline render : {click_score(offline, block, sr, offset=offset):.3f}")
+    print(f"  DAG, SOLA on   : {click_score(on, block, sr, offset=offset):.3f}")
+    print(f"  DAG, SOLA off  : {click_score(plain, block, sr, offset=plain_offset):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", default="examples/data/speech.wav")
@@ -61,9 +139,17 @@ def main() -> None:
     ap.add_argument("--realtime", action="store_true", help="also run paced in real time (takes --seconds)")
     ap.add_argument("--no-cli", action="store_true", help="skip the run through `apipeline voice-changer`")
     ap.add_argument("--rates", action="store_true", help="also run 10 s at every supported rate")
+    ap.add_argument("--quality", action="store_true", help="pitch accuracy and clicks instead (no timing)")
+    ap.add_argument("--ref-f0", default="harvest", help="--quality: the measuring estimator (not --f0)")
+    ap.add_argument("--no-phase-lock", action="store_true", help="--quality: free-running synthesis")
+    ap.add_argument("--remote", action="store_true", help="--quality: conversion on the in-process backend")
     args = ap.parse_args()
     audio, sr = read_audio(args.input)
     x = audio.mean(axis=1).astype(np.float32) if audio.ndim == 2 else audio.astype(np.float32)
+    if args.quality:
+        print(f"input {args.input}: {len(x) / sr:.2f} s at {sr} Hz; f0 {args.f0}, formant {args.formant:g}")
+        quality(x, sr, args)
+        return
     stream = np.tile(x, int(np.ceil(args.seconds * sr / len(x))))[: int(args.seconds * sr)]
     settings = VoiceChangerSettings(
         f0=args.f0, pitch=args.pitch, formant=args.formant, block_ms=args.block_ms

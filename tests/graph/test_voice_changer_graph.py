@@ -57,6 +57,9 @@ def test_examples_load_check_and_declare_60_ms(example: str) -> None:
     built = build_pipeline(graph)
     assert built.latency == pytest.approx(0.060, abs=0.001)  # 35 + 14.5 + 0.5 + 10 ms on the hop grid
     assert [name for name, _ in built.latency_path()][-3:] == ["reblock", "vocoder", "sola"]
+    if example == "voice_changer.yaml":  # phase lock: SOLA answers upstream, right after the vocoder
+        vocoder, sola = built.processors["vocoder"], built.processors["sola"]
+        assert vocoder.phase_lock and sola.report_offset and vocoder.next is sola  # type: ignore[attr-defined]
     assert load_graph(text=dump_graph(graph)) == graph
 
 

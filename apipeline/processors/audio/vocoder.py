@@ -92,9 +92,10 @@ class PhaseLockTracker:
     def stitched(self, seq: int, anchor: int, advance: int) -> None:
         """SOLA's answer for block ``seq``: lock block ``seq + 1`` at ``anchor`` (an index into its kept
         span) to the phase block ``seq`` had ``advance`` samples later in its own kept span."""
-        pending, self._pending = self._pending, None
+        pending = self._pending
         if pending is None or pending[0] != seq:
             return  # an answer for a silent block, or a stale one: nothing to lock to
+        self._pending = None
         _, start, phase = pending
         if 0 <= anchor and anchor + advance < phase.shape[0]:
             self._lock = (seq + 1, (start + anchor, float(phase[anchor + advance])))

@@ -1,7 +1,10 @@
 import numpy as np
+import pytest
 
+from apipeline.audio.f0 import get_f0_estimator
+from apipeline.audio.voice_changer import StreamingVoiceChanger
 from apipeline.frames import AudioRawFrame
-from apipeline.processors.audio.f0 import F0Processor
+from apipeline.processors.audio.f0 import F0Processor, estimate_mirrored, pad_samples
 from apipeline.processors.audio.features import GATE_KEY, SEQ_KEY, F0Frame
 from apipeline.testing import run_pipeline
 
@@ -46,3 +49,29 @@ async def test_wrong_format_is_reported_and_the_block_keeps_its_place():
     result = await run_pipeline(proc, [bad, window(harmonic(150.0, 0.2), 1)])
     assert len(result.errors) == 1 and "expects mono 16000 Hz windows" in result.errors[0].error
     assert [(f.seq, f.track is None) for f in result.data] == [(0, True), (1, False)]
+
+
+def test_mirrored_estimate_is_the_cores():
+    core = StreamingVoiceChanger(SR)  # default f0_pad_ms = 50
+    x = harmonic(130.0, core.window_size / SR).astype(np.float64)
+    est = get_f0_estimator("dio", hop_seconds=core.frame_period_ms / 1000)
+    pad = pad_samples(50.0, SR, core.hop)
+    assert pad == core.f0_pad_size == 800
+    mirrored = estimate_mirrored(est, x, SR, core.hop, pad)
+    expected = core._estimate_f0(x)
+    np.testing.assert_array_equal(mirrored.f0_hz, expected.f0_hz)
+    np.testing.assert_array_equal(mirrored.voiced, expected.voiced)
+    plain = est.estimate(x, SR)
+    assert mirrored.num_frames == plain.num_frames
+    assert estimate_mirrored(est, x, SR, core.hop, 0).f0_hz.tolist() == plain.f0_hz.tolist()
+    with pytest.raises(ValueError, match="f0 mirror pad must be >= 0 ms, got -5"):
+        pad_samples(-5.0, SR, core.hop)
+
+
+async def test_pad_ms_estimates_each_window_mirrored():
+    x = harmonic(130.0, 0.2)
+    proc = F0Processor("dio", sample_rate=SR, pad_ms=50.0, threaded=False)
+    track = (await run_pipeline(proc, [window(x, 0)])).data[0].track
+    est = get_f0_estimator("dio", hop_seconds=0.005)
+    expected = estimate_mirrored(est, x.astype(np.float64), SR, 80, 800)
+    np.testing.assert_array_equal(track.f0_hz, expected.f0_hz)

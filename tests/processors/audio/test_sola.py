@@ -2,8 +2,9 @@ import numpy as np
 
 from apipeline.frames import AudioRawFrame
 from apipeline.pipeline import pipeline_latency
+from apipeline.processors.audio.features import SEQ_KEY, SolaOffsetFrame
 from apipeline.processors.audio.sola import SolaProcessor
-from apipeline.testing import run_pipeline
+from apipeline.testing import RecordingSink, run_pipeline
 
 SR = 16000
 
@@ -36,3 +37,23 @@ async def test_wrong_length_is_an_error_and_keeps_the_tail():
     assert len(result.errors) == 1 and "expects 400 samples per frame" in result.errors[0].error
     assert [f.num_frames for f in result.data] == [320, 320]
     np.testing.assert_allclose(result.data[1].audio, 1.0, atol=1e-6)
+
+
+async def test_report_offset_answers_each_block_upstream():
+    sola = SolaProcessor(320, 80, 40, sample_rate=SR, report_offset=True)
+    before = RecordingSink()  # what SOLA sends upstream reaches the processor before it
+    t = np.arange(6 * 320 + 440) / SR
+    signal = np.sin(2 * np.pi * 170 * t).astype(np.float32)
+    frames = [
+        AudioRawFrame(signal[i * 313 : i * 313 + 440].copy(), SR, 1, metadata={SEQ_KEY: 10 + i})
+        for i in range(5)
+    ]
+    result = await run_pipeline([before, sola], frames)
+    answers = [f for f in before.upstream if isinstance(f, SolaOffsetFrame)]
+    assert [a.seq for a in answers] == [10, 11, 12, 13, 14] and len(result.data) == 5
+    for a in answers:
+        assert 0 <= a.offset <= 40 and a.anchor == a.offset + 40 and a.advance == 320
+    assert [a.offset for a in answers] == [0, 7, 14, 21, 28]  # each window 7 samples earlier: SOLA follows
+    quiet = RecordingSink()
+    await run_pipeline([quiet, SolaProcessor(320, 80, 40, sample_rate=SR)], frames)
+    assert not any(isinstance(f, SolaOffsetFrame) for f in quiet.upstream)  # off by default

@@ -1,7 +1,9 @@
 import numpy as np
 
 from apipeline.audio.f0 import get_f0_estimator
+from apipeline.audio.world import analyze
 from apipeline.frames import AudioRawFrame
+from apipeline.processors.audio.f0 import estimate_mirrored
 from apipeline.processors.audio.features import (
     GATE_KEY,
     SEQ_KEY,
@@ -62,3 +64,15 @@ async def test_wrong_window_is_reported():
     result = await run_pipeline(proc, [bad])
     assert "expects mono windows of" in result.errors[0].error
     assert result.data[0].features is None and result.data[0].source is None
+
+
+async def test_own_mode_mirrors_the_window_end_like_the_f0_stage():
+    w = window(0)
+    x = w.audio.astype(np.float64)
+    padded = WorldAnalysisProcessor(G, analysis_f0="dio", f0_pad_ms=50.0, threaded=False)
+    assert padded.f0_pad == 800
+    feats = (await run_pipeline(padded, [w])).data[0].features
+    est = get_f0_estimator("dio", hop_seconds=G.frame_period_ms / 1000)
+    expected = analyze(x, SR, estimate_mirrored(est, x, SR, G.hop, 800), G.frame_period_ms, frames=G.frames)
+    np.testing.assert_array_equal(feats.f0, expected.f0)
+    np.testing.assert_array_equal(feats.sp, expected.sp)
