@@ -93,3 +93,27 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path):
     sf.write(silent, np.zeros(16000, np.float32), 16000)
     res = cli("--input", str(silent), "--output", str(tmp_path / "s.wav"))
     assert res.returncode == 0 and "warning: input is digital silence" in res.stderr
+
+
+def test_geometry_options_default_to_the_settings_and_no_phase_lock_to_the_free_running_ones():
+    import argparse
+
+    from apipeline.apps.voice_changer import FREE_RUNNING_GEOMETRY, PHASE_LOCKED_GEOMETRY
+    from apipeline.cli.voice_changer import _configure, _settings
+
+    parser = argparse.ArgumentParser()
+    _configure(parser)
+
+    def settings(*args: str):
+        return _settings(parser.parse_args(["-i", "in.wav", "-o", "out.wav", *args]))
+
+    def geometry(s) -> dict[str, float]:
+        return {k: getattr(s, k) for k in PHASE_LOCKED_GEOMETRY}
+
+    locked = settings()
+    assert locked.phase_lock and geometry(locked) == PHASE_LOCKED_GEOMETRY
+    free = settings("--no-phase-lock")
+    assert not free.phase_lock and geometry(free) == FREE_RUNNING_GEOMETRY
+    chosen = settings("--no-phase-lock", "--search-ms", "20", "--lookahead-ms", "5")
+    assert (chosen.crossfade_ms, chosen.search_ms, chosen.lookahead_ms) == (10.0, 20.0, 5.0)
+    assert settings("--crossfade-ms", "12").crossfade_ms == 12.0 and settings().f0_pad_ms == 50.0
