@@ -522,7 +522,11 @@ async def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup-frames", type=int, default=2_000)
     ap.add_argument(
-        "--chains", type=int, nargs="+", default=[1, 10, 50], help="chain lengths for the batch shapes"
+        "--chains",
+        type=int,
+        nargs="*",
+        default=[1, 10, 50],
+        help="chain lengths for the batch shapes (none: with --no-parallel, only the paced shapes run)",
     )
     ap.add_argument("--no-parallel", action="store_true")
     args = ap.parse_args(None if argv is None else list(argv))
@@ -576,7 +580,8 @@ async def main(argv: Iterable[str] | None = None) -> None:
         delivered = min(r.delivered for r in results)
         rows.append((name, run_rate, delivered, live_rate, floor_rate))
         print(f"  {name}: run {run_rate:,.0f} f/s, live {live_rate:,.0f} f/s", file=sys.stderr, flush=True)
-    print(header)
+    if rows:
+        print(header)
     for name, run_rate, delivered, live_rate, floor_rate in rows:
         print(
             f"{name:<14}{run_rate:>11,.0f}{f'{delivered}/{n}':>15}{live_rate:>11,.0f}{floor_rate:>12,.0f}"
