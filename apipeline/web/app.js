@@ -8,6 +8,8 @@ const $ = (id) => document.getElementById(id);
 const CHUNK_MS = 20;
 const stats = { sent: 0, received: 0, samplesReceived: 0, latencyMs: null, peak: 0, errors: [], closeCode: null };
 window.apipelineStats = stats;
+// Tell listeners (tests, embedding pages) that the stats changed, instead of making them poll.
+const statsChanged = () => window.dispatchEvent(new CustomEvent("apipeline-stats", { detail: stats }));
 
 let ctx = null, socket = null, stream = null, capture = null, player = null;
 
@@ -41,6 +43,7 @@ async function start() {
   socket.onmessage = (event) => receive(event.data);
   socket.onclose = (event) => {
     stats.closeCode = event.code;
+    statsChanged();
     status(`closed (${event.code}${event.reason ? ": " + event.reason : ""})`, event.code !== 1000);
     teardown();
   };
@@ -86,8 +89,10 @@ function receive(data) {
     }
     $("received").textContent = String(stats.received);
     if (player) player.port.postMessage(msg.samples, [msg.samples.buffer]);
+    statsChanged();
   } else if (msg.kind === "error") {
     stats.errors.push(msg.error);
+    statsChanged();
     status(`server error: ${msg.error}`, true);
   } else if (msg.kind === "end") {
     status("stream ended");

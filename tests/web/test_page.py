@@ -33,6 +33,18 @@ async def test_page_and_scripts_are_served():
         assert (await http_get(server.port, "/../pyproject.toml"))[0] == 404
 
 
+# A promise that resolves (with the stats as JSON) once the condition on `s` holds; it re-checks on each
+# "apipeline-stats" event the page dispatches, and the stats may not exist yet when it is evaluated.
+WAIT_STATS = """new Promise((resolve) => {
+  const check = () => { const s = window.apipelineStats;
+    if (!(s && (%s))) return false;
+    window.removeEventListener("apipeline-stats", check);
+    resolve(JSON.stringify(s));
+    return true; };
+  if (!check()) window.addEventListener("apipeline-stats", check);
+})"""
+
+
 class DevTools:
     """The least of the Chrome DevTools protocol: evaluate an expression in the page."""
 
@@ -40,21 +52,20 @@ class DevTools:
         self.ws = ws
         self.next_id = 0
 
-    async def evaluate(self, expression: str):
-        self.next_id += 1
-        await self.ws.send(
-            json.dumps(
-                {
-                    "id": self.next_id,
-                    "method": "Runtime.evaluate",
-                    "params": {"expression": expression, "returnByValue": True},
-                }
-            )
-        )
+    async def evaluate(self, expression: str, *, await_promise: bool = False):
         while True:
-            reply = json.loads(await self.ws.recv())
-            if reply.get("id") == self.next_id:
-                return reply["result"]["result"].get("value")
+            self.next_id += 1
+            params = {"expression": expression, "returnByValue": True, "awaitPromise": await_promise}
+            request = {"id": self.next_id, "method": "Runtime.evaluate", "params": params}
+            await self.ws.send(json.dumps(request))
+            while True:
+                reply = json.loads(await self.ws.recv())
+                if reply.get("id") == self.next_id:
+                    break
+            if "Execution context was destroyed" in reply.get("error", {}).get("message", ""):
+                continue  # the page (re)loaded while we waited: ask the new page; bounded by the caller
+            assert "result" in reply and "exceptionDetails" not in reply["result"], reply
+            return reply["result"]["result"].get("value")
 
 
 async def page_target(stderr: asyncio.StreamReader) -> str:
@@ -118,13 +129,12 @@ async def test_browser_streams_the_microphone_and_shows_latency():
                     drainer = asyncio.create_task(drain(browser.stderr), name="test.drain_browser_log")
                     async with connect(url, max_size=None) as ws:
                         page = DevTools(ws)
-                        stats = None
-                        for _ in range(600):  # bounded: at most 60 s of 0.1 s polls of an outside process
-                            stats = await page.evaluate("JSON.stringify(window.apipelineStats || null)")
-                            stats = json.loads(stats) if stats else None
-                            if stats and stats["received"] >= 25 and stats["latencyMs"] is not None:
-                                break
-                            await asyncio.sleep(0.1)
+                        # the page announces every stats change; wait (bounded by the timeout above)
+                        stats = json.loads(
+                            await page.evaluate(
+                                WAIT_STATS % "s.received >= 25 && s.latencyMs !== null", await_promise=True
+                            )
+                        )
                         assert stats and stats["received"] >= 25, stats
                         assert stats["peak"] > 0.01, "converted audio came back silent"
                         assert not stats["errors"], stats["errors"]
@@ -137,12 +147,10 @@ async def test_browser_streams_the_microphone_and_shows_latency():
                             "p.dispatchEvent(new Event('input'))"
                         )
                         await page.evaluate("document.getElementById('stop').click()")
-                        for _ in range(100):
-                            code = await page.evaluate("window.apipelineStats.closeCode")
-                            if code is not None:
-                                break
-                            await asyncio.sleep(0.1)
-                        assert code == 1000
+                        closed = json.loads(
+                            await page.evaluate(WAIT_STATS % "s.closeCode !== null", await_promise=True)
+                        )
+                        assert closed["closeCode"] == 1000
                         assert not json.loads(await page.evaluate("JSON.stringify(window.apipelineStats)"))[
                             "errors"
                         ]
