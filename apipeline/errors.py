@@ -3,6 +3,9 @@
 The tree::
 
     ApipelineError                      root: catch this to catch everything of ours
+    ├── ConfigurationError              a bad option or setting (also a ValueError)
+    │   ├── ParameterError              a parameter unknown, of the wrong type or out of range
+    │   └── OutputPathError             an output that cannot or must not be written (before any work)
     ├── FrameError                      a frame is malformed (wrong field type, shape, dtype)
     ├── AudioFormatError                audio in the wrong format (rate, channels, dtype, NaN/Inf)
     ├── AudioFileError                  a file that cannot be read or written as audio
@@ -32,6 +35,24 @@ from __future__ import annotations
 
 class ApipelineError(Exception):
     """Root of every error apipeline raises on purpose."""
+
+
+class ConfigurationError(ApipelineError, ValueError):
+    """A bad option, setting or configuration, found before any work is done."""
+
+
+class ParameterError(ConfigurationError):
+    """Parameters that do not fit their schema; ``problems`` lists each one (name, what was expected,
+    what came)."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class OutputPathError(ConfigurationError):
+    """An output path that cannot be written (missing folder, not writable, a directory) or must not be
+    (it is one of the inputs). Raised before any input is read."""
 
 
 class FrameError(ApipelineError, ValueError):
