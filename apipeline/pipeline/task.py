@@ -108,7 +108,9 @@ class PipelineTask:
         self._cancel_requested_at: float | None = None
         self._start_seen = asyncio.Event()
         self._end_seen = asyncio.Event()
-        self._wake = asyncio.Event()  # an end or a cancel was requested: the run loop re-evaluates
+        # Resolved when an end or a cancel is requested or the EndFrame reaches the sink: the run task
+        # (the only waiter) re-evaluates. A plain future, so waiting needs no helper task.
+        self._wake: asyncio.Future[None] | None = None
         self._cancel_reason: str | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -159,7 +161,7 @@ class PipelineTask:
         # for the end from inside the pump (StopTaskFrame) cannot deadlock against a full queue.
         self._end_requested_at = asyncio.get_running_loop().time()
         self._input.put_over_capacity(frame, DOWNSTREAM)
-        self._wake.set()
+        self._poke()
 
     async def cancel(self, reason: str = "cancelled") -> None:
         """Stop now, without draining; ``run()`` returns within ``cancel_timeout`` (then cleans up)."""
@@ -174,7 +176,16 @@ class PipelineTask:
             self._cancel_requested_at = asyncio.get_running_loop().time()
         if not self._running:
             self._finished = True  # cancelled before it ran: run() returns at once
-        self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _new_wake(self) -> asyncio.Future[None]:
+        self._wake = wake = asyncio.get_running_loop().create_future()
+        return wake
 
     def event_handler(self, event: str) -> Any:
         """Decorator: ``@task.event_handler("on_pipeline_error")`` (handlers take ``(task, arg)``).
@@ -264,34 +275,25 @@ class PipelineTask:
         loop = asyncio.get_running_loop()
         started_at = loop.time()
         self._pump = pump = loop.create_task(self._pump_input(), name=f"{self.name}.pump")
-        end_seen = loop.create_task(self._end_seen.wait(), name=f"{self.name}.end-wait")
-        try:
-            while not self._end_seen.is_set() and self._cancel_reason is None:
-                self._wake.clear()
-                wake = loop.create_task(self._wake.wait(), name=f"{self.name}.wake-wait")
-                waits: set[asyncio.Future[Any]] = {end_seen, wake}
-                if not pump.done():
-                    waits.add(pump)
-                timeout = None
-                if self._end_requested_at is not None:
-                    deadline = max(self._end_requested_at, started_at) + self.params.end_timeout
-                    timeout = max(0.0, deadline - loop.time())
-                try:
-                    done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    wake.cancel()
-                if self._end_seen.is_set() or self._cancel_reason is not None:
-                    break
-                if pump in done:
-                    await self._pump_died(pump)
-                elif not done:
-                    await self._report_timeout(
-                        f"{self.name}: timed out after {self.params.end_timeout} s waiting for "
-                        "EndFrame to reach the sink"
-                    )
-                    self.request_cancel("end timeout")
-        finally:
-            end_seen.cancel()
+        while not self._end_seen.is_set() and self._cancel_reason is None:
+            waits: set[asyncio.Future[Any]] = {self._new_wake()}
+            if not pump.done():
+                waits.add(pump)
+            timeout = None
+            if self._end_requested_at is not None:
+                deadline = max(self._end_requested_at, started_at) + self.params.end_timeout
+                timeout = max(0.0, deadline - loop.time())
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if self._end_seen.is_set() or self._cancel_reason is not None:
+                break
+            if pump in done:
+                await self._pump_died(pump)
+            elif not done:
+                await self._report_timeout(
+                    f"{self.name}: timed out after {self.params.end_timeout} s waiting for "
+                    "EndFrame to reach the sink"
+                )
+                self.request_cancel("end timeout")
 
     async def _pump_died(self, pump: asyncio.Task[None]) -> None:
         if pump.cancelled():
@@ -373,29 +375,15 @@ class PipelineTask:
         loop = asyncio.get_running_loop()
         coro = work if asyncio.iscoroutine(work) else _await(work)
         step = loop.create_task(coro, name=f"{self.name}: {what}")
-        waits: set[asyncio.Future[Any]] = {step}
-        wake: asyncio.Task[Any] | None = None
-        if stoppable:
-            if self._cancel_reason is None:
-                self._wake.clear()
-                wake = loop.create_task(self._wake.wait(), name=f"{self.name}.wake-wait")
-                waits.add(wake)
         deadline = loop.time() + timeout
-        try:
-            while True:
-                left = deadline - loop.time()
-                if step.done() or left <= 0 or (stoppable and self._cancel_reason is not None):
-                    break
-                done, _ = await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-                if wake is not None and wake in done:  # an end request also wakes us: keep waiting
-                    self._wake.clear()
-                    waits.discard(wake)
-                    if self._cancel_reason is None:
-                        wake = loop.create_task(self._wake.wait(), name=f"{self.name}.wake-wait")
-                        waits.add(wake)
-        finally:
-            if wake is not None:
-                wake.cancel()
+        while True:
+            left = deadline - loop.time()
+            if step.done() or left <= 0 or (stoppable and self._cancel_reason is not None):
+                break
+            waits: set[asyncio.Future[Any]] = {step}
+            if stoppable:
+                waits.add(self._new_wake())  # an end request wakes it too: the loop just waits on
+            await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
         if step.done():
             if step.cancelled():
                 await self._report_exception(asyncio.CancelledError(), what)
@@ -474,6 +462,7 @@ class PipelineTask:
             self._start_seen.set()
         elif isinstance(frame, EndFrame):
             self._end_seen.set()
+            self._poke()
         elif isinstance(frame, ErrorFrame):
             await self._on_error(frame)
         if "on_frame_reached_downstream" in self._handlers:

@@ -247,7 +247,9 @@ class FrameProcessor:
                 PipelineError(f"{self.name} received {frame.name} before StartFrame; frame dropped"), frame
             )
             return
-        if frame.interruptible:
+        data = frame.interruptible
+        outer = self._origin
+        if data:
             self._origin = frame
         try:
             if self.metrics is None:
@@ -261,6 +263,9 @@ class FrameProcessor:
             await self._report_exception(exc, frame)
         except Exception as exc:
             await self._report_exception(exc, frame)
+        finally:
+            if data:
+                self._origin = outer  # done with it: later pushes (a timer) are not derived from it
 
     async def _report_exception(self, exc: BaseException, frame: Frame) -> None:
         logger.error(

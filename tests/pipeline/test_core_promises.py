@@ -507,3 +507,35 @@ def test_processors_declare_whether_they_are_async():
     assert Pass().is_async is False
     assert APass().is_async is True
     assert not hasattr(FrameProcessor, "metrics_frame")
+
+
+class Ticker(FrameProcessor):
+    """After its first data frame, a timer task of its own pushes one new frame 50 ms later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer: asyncio.Task | None = None
+        self.created = 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TextFrame) and self.timer is None:
+            self.timer = asyncio.create_task(self._tick())
+        if isinstance(frame, EndFrame) and self.timer is not None:
+            await self.timer
+        await self.push_frame(frame, direction)
+
+    async def _tick(self) -> None:
+        await asyncio.sleep(0.05)
+        self.created = time.monotonic_ns()
+        await self.push_frame(TextFrame("tick"))
+
+
+async def test_a_frame_pushed_after_processing_is_new_not_derived():
+    ticker, rec = Ticker(), Recorder()
+    task = PipelineTask(Pipeline([ticker, rec]))
+    await task.queue_frame(TextFrame("a"))
+    await task.stop_when_done()
+    await finish(asyncio.create_task(task.run()), 50.0)
+    a, tick = [f for f in rec.frames if isinstance(f, TextFrame)]
+    assert tick.text == "tick" and tick.pts >= ticker.created > a.pts
