@@ -18,28 +18,16 @@ the frames a branch can hold in flight; ``evicted`` counts how often the cap was
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from apipeline.frames import CancelFrame, ControlFrame, DataFrame, EndFrame, ErrorFrame, Frame, SystemFrame
-from apipeline.pipeline.pipeline import Pipeline
+from apipeline.pipeline.pipeline import Edge, Pipeline
 from apipeline.processors.frame_processor import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
 
 logger = logging.getLogger("apipeline")
-
-
-class _BranchEdge(FrameProcessor):
-    """Where a branch's frames come out (downstream at its end, upstream at its start)."""
-
-    def __init__(self, owner: ParallelPipeline, index: int) -> None:
-        super().__init__(name=f"{owner.name}.branch{index}")
-        self._owner = owner
-        self._index = index
-        self._started = True
-
-    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        await self._owner._from_branch(self._index, frame, direction)
 
 
 class ParallelPipeline(FrameProcessor):
@@ -63,8 +51,10 @@ class ParallelPipeline(FrameProcessor):
             if isinstance(procs, FrameProcessor):
                 raise TypeError(f"{self.name}: branch {i} must be a list of processors, got a processor")
             branch = Pipeline(list(procs), name=f"{self.name}.b{i}")
-            _BranchEdge(self, i).link(branch)
-            branch.link(_BranchEdge(self, i))
+            # where the branch's frames come out: downstream at its end, upstream at its start
+            from_branch = functools.partial(self._from_branch, i)
+            Edge(f"{self.name}.branch{i}.in", from_branch).link(branch)
+            branch.link(Edge(f"{self.name}.branch{i}.out", from_branch))
             self._branches.append(branch)
         self._n = len(self._branches)
         self._max_tracked = max_tracked
