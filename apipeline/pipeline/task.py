@@ -262,9 +262,15 @@ class PipelineTask:
             return False
         await self._emit("on_pipeline_started", start)
         early, self._early_system = self._early_system, []
-        for frame in early:
-            await self._inject(frame)
+        if early and not await self._step(
+            self._inject_all(early), p.start_timeout, "system frames queued before the start"
+        ):
+            return self._cancel_reason is None
         return True
+
+    async def _inject_all(self, frames: list[SystemFrame]) -> None:
+        for frame in frames:
+            await self._inject(frame)
 
     async def _push_start(self, start: StartFrame) -> None:
         await self._source.push_frame(start)
