@@ -27,7 +27,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -362,15 +362,30 @@ class PipelineTask:
         return any(p.started for p in self.pipeline.walk())
 
     async def _cleanup(self) -> None:
+        """Clean up every processor, even if ``run()`` is cancelled meanwhile (each step is bounded;
+        a cancellation is re-raised once all of them are done), then close what their cleanup left:
+        no worker outlives ``run()`` because a user's ``cleanup()`` failed or timed out."""
+        cancelled = False
         pump, self._pump = self._pump, None
         if pump is not None and not pump.done():
-            await self._reap(pump, "pump", self.params.cancel_timeout)
+            try:
+                await self._reap(pump, "pump", self.params.cancel_timeout)
+            except asyncio.CancelledError:
+                cancelled = True
         for proc in reversed(self.pipeline.walk()):
-            if type(proc).cleanup is FrameProcessor.cleanup:
-                continue
-            await self._step(
-                proc.cleanup(), self.params.cleanup_timeout, f"{proc.name}.cleanup()", stoppable=False
-            )
+            steps: list[tuple[Callable[[], Awaitable[None]], str]] = []
+            if type(proc).cleanup is not FrameProcessor.cleanup:
+                steps.append((proc.cleanup, f"{proc.name}.cleanup()"))
+            steps.append((proc._framework_close, f"{proc.name} (framework close)"))
+            for fn, what in steps:
+                if what.endswith("(framework close)") and not proc._framework_needs_close():
+                    continue  # its cleanup() closed it (the usual case)
+                try:
+                    await self._step(fn(), self.params.cleanup_timeout, what, stoppable=False)
+                except asyncio.CancelledError:
+                    cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
 
     # -- bounded steps -----------------------------------------------------------------------------
 
@@ -382,14 +397,24 @@ class PipelineTask:
         coro = work if asyncio.iscoroutine(work) else _await(work)
         step = loop.create_task(coro, name=f"{self.name}: {what}")
         deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            if step.done() or left <= 0 or (stoppable and self._cancel_reason is not None):
-                break
-            waits: set[asyncio.Future[Any]] = {step}
-            if stoppable:
-                waits.add(self._new_wake())  # an end request wakes it too: the loop just waits on
-            await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            while True:
+                left = deadline - loop.time()
+                if step.done() or left <= 0 or (stoppable and self._cancel_reason is not None):
+                    break
+                waits: set[asyncio.Future[Any]] = {step}
+                if stoppable:
+                    waits.add(self._new_wake())  # an end request wakes it too: the loop just waits on
+                await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # run() itself is being cancelled (its caller gave up): the step must not outlive it.
+            if not step.done():
+                step.cancel()
+                await asyncio.wait({step}, timeout=self.params.cancel_timeout)
+                if not step.done():
+                    self.abandoned.append(step)
+                    logger.warning("%s: abandoned %s while being cancelled", self.name, what)
+            raise
         if step.done():
             if step.cancelled():
                 await self._report_exception(asyncio.CancelledError(), what)

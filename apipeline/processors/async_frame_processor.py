@@ -205,3 +205,10 @@ class AsyncFrameProcessor(FrameProcessor):
         self._queue.clear()
         await self._stop_worker()
         await super().cleanup()
+
+    def _framework_needs_close(self) -> bool:
+        return self._worker_task is not None
+
+    async def _framework_close(self) -> None:
+        self._queue.clear()
+        await self._stop_worker()

@@ -144,6 +144,14 @@ class FrameProcessor:
     async def cleanup(self) -> None:
         """Called once when the task finishes: release everything (tasks, files, models)."""
 
+    def _framework_needs_close(self) -> bool:
+        """Whether the framework still owns a task of this processor after ``cleanup()``."""
+        return False
+
+    async def _framework_close(self) -> None:
+        """Framework side of cleanup, run by the task after ``cleanup()`` whatever that did (it may
+        have raised or timed out): stop the tasks the framework started for this processor."""
+
     def update_settings(self, settings: dict[str, Any]) -> None:
         """Apply the settings addressed to this processor (``UpdateSettingsFrame``).
 

@@ -539,3 +539,26 @@ async def test_a_frame_pushed_after_processing_is_new_not_derived():
     await finish(asyncio.create_task(task.run()), 50.0)
     a, tick = [f for f in rec.frames if isinstance(f, TextFrame)]
     assert tick.text == "tick" and tick.pts >= ticker.created > a.pts
+
+
+class SlowCleanup(APass):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cleaning = asyncio.Event()
+
+    async def cleanup(self) -> None:
+        self.cleaning.set()
+        await asyncio.sleep(60)
+        await super().cleanup()
+
+
+async def test_cancelling_run_itself_leaves_no_step_behind():
+    p = SlowCleanup()
+    task = PipelineTask(Pipeline([p]), PipelineParams(cleanup_timeout=60.0, cancel_timeout=SHORT))
+    await task.stop_when_done()
+    runner = asyncio.create_task(task.run())
+    await p.cleaning.wait()  # run() is now inside the cleanup step
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(runner, OUTER)
+    assert framework_tasks() == []
