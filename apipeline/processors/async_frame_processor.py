@@ -18,9 +18,13 @@ The worker (one per processor, for its whole life; see "The worker" in docs/desi
   awaited, and frames arriving later are dropped. It never restarts.
 
 ``interruption_epoch`` counts interruptions so subclasses can discard stale results that come back
-from work started before one (e.g. a thread-pool call). A frame the worker pushes back into its own
-queue (a re-entrant push) is appended even when the queue is full: the worker waiting for room that
-only it can make would deadlock.
+from work started before one (e.g. a thread-pool call).
+
+A frame travelling upstream, or one the worker pushes back into its own queue (a re-entrant push), is
+appended even when the queue is full: backpressure is a downstream notion, and an upstream pusher may
+be the very thing this worker is waiting on (an answer from a processor after it), so waiting for room
+that only this worker can make would deadlock. Upstream traffic is bounded by the downstream flow
+that causes it.
 """
 
 from __future__ import annotations
@@ -85,8 +89,10 @@ class AsyncFrameProcessor(FrameProcessor):
             return  # cancelled: every processor drops its work
         if self._state is _IDLE:
             self._start_worker()
-        if asyncio.current_task() is self._worker_task:
-            self._queue.put_over_capacity(frame, direction)  # re-entrant push: never wait on ourselves
+        if direction is FrameDirection.UPSTREAM or asyncio.current_task() is self._worker_task:
+            # Never wait for room: an upstream frame (its pusher may be what our worker is waiting on)
+            # or a re-entrant push (our own worker would wait on itself). See the module docstring.
+            self._queue.put_over_capacity(frame, direction)
             return
         drops = self._queue.drops
         await self._queue.put(frame, direction)

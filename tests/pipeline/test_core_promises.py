@@ -562,3 +562,21 @@ async def test_cancelling_run_itself_leaves_no_step_behind():
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(runner, OUTER)
     assert framework_tasks() == []
+
+
+async def test_upstream_push_into_a_full_async_queue_does_not_deadlock():
+    # APass's worker waits (inside the sync-parallel) for the answerer's marker, while the answerer's
+    # worker pushes its answer upstream into APass's full queue: a cycle if upstream waits for room.
+    from apipeline.pipeline import SyncParallelPipeline
+    from apipeline.testing import AsyncUpstreamAnswerer
+
+    rec = Recorder()
+    task = PipelineTask(
+        Pipeline([APass(max_queue_size=1), SyncParallelPipeline([AsyncUpstreamAnswerer()]), rec]),
+        PipelineParams(end_timeout=5.0),
+    )
+    await task.queue_frames([TextFrame(str(i)) for i in range(5)])
+    await task.stop_when_done()
+    await finish(asyncio.create_task(task.run()), 50.0)
+    assert task.timeouts == []
+    assert rec.texts() == [str(i) for i in range(5)]
