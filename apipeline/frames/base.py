@@ -1,8 +1,11 @@
 """The frame base class and the three families.
 
 Every frame gets a process-unique, increasing ``id`` and a ``name`` (``"TextFrame#12"``) when created.
-``pts`` is a presentation timestamp in nanoseconds on the monotonic clock (``time.monotonic_ns``);
-the task stamps frames that enter without one, so end-to-end latency can be measured at the sink.
+``pts`` is the time (``time.monotonic_ns``, this process's clock) at which the frame entered this
+process's pipeline: set by whatever creates it (the task, an input processor, a transport); frames a
+processor derives from it inherit it; end-to-end latency is measured from it at the sink.
+``client_pts`` is a timestamp a remote client put on the frame, on the client's clock: it is carried
+and echoed back on derived frames, never compared with ``pts``.
 
 Families decide how a frame travels:
 
@@ -29,6 +32,7 @@ class Frame:
     id: int = field(init=False, compare=True)
     name: str = field(init=False, compare=True)
     pts: int | None = field(default=None, kw_only=True)
+    client_pts: int | None = field(default=None, kw_only=True)
     metadata: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     #: whether an interruption drops this frame from queues and in-flight work

@@ -17,12 +17,15 @@ class CancelFrame(SystemFrame):
 class ErrorFrame(SystemFrame):
     """An error, normally pushed upstream to the task; ``fatal=True`` cancels the task.
 
-    ``processor`` names where it happened (set by the framework for exceptions it catches).
+    ``processor`` names where it happened (set by the framework for exceptions it catches);
+    ``exception`` is the exception object itself when there is one (kept in this process, never
+    serialized).
     """
 
     error: str = ""
     fatal: bool = False
     processor: str | None = None
+    exception: BaseException | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 @dataclass(slots=True)

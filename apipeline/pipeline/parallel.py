@@ -1,44 +1,42 @@
 """Parallel pipelines: every frame goes to every branch, and the outputs are merged.
 
-Bookkeeping (why it is bounded): a frame that enters is remembered by id with the number of branches
-that have not yet returned it. A data frame passed through unchanged is emitted the first time a
-branch returns it; any other frame (Start, End, Sync, system frames) the last time, so lifecycle
-frames come out once and only after every branch has passed them. The entry is forgotten when the
-count reaches zero, when every branch is synchronous and has returned from the call, when a later
-control frame has come back from every branch (branches keep order, so everything before it is done),
-or — for frames a branch swallowed — when it falls off the end of a bounded FIFO (``max_tracked``).
+Merging (why each frame comes out once, whatever the branches do): a frame that enters is remembered
+by *identity* with the number of returns it is owed (one per branch). A data frame passed through
+unchanged is emitted on its first return; any other frame (Start, End, Sync, system frames) on its
+last, so lifecycle frames come out once and only after every branch has passed them. Nothing assumes
+that frames come back in the order they entered: a branch may hold frames back (a VAD pre-roll),
+let a control frame overtake them, or take frames that were created before one that entered earlier.
+
+Bookkeeping (why it is bounded): an entry is forgotten when every branch has returned the frame; when
+``EndFrame`` has passed every branch (a processor flushes before it passes ``EndFrame``, so nothing it
+held can come back); and, for frames a branch swallowed, when it falls off the end of a FIFO of
+``max_tracked`` entries. Only that last rule can lose track of a frame still inside a branch (one
+held back for longer than ``max_tracked`` newer frames took to enter), so ``max_tracked`` must exceed
+the frames a branch can hold in flight; ``evicted`` counts how often the cap was used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from apipeline.frames import CancelFrame, ControlFrame, DataFrame, ErrorFrame, Frame, SystemFrame
-from apipeline.pipeline.pipeline import Pipeline
-from apipeline.processors.async_frame_processor import AsyncFrameProcessor
+from apipeline.frames import CancelFrame, ControlFrame, DataFrame, EndFrame, ErrorFrame, Frame, SystemFrame
+from apipeline.pipeline.pipeline import Edge, Pipeline
 from apipeline.processors.frame_processor import DOWNSTREAM, UPSTREAM, FrameDirection, FrameProcessor
 
 logger = logging.getLogger("apipeline")
 
 
-class _BranchEdge(FrameProcessor):
-    """Where a branch's frames come out (downstream at its end, upstream at its start)."""
-
-    def __init__(self, owner: ParallelPipeline, index: int) -> None:
-        super().__init__(name=f"{owner.name}.branch{index}")
-        self._owner = owner
-        self._index = index
-        self._started = True
-
-    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        await self._owner._from_branch(self._index, frame, direction)
-
-
 class ParallelPipeline(FrameProcessor):
-    """Branches side by side: ``ParallelPipeline([a1, a2], [b1, b2, b3])``."""
+    """Branches side by side: ``ParallelPipeline([a1, a2], [b1, b2, b3])``.
+
+    Args:
+        branches: each a list of processors, run as a :class:`Pipeline`.
+        max_tracked: most frames remembered per direction for the merge (see the module docstring).
+    """
 
     def __init__(
         self, *branches: Sequence[FrameProcessor], name: str | None = None, max_tracked: int = 4096
@@ -46,21 +44,29 @@ class ParallelPipeline(FrameProcessor):
         super().__init__(name=name)
         if not branches:
             raise ValueError(f"{self.name}: needs at least one branch")
+        if max_tracked < 1:
+            raise ValueError(f"{self.name}: max_tracked must be >= 1, got {max_tracked}")
         self._branches: list[Pipeline] = []
         for i, procs in enumerate(branches):
             if isinstance(procs, FrameProcessor):
                 raise TypeError(f"{self.name}: branch {i} must be a list of processors, got a processor")
             branch = Pipeline(list(procs), name=f"{self.name}.b{i}")
-            _BranchEdge(self, i).link(branch)
-            branch.link(_BranchEdge(self, i))
+            # where the branch's frames come out: downstream at its end, upstream at its start
+            from_branch = functools.partial(self._from_branch, i)
+            Edge(f"{self.name}.branch{i}.in", from_branch).link(branch)
+            branch.link(Edge(f"{self.name}.branch{i}.out", from_branch))
             self._branches.append(branch)
         self._n = len(self._branches)
         self._max_tracked = max_tracked
-        self._tracked: dict[FrameDirection, OrderedDict[int, int]] = {
+        # id(frame) -> [frame.id, returns owed, returns so far]. Keyed by the object, so two frames
+        # sharing an id (one decoded from a wire keeps the sender's) are never confused; frame.id
+        # guards against an address reused after the tracked frame was freed.
+        self._tracked: dict[FrameDirection, OrderedDict[int, list[int]]] = {
             DOWNSTREAM: OrderedDict(),
             UPSTREAM: OrderedDict(),
         }
-        self._all_sync = not any(isinstance(p, AsyncFrameProcessor) for p in self.walk())
+        #: how many entries the ``max_tracked`` cap pushed out (frames a branch swallowed, normally)
+        self.evicted = 0
         self._started = True
 
     def processors(self) -> list[FrameProcessor]:
@@ -71,53 +77,66 @@ class ParallelPipeline(FrameProcessor):
         return list(self._branches)
 
     def tracked_frames(self) -> int:
-        """How many frame ids the merge currently remembers (bounded by ``max_tracked``)."""
+        """How many frames the merge currently remembers (at most ``max_tracked`` per direction)."""
         return sum(len(t) for t in self._tracked.values())
 
     def _track(self, frame: Frame, direction: FrameDirection) -> None:
         tracked = self._tracked[direction]
-        tracked[frame.id] = self._n
+        key = id(frame)
+        entry = tracked.get(key)
+        if entry is not None and entry[0] == frame.id:
+            entry[1] += self._n  # the same frame entered again: it is owed another round of returns
+            return
+        tracked[key] = [frame.id, self._n, 0]
         if len(tracked) > self._max_tracked:
             tracked.popitem(last=False)
+            self.evicted += 1
 
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         self._track(frame, direction)
         for branch in self._branches:
             await branch.receive(frame, direction)
-        if self._all_sync:
-            self._tracked[direction].pop(frame.id, None)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
         tracked = self._tracked[direction]
-        remaining = tracked.get(frame.id)
-        if remaining is None:
-            await self.push_frame(frame, direction)
+        key = id(frame)
+        entry = tracked.get(key)
+        if entry is None or entry[0] != frame.id:
+            await self.push_frame(frame, direction)  # made inside the branch: passes at once
             return
-        remaining -= 1
-        if remaining:
-            tracked[frame.id] = remaining
-        else:
-            del tracked[frame.id]
+        returned = entry[2]
+        entry[2] = returned + 1
+        if returned + 1 >= entry[1]:
+            del tracked[key]
         if isinstance(frame, DataFrame):
-            if remaining == self._n - 1:
+            if returned % self._n == 0:
                 await self.push_frame(frame, direction)
-        elif remaining == 0:
-            self._forget_older(tracked, frame.id)
-            await self.push_frame(frame, direction)
+        elif (returned + 1) % self._n == 0:
+            await self._emit_passed(frame, direction)
 
-    @staticmethod
-    def _forget_older(tracked: OrderedDict[int, int], frame_id: int) -> None:
-        """A non-data frame came back from every branch: branches keep order, so every frame that
-        entered before it has come out or been swallowed by now; forget them."""
-        while tracked:
-            oldest = next(iter(tracked))
-            if oldest > frame_id:
-                break
-            del tracked[oldest]
+    async def _emit_passed(self, frame: Frame, direction: FrameDirection) -> None:
+        """Emit a non-data frame that has passed every branch."""
+        if isinstance(frame, EndFrame):
+            for table in self._tracked.values():
+                table.clear()
+        await self.push_frame(frame, direction)
 
 
 class _BranchMarker(ControlFrame):
     """Private in-band marker: when it leaves branch i, branch i has finished the frame before it."""
+
+
+class _Section:
+    """One input frame being synchronised: what each branch produced for it so far."""
+
+    __slots__ = ("done", "frame", "markers", "outputs", "pending")
+
+    def __init__(self, frame: Frame, n: int) -> None:
+        self.frame = frame
+        self.outputs: list[list[Frame]] = [[] for _ in range(n)]
+        self.markers = [_BranchMarker() for _ in range(n)]
+        self.pending = n
+        self.done = asyncio.Event()
 
 
 class SyncParallelPipeline(ParallelPipeline):
@@ -127,6 +146,12 @@ class SyncParallelPipeline(ParallelPipeline):
     input, in branch order. The frame is sent to all branches first and then an in-band marker to all
     branches, so asynchronous branches work on it concurrently. System frames are not held: they go
     to every branch and come out once, as in :class:`ParallelPipeline`.
+
+    Each direction is synchronised on its own: a frame a branch pushes the other way passes at once,
+    and a processor that answers each output with a frame pushed back (upstream, say) is served while
+    the output is being delivered. A frame that re-enters in the same direction from inside a
+    synchronised step (a branch's push that came back round) is merged without waiting, as in
+    :class:`ParallelPipeline`, and its outputs are emitted with those of the step.
     """
 
     def __init__(
@@ -138,67 +163,72 @@ class SyncParallelPipeline(ParallelPipeline):
     ) -> None:
         super().__init__(*branches, name=name, max_tracked=max_tracked)
         self.sync_timeout = sync_timeout
-        self._lock = asyncio.Lock()
-        self._buffers: list[list[Frame]] | None = None
-        self._markers: list[_BranchMarker] = []
-        self._pending = 0
-        self._done: asyncio.Event | None = None
+        self._locks = {DOWNSTREAM: asyncio.Lock(), UPSTREAM: asyncio.Lock()}
+        self._holders: dict[FrameDirection, asyncio.Task[object] | None] = {DOWNSTREAM: None, UPSTREAM: None}
+        self._sections: dict[FrameDirection, _Section | None] = {DOWNSTREAM: None, UPSTREAM: None}
 
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, SystemFrame):
-            if isinstance(frame, CancelFrame) and self._done is not None:
-                self._done.set()  # async branches drop their queues on cancel: stop waiting
+            if isinstance(frame, CancelFrame):
+                for section in self._sections.values():
+                    if section is not None:
+                        section.done.set()  # async branches drop their queues on cancel: stop waiting
             await super().receive(frame, direction)
             return
-        async with self._lock:
-            await self._receive_synced(frame, direction)
+        if self._holders[direction] is asyncio.current_task():
+            # Re-entered from inside our own step in this direction: waiting for the lock would be
+            # waiting for ourselves.
+            await super().receive(frame, direction)
+            return
+        async with self._locks[direction]:
+            self._holders[direction] = asyncio.current_task()
+            try:
+                await self._receive_synced(frame, direction)
+            finally:
+                self._holders[direction] = None
 
     async def _receive_synced(self, frame: Frame, direction: FrameDirection) -> None:
-        buffers: list[list[Frame]] = [[] for _ in self._branches]
-        self._buffers = buffers
-        self._markers = [_BranchMarker() for _ in self._branches]
-        self._pending = self._n
-        self._done = done = asyncio.Event()
+        section = self._sections[direction] = _Section(frame, self._n)
         try:
             for branch in self._branches:
                 await branch.receive(frame, direction)
-            for branch, marker in zip(self._branches, self._markers):
+            for branch, marker in zip(self._branches, section.markers):
                 await branch.receive(marker, direction)
-            if self._pending:
+            if section.pending:
                 try:
-                    await asyncio.wait_for(done.wait(), self.sync_timeout)
+                    await asyncio.wait_for(section.done.wait(), self.sync_timeout)
                 except asyncio.TimeoutError:
                     await self.push_frame(
                         ErrorFrame(
-                            f"{self.name}: {self._pending} branch(es) did not return {frame.name} within "
-                            f"{self.sync_timeout} s (a processor swallowed control frames?)",
+                            f"{self.name}: {section.pending} branch(es) did not return {frame.name} "
+                            f"within {self.sync_timeout} s (a processor swallowed control frames?)",
                             processor=self.name,
                         ),
                         UPSTREAM,
                     )
         finally:
-            self._buffers = None
-            self._done = None
-        emitted_self = False
-        for buf in buffers:
-            for out in buf:
-                if out.id == frame.id:
-                    if emitted_self or not isinstance(frame, DataFrame):
-                        continue
-                    emitted_self = True
-                await self.push_frame(out, direction)
-        if not isinstance(frame, DataFrame) and any(f.id == frame.id for buf in buffers for f in buf):
-            await self.push_frame(frame, direction)
+            self._sections[direction] = None
+        seen = False
+        for index, outputs in enumerate(section.outputs):
+            for out in outputs:
+                if out is frame:
+                    if not seen and isinstance(frame, DataFrame):
+                        await self.push_frame(frame, direction)
+                    seen = True
+                else:
+                    await super()._from_branch(index, out, direction)
+        if seen and not isinstance(frame, DataFrame):
+            await self._emit_passed(frame, direction)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
+        section = self._sections[direction]
         if isinstance(frame, _BranchMarker):
-            if self._markers and frame is self._markers[index]:
-                self._pending -= 1
-                if self._pending == 0 and self._done is not None:
-                    self._done.set()
+            if section is not None and frame is section.markers[index]:
+                section.pending -= 1
+                if section.pending == 0:
+                    section.done.set()
             return
-        buffers = self._buffers
-        if buffers is not None and not isinstance(frame, SystemFrame):
-            buffers[index].append(frame)
+        if section is not None and not isinstance(frame, SystemFrame):
+            section.outputs[index].append(frame)
             return
         await super()._from_branch(index, frame, direction)

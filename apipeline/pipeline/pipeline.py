@@ -8,23 +8,28 @@ the same way in reverse.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from apipeline.frames import Frame
 from apipeline.processors.frame_processor import DOWNSTREAM, FrameDirection, FrameProcessor
 
+__all__ = ["Edge", "Pipeline"]
 
-class _Edge(FrameProcessor):
-    """The pipeline's inner ends: frames reaching them leave the pipeline."""
 
-    def __init__(self, pipeline: Pipeline, direction: FrameDirection) -> None:
-        super().__init__(name=f"{pipeline.name}.{'sink' if direction is DOWNSTREAM else 'source'}")
-        self._pipeline = pipeline
-        self._out = direction
+class Edge(FrameProcessor):
+    """Where frames leave a container: whatever reaches it is handed to ``on_frame``.
+
+    The inner ends of a :class:`Pipeline`, the ends of each :class:`ParallelPipeline` branch and the
+    task's own source and sink are all edges; only the callback differs.
+    """
+
+    def __init__(self, name: str, on_frame: Callable[[Frame, FrameDirection], Awaitable[None]]) -> None:
+        super().__init__(name=name)
+        self._on_frame = on_frame
         self._started = True
 
-    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        await self._pipeline.push_frame(frame, direction)
+    def receive(self, frame: Frame, direction: FrameDirection) -> Awaitable[None]:  # type: ignore[override]
+        return self._on_frame(frame, direction)
 
 
 class Pipeline(FrameProcessor):
@@ -36,8 +41,8 @@ class Pipeline(FrameProcessor):
         for p in self._processors:
             if not isinstance(p, FrameProcessor):
                 raise TypeError(f"{self.name}: expected FrameProcessor, got {type(p).__name__}")
-        self._source = _Edge(self, FrameDirection.UPSTREAM)
-        self._sink = _Edge(self, FrameDirection.DOWNSTREAM)
+        self._source = Edge(f"{self.name}.source", self.push_frame)
+        self._sink = Edge(f"{self.name}.sink", self.push_frame)
         chain: list[FrameProcessor] = [self._source, *self._processors, self._sink]
         for a, b in itertools.pairwise(chain):
             a.link(b)
@@ -48,8 +53,5 @@ class Pipeline(FrameProcessor):
     def processors(self) -> list[FrameProcessor]:
         return list(self._processors)
 
-    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        if direction is DOWNSTREAM:
-            await self._first.receive(frame, direction)
-        else:
-            await self._last.receive(frame, direction)
+    def receive(self, frame: Frame, direction: FrameDirection) -> Awaitable[None]:  # type: ignore[override]
+        return (self._first if direction is DOWNSTREAM else self._last).receive(frame, direction)

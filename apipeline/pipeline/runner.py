@@ -42,7 +42,7 @@ class PipelineRunner:
         logger.warning("%s: %s received, cancelling %d task(s)", self.name, sig.name, len(self._tasks))
         self.signalled = True
         for task in list(self._tasks):
-            asyncio.get_running_loop().create_task(task.cancel(f"signal {sig.name}"))
+            task.request_cancel(f"signal {sig.name}")  # synchronous: no fire-and-forget task
 
     async def cancel(self) -> None:
         for task in list(self._tasks):

@@ -6,10 +6,25 @@ before it for longer than its queue takes to fill. Data and control frames share
 ``EndFrame`` can never overtake data; system frames skip the queue and are handled on arrival in the
 sender's task.
 
-Interruption (``StartInterruptionFrame`` with ``allow_interruptions``): the queued interruptible frames
-are dropped and, if the worker is busy with an interruptible frame, the worker is cancelled and a fresh
-one started. ``interruption_epoch`` counts interruptions so subclasses can discard stale results that
-come back from work started before one (e.g. a thread-pool call).
+The worker (one per processor, for its whole life; see "The worker" in docs/design.md):
+
+* ``idle``: no worker yet. ``setup()`` (or the first queued frame) starts it: ``running``.
+* ``running``: the worker takes frames one by one and delivers each through
+  :meth:`FrameProcessor.receive`. An interruption (``StartInterruptionFrame`` with
+  ``allow_interruptions``) drops the queued interruptible frames and, if the worker is busy with an
+  interruptible frame, cancels *that frame's processing* inside the same worker task; the worker
+  catches that one cancellation and goes on with the next frame. No second worker is ever started.
+* ``closed`` (``CancelFrame`` or ``cleanup()``): the queue is cleared, the worker is cancelled and
+  awaited, and frames arriving later are dropped. It never restarts.
+
+``interruption_epoch`` counts interruptions so subclasses can discard stale results that come back
+from work started before one (e.g. a thread-pool call).
+
+A frame travelling upstream, or one the worker pushes back into its own queue (a re-entrant push), is
+appended even when the queue is full: backpressure is a downstream notion, and an upstream pusher may
+be the very thing this worker is waiting on (an answer from a processor after it), so waiting for room
+that only this worker can make would deadlock. Upstream traffic is bounded by the downstream flow
+that causes it.
 """
 
 from __future__ import annotations
@@ -33,8 +48,13 @@ logger = logging.getLogger("apipeline")
 _YIELD_EVERY = 64
 
 
+_IDLE, _RUNNING, _CLOSED = "idle", "running", "closed"
+
+
 class AsyncFrameProcessor(FrameProcessor):
     """A processor whose ``process_frame`` runs in its own worker task, fed by a bounded queue."""
+
+    is_async = True
 
     def __init__(
         self,
@@ -46,8 +66,9 @@ class AsyncFrameProcessor(FrameProcessor):
         super().__init__(name=name)
         self._queue = FrameQueue(max_queue_size, overflow)
         self._worker_task: asyncio.Task[None] | None = None
+        self._state = _IDLE
         self._current: Frame | None = None
-        self._closed = False
+        self._interrupting = False  # an interruption has cancelled the frame in flight
         self.interruption_epoch = 0
         self._reported_drops = 0
 
@@ -56,7 +77,7 @@ class AsyncFrameProcessor(FrameProcessor):
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, SystemFrame):
             await self._handle_system(frame, direction)
-        elif self._worker_task is None or not self._queue.try_put(frame, direction):
+        elif self._state is not _RUNNING or not self._queue.try_put(frame, direction):
             await self.queue_frame(frame, direction)
 
     async def queue_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
@@ -64,8 +85,15 @@ class AsyncFrameProcessor(FrameProcessor):
         if isinstance(frame, SystemFrame):
             await self._handle_system(frame, direction)
             return
-        if self._worker_task is None and not self._closed:
+        if self._state is _CLOSED:
+            return  # cancelled: every processor drops its work
+        if self._state is _IDLE:
             self._start_worker()
+        if direction is FrameDirection.UPSTREAM or asyncio.current_task() is self._worker_task:
+            # Never wait for room: an upstream frame (its pusher may be what our worker is waiting on)
+            # or a re-entrant push (our own worker would wait on itself). See the module docstring.
+            self._queue.put_over_capacity(frame, direction)
+            return
         drops = self._queue.drops
         await self._queue.put(frame, direction)
         if self._queue.drops != drops:
@@ -91,18 +119,21 @@ class AsyncFrameProcessor(FrameProcessor):
 
     async def setup(self) -> None:
         await super().setup()
-        if self._worker_task is None:
+        if self._state is _IDLE:
             self._start_worker()
 
     def _start_worker(self) -> None:
+        assert self._state is _IDLE, f"{self.name}: worker started twice"
+        self._state = _RUNNING
         self._worker_task = asyncio.get_running_loop().create_task(self._worker(), name=f"{self.name}.worker")
 
     async def _worker(self) -> None:
         queue = self._queue
-        handle = super().receive
-        process = self.process_frame
+        deliver = super().receive
+        task = asyncio.current_task()
+        assert task is not None
         streak = 0
-        while True:
+        while self._state is _RUNNING:
             item = queue.try_get()
             if item is None:
                 streak = 0
@@ -114,18 +145,21 @@ class AsyncFrameProcessor(FrameProcessor):
                 await asyncio.sleep(0)
             streak += 1
             frame, direction = item
+            if isinstance(frame, EndFrame) and queue.drops != self._reported_drops:
+                await self._report_drops()
             self._current = frame
-            if frame.interruptible and self._started and self.metrics is None:
-                self._pts = frame.pts
-                try:
-                    await process(frame, direction)
-                except Exception as exc:
-                    await self._report_exception(exc, frame)
-            else:
-                if isinstance(frame, EndFrame) and queue.drops != self._reported_drops:
-                    await self._report_drops()
-                await handle(frame, direction)
-            self._current = None
+            try:
+                await deliver(frame, direction)
+            except asyncio.CancelledError:
+                if not self._interrupting or self._state is _CLOSED:
+                    raise
+            finally:
+                self._current = None
+            if self._interrupting:
+                # The interruption's cancellation was delivered (caught above) or swallowed by the
+                # processor; either way it is spent: this worker goes on with the next frame.
+                self._interrupting = False
+                task.uncancel()
 
     async def _report_drops(self) -> None:
         # Drops are reported in metrics even when metrics are off: never silent.
@@ -133,32 +167,32 @@ class AsyncFrameProcessor(FrameProcessor):
         await self.push_frame(MetricsFrame([{"processor": self.name, "drops": self._queue.drops}]))
 
     async def _stop_worker(self) -> None:
+        """Close: no worker will ever run again; cancel and await the one there is."""
+        self._state = _CLOSED
         task = self._worker_task
-        if task is asyncio.current_task():
-            # Called from inside our own worker (a frame we pushed came back to us): the worker cannot
-            # await itself; it stops at its next await only if cancelled, which would abort this call.
+        if task is None or task is asyncio.current_task():
+            # From inside our own worker (a frame we pushed came back to us): it ends after this frame.
             return
         self._worker_task = None
-        if task is not None and not task.done():
+        if not task.done():
             task.cancel()
             try:
                 await task
             except asyncio.CancelledError:
-                pass
-        self._current = None
+                if (current := asyncio.current_task()) is not None and current.cancelling():
+                    raise
 
     # -- system frames -----------------------------------------------------------------------------
 
     async def _handle_system(self, frame: SystemFrame, direction: FrameDirection) -> None:
         if isinstance(frame, StartInterruptionFrame) and self.allow_interruptions:
-            await self._interrupt()
+            self._interrupt()
         elif isinstance(frame, CancelFrame):
-            self._closed = True
             self._queue.clear()
             await self._stop_worker()
         await FrameProcessor.receive(self, frame, direction)
 
-    async def _interrupt(self) -> None:
+    def _interrupt(self) -> None:
         self.interruption_epoch += 1
         self._queue.drop_interruptible()
         current = self._current
@@ -168,12 +202,19 @@ class AsyncFrameProcessor(FrameProcessor):
             and current.interruptible
             and task is not None
             and task is not asyncio.current_task()
+            and not self._interrupting
         ):
-            await self._stop_worker()
-            self._start_worker()
+            self._interrupting = True
+            task.cancel()
 
     async def cleanup(self) -> None:
-        self._closed = True
-        await self._stop_worker()
         self._queue.clear()
+        await self._stop_worker()
         await super().cleanup()
+
+    def _framework_needs_close(self) -> bool:
+        return self._worker_task is not None
+
+    async def _framework_close(self) -> None:
+        self._queue.clear()
+        await self._stop_worker()

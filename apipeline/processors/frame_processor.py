@@ -5,19 +5,24 @@ processor's handler directly, so a frame crossing it costs one ``await`` — no 
 asynchronous variant, with its own bounded queue and worker task, is in
 :mod:`~apipeline.processors.async_frame_processor`.
 
-The framework-side entry point of every processor is :meth:`FrameProcessor.receive`; it runs the
-user's :meth:`~FrameProcessor.process_frame` and turns any exception into an upstream
-:class:`~apipeline.frames.ErrorFrame` naming the processor, so one bad frame never kills the pipeline.
+The framework-side entry point of every processor is :meth:`FrameProcessor.receive`, the one delivery
+step of the framework: it gates frames that arrive before ``StartFrame``, records the ``pts`` derived
+frames inherit, times the call when metrics are on, runs the user's
+:meth:`~FrameProcessor.process_frame` and turns any exception into an upstream
+:class:`~apipeline.frames.ErrorFrame` naming the processor (logged with its traceback), so one bad
+frame never kills the pipeline. :meth:`FrameProcessor.push_frame` hands a frame to the neighbour's
+``receive``; the asynchronous worker calls the same ``receive`` for each frame it dequeues.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, ClassVar
 
 from apipeline.audio.format import AudioFormat
 from apipeline.errors import PipelineError
@@ -26,7 +31,6 @@ from apipeline.frames import (
     EndFrame,
     ErrorFrame,
     Frame,
-    MetricsFrame,
     StartFrame,
     StartInterruptionFrame,
     SystemFrame,
@@ -49,8 +53,6 @@ class FrameDirection(enum.Enum):
 DOWNSTREAM = FrameDirection.DOWNSTREAM
 UPSTREAM = FrameDirection.UPSTREAM
 
-EventHandler = Callable[..., Awaitable[None] | None]
-
 
 class FrameProcessor:
     """Base of every processor.
@@ -64,11 +66,16 @@ class FrameProcessor:
     * ``input_format`` / ``output_format``: :class:`~apipeline.audio.format.AudioFormat` or ``None``
       (``None``: this processor does not care about audio formats, it passes audio through).
     * ``latency``: algorithmic latency in seconds (block sizes, look-ahead, crossfades).
+    * ``is_async``: ``True`` when :meth:`receive` may return before the frame has been processed (the
+      processor has its own queue and task, as :class:`AsyncFrameProcessor` does), so what it produces
+      may come out later, from another task. Containers decide how to wait on a processor from this
+      declaration, never from its class.
     """
 
     input_format: AudioFormat | None = None
     output_format: AudioFormat | None = None
     latency: float = 0.0
+    is_async: ClassVar[bool] = False
 
     def __init__(self, *, name: str | None = None, **kwargs: Any) -> None:
         if kwargs:
@@ -78,15 +85,12 @@ class FrameProcessor:
         self._next: FrameProcessor | None = None
         self._prev: FrameProcessor | None = None
         self._started = False
-        # True once started, for plain processors without metrics: neighbours may then call
-        # process_frame directly (one coroutine less per hop); see push_frame.
-        self._direct = False
-        # pts of the frame being processed: frames pushed without one inherit it (end-to-end latency)
-        self._pts: int | None = None
+        # The data frame being processed: frames pushed without a pts inherit its pts and client_pts
+        # (see push_frame and the pts rule in docs/design.md).
+        self._origin: Frame | None = None
         self.allow_interruptions = False
         self.enable_metrics = False
         self.metrics: ProcessorMetrics | None = None
-        self._handlers: dict[str, list[EventHandler]] = {}
 
     # -- structure -----------------------------------------------------------------------------
 
@@ -133,8 +137,20 @@ class FrameProcessor:
     async def cancel(self, frame: CancelFrame) -> None:
         """Called when ``CancelFrame`` arrives, before it is passed on."""
 
+    async def interrupt(self, frame: StartInterruptionFrame) -> None:
+        """Called when ``StartInterruptionFrame`` arrives and the run allows interruptions, before it
+        is passed on (an asynchronous processor has already dropped its queued and in-flight work)."""
+
     async def cleanup(self) -> None:
         """Called once when the task finishes: release everything (tasks, files, models)."""
+
+    def _framework_needs_close(self) -> bool:
+        """Whether the framework still owns a task of this processor after ``cleanup()``."""
+        return False
+
+    async def _framework_close(self) -> None:
+        """Framework side of cleanup, run by the task after ``cleanup()`` whatever that did (it may
+        have raised or timed out): stop the tasks the framework started for this processor."""
 
     def update_settings(self, settings: dict[str, Any]) -> None:
         """Apply the settings addressed to this processor (``UpdateSettingsFrame``).
@@ -146,26 +162,6 @@ class FrameProcessor:
                 raise PipelineError(f"{self.name}: unknown setting {key!r}")
             setattr(self, key, value)
 
-    # -- events ----------------------------------------------------------------------------------
-
-    def event_handler(self, event: str) -> Callable[[EventHandler], EventHandler]:
-        """Decorator registering a handler (sync or async) for a named event."""
-
-        def register(fn: EventHandler) -> EventHandler:
-            self._handlers.setdefault(event, []).append(fn)
-            return fn
-
-        return register
-
-    def add_event_handler(self, event: str, fn: EventHandler) -> None:
-        self._handlers.setdefault(event, []).append(fn)
-
-    async def _call_event_handler(self, event: str, *args: Any) -> None:
-        for fn in self._handlers.get(event, ()):
-            result = fn(self, *args)
-            if result is not None:
-                await result
-
     # -- frame flow ------------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -174,26 +170,33 @@ class FrameProcessor:
             await self._handle_lifecycle(frame)
 
     async def _handle_lifecycle(self, frame: Frame) -> None:
-        if isinstance(frame, StartFrame):
-            if self._started:
-                return
-            self._started = True
-            self.allow_interruptions = frame.allow_interruptions
-            self.enable_metrics = frame.enable_metrics
-            if frame.enable_metrics:
-                self.metrics = ProcessorMetrics(
-                    self.name, frame.metrics_interval_s, frame.report_only_initial_ttfb
-                )
-            await self.start(frame)
-            self._direct = self.metrics is None and type(self).receive is FrameProcessor.receive
-        elif isinstance(frame, EndFrame):
-            await self.stop(frame)
-        elif isinstance(frame, CancelFrame):
-            await self.cancel(frame)
-        elif isinstance(frame, UpdateSettingsFrame):
-            mine = self._settings_for_me(frame.settings)
-            if mine:
-                self.update_settings(mine)
+        # A hook that raises is reported, and the frame still goes on: losing an EndFrame (or a
+        # StartFrame) to a failed flush would leave the whole run waiting for its timeout.
+        try:
+            if isinstance(frame, StartFrame):
+                if self._started:
+                    return
+                self._started = True
+                self.allow_interruptions = frame.allow_interruptions
+                self.enable_metrics = frame.enable_metrics
+                if frame.enable_metrics:
+                    self.metrics = ProcessorMetrics(
+                        self.name, frame.metrics_interval_s, frame.report_only_initial_ttfb
+                    )
+                await self.start(frame)
+            elif isinstance(frame, EndFrame):
+                await self.stop(frame)
+            elif isinstance(frame, CancelFrame):
+                await self.cancel(frame)
+            elif isinstance(frame, StartInterruptionFrame):
+                if self.allow_interruptions:
+                    await self.interrupt(frame)
+            elif isinstance(frame, UpdateSettingsFrame):
+                mine = self._settings_for_me(frame.settings)
+                if mine:
+                    self.update_settings(mine)
+        except Exception as exc:
+            await self._report_exception(exc, frame)
 
     def _settings_for_me(self, settings: dict[str, Any]) -> dict[str, Any]:
         mine: dict[str, Any] = {}
@@ -205,81 +208,96 @@ class FrameProcessor:
                 mine[key] = value
         return mine
 
-    async def push_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
-        """Send a frame to the neighbour in ``direction`` and wait until it has taken it.
+    def push_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> Awaitable[None]:
+        """Send a frame to the neighbour in ``direction``; await the result to wait until it has taken it.
 
         For a synchronous neighbour that means it has processed the frame; for an asynchronous one,
-        that the frame is in its queue.
+        that the frame is in its queue. A frame without a ``pts`` inherits the ``pts`` and
+        ``client_pts`` of the data frame this processor is processing (it is derived from it), or is
+        stamped with the current time if there is none (it is new).
+
+        A plain function returning the neighbour's awaitable (one coroutine less per hop);
+        ``await self.push_frame(...)`` as usual, and overrides may be ``async def``.
         """
         target = self._next if direction is DOWNSTREAM else self._prev
-        if target is None:
-            return
         if frame.pts is None:
-            frame.pts = self._pts
+            origin = self._origin
+            if origin is not None:
+                frame.pts = origin.pts
+                if frame.client_pts is None:
+                    frame.client_pts = origin.client_pts
+            else:
+                frame.pts = time.monotonic_ns()
+        if target is None:
+            return _nothing()
         if self.metrics is not None:
-            await self.metrics.timed_push(target, frame, direction)
-        elif target._direct:
-            # Inlined FrameProcessor.receive for a started plain processor: the per-frame path.
-            target._pts = frame.pts
-            try:
-                await target.process_frame(frame, direction)
-            except Exception as exc:
-                await target._report_exception(exc, frame)
-        else:
-            await target.receive(frame, direction)
+            return self.metrics.timed_push(target, frame, direction)
+        return target.receive(frame, direction)
 
     async def push_error(self, error: str | BaseException, *, fatal: bool = False) -> None:
         """Report an error upstream, to the task."""
         text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        await self.push_frame(ErrorFrame(text, fatal=fatal, processor=self.name), UPSTREAM)
+        frame = ErrorFrame(text, fatal=fatal, processor=self.name)
+        if isinstance(error, BaseException):
+            frame.exception = error
+        await self.push_frame(frame, UPSTREAM)
 
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        """Framework entry point: process ``frame`` and report any exception as an ``ErrorFrame``."""
+        """Framework entry point, the one delivery step: process ``frame``, report any exception.
+
+        Frames other than ``StartFrame`` and system frames that arrive before ``StartFrame`` are
+        refused (reported, dropped). A ``CancelledError`` that is not a cancellation of the running
+        task (e.g. the processor awaited a future cancelled elsewhere) is reported like any other
+        exception instead of silently killing the task that delivered the frame.
+        """
         if not self._started and not isinstance(frame, (StartFrame, SystemFrame)):
-            await self._refuse_before_start(frame, direction)
+            await self._report_exception(
+                PipelineError(f"{self.name} received {frame.name} before StartFrame; frame dropped"), frame
+            )
             return
-        metrics = self.metrics
-        self._pts = frame.pts
+        data = frame.interruptible
+        outer = self._origin
+        if data:
+            self._origin = frame
         try:
-            if metrics is None:
+            if self.metrics is None:
                 await self.process_frame(frame, direction)
             else:
-                await metrics.timed_process(self, frame, direction)
+                await self.metrics.timed_process(self, frame, direction)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            await self._report_exception(exc, frame)
         except Exception as exc:
             await self._report_exception(exc, frame)
-
-    async def _refuse_before_start(self, frame: Frame, direction: FrameDirection) -> None:
-        await self._report_exception(
-            PipelineError(f"{self.name} received {frame.name} before StartFrame; frame dropped"), frame
-        )
+        finally:
+            if data:
+                self._origin = outer  # done with it: later pushes (a timer) are not derived from it
 
     async def _report_exception(self, exc: BaseException, frame: Frame) -> None:
+        logger.error(
+            "%s: %s: %s while processing %s", self.name, type(exc).__name__, exc, frame.name, exc_info=exc
+        )
         if isinstance(frame, ErrorFrame):
-            # An error while handling an error: log it rather than looping.
-            logger.error("%s: %s while handling %s", self.name, exc, frame.name)
-            return
+            return  # an error while handling an error: logged above rather than looping
         error = ErrorFrame(
             f"{self.name}: {type(exc).__name__}: {exc} (while processing {frame.name})",
             processor=self.name,
+            fatal=isinstance(frame, StartFrame),  # a processor that cannot start cannot run
         )
         error.metadata["exception"] = type(exc).__name__
+        error.exception = exc
         target = self._prev
         if target is not None:
             await target.receive(error, UPSTREAM)
-        else:
-            logger.error("%s", error.error)
-
-    async def interrupt(self, frame: StartInterruptionFrame) -> None:
-        """Hook for interruptions; asynchronous processors drop their queued work here."""
-
-    def metrics_frame(self) -> MetricsFrame | None:
-        """A ``MetricsFrame`` with this processor's measurements, or ``None`` without metrics."""
-        if self.metrics is None:
-            return None
-        return MetricsFrame([self.metrics.snapshot()])
 
     def __repr__(self) -> str:
         return self.name
+
+
+async def _nothing() -> None:
+    return None
 
 
 def monotonic_ns() -> int:

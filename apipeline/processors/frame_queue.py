@@ -67,6 +67,18 @@ class FrameQueue:
                 getter.set_result(None)
         return True
 
+    def put_over_capacity(self, frame: Frame, direction: Any) -> None:
+        """Append even when full: for a frame that must not wait (one ``EndFrame``, or a consumer
+        pushing into its own queue, which only it can drain)."""
+        self._items.append((frame, direction))
+        if len(self._items) > self.max_depth:
+            self.max_depth = len(self._items)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+
     def try_get(self) -> tuple[Frame, Any] | None:
         """The next item without waiting, or None when empty."""
         if not self._items:

@@ -3,8 +3,10 @@
 :class:`InputProcessor` runs a reader task (started at ``StartFrame``) that pulls frames from
 :meth:`InputProcessor.frames` and pushes them downstream; pushes from the reader and frames passing
 through from upstream are serialized by a lock, so a downstream processor never sees two frames at
-once from this processor. When the reader is exhausted it asks the task to stop (a ``StopTaskFrame``
-upstream, which makes the task send ``EndFrame`` after everything already produced).
+once from this processor. Frames the reader produces without a ``pts`` are stamped with the time
+they enter the pipeline (never the ``StartFrame``'s). When the reader is exhausted it asks the task to
+stop (a ``StopTaskFrame`` upstream, which makes the task send ``EndFrame`` after everything already
+produced).
 
 :class:`OutputProcessor` hands each data frame to :meth:`OutputProcessor.write_frame` and passes
 lifecycle frames on.
@@ -24,7 +26,7 @@ from apipeline.frames import (
     StopTaskFrame,
     SystemFrame,
 )
-from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
+from apipeline.processors.frame_processor import FrameDirection, FrameProcessor, monotonic_ns
 
 
 class InputProcessor(FrameProcessor):
@@ -48,6 +50,8 @@ class InputProcessor(FrameProcessor):
     async def _read(self) -> None:
         try:
             async for frame in self.frames():
+                if frame.pts is None:
+                    frame.pts = monotonic_ns()  # a new frame enters the pipeline now (the pts rule)
                 await self.push_frame(frame)
         except asyncio.CancelledError:
             raise

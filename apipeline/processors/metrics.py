@@ -3,7 +3,14 @@
 Only instantiated when ``StartFrame.enable_metrics`` is set, so the per-frame path without metrics pays
 one ``is None`` check. Processing time is the processor's own time: the time spent awaiting downstream
 neighbours inside ``push_frame`` is subtracted, so a chain of synchronous processors does not report
-the whole chain's time at its head.
+the whole chain's time at its head. TTFB is the time from the start of a data frame's processing to
+its first push.
+
+Concurrency: a processor may be running several calls at once (an asynchronous processor's worker on
+a data frame while system frames pass through in their senders' tasks). Each timed data-frame call
+is a *span* of the task that runs it, and a push is charged only to the open span of the task that
+makes it, so concurrent system frames can neither shorten a frame's processing time (below zero,
+before) nor set its TTFB.
 
 Records are emitted as ``MetricsFrame`` downstream at most every ``interval_s`` (and once more before
 ``EndFrame``), never per frame.
@@ -11,6 +18,7 @@ Records are emitted as ``MetricsFrame`` downstream at most every ``interval_s`` 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -37,19 +45,21 @@ class ProcessorMetrics:
         self.recent: deque[int] = deque(maxlen=1000)
         self.ttfb_ns: int | None = None
         self.drops = 0
-        self._pushed_ns = 0
-        self._frame_start = 0
-        self._awaiting_first_byte = False
+        self._spans: dict[asyncio.Task[Any] | None, _Span] = {}
         self._last_emit = _clock()
 
     async def timed_push(self, target: FrameProcessor, frame: Frame, direction: FrameDirection) -> None:
         t0 = _clock()
-        if self._awaiting_first_byte:
-            self._awaiting_first_byte = False
+        span = self._spans.get(asyncio.current_task())
+        if span is not None and span.awaiting_first_byte:
+            span.awaiting_first_byte = False
             if self.ttfb_ns is None or not self.only_initial_ttfb:
-                self.ttfb_ns = t0 - self._frame_start
-        await target.receive(frame, direction)
-        self._pushed_ns += _clock() - t0
+                self.ttfb_ns = t0 - span.start
+        try:
+            await target.receive(frame, direction)
+        finally:
+            if span is not None:
+                span.pushed += _clock() - t0
 
     async def timed_process(self, processor: FrameProcessor, frame: Frame, direction: FrameDirection) -> None:
         if not isinstance(frame, DataFrame):
@@ -57,15 +67,18 @@ class ProcessorMetrics:
                 await processor.push_frame(MetricsFrame([self.snapshot()]))
             await processor.process_frame(frame, direction)
             return
-        pushed_before = self._pushed_ns
-        self._frame_start = t0 = _clock()
-        self._awaiting_first_byte = True
+        task = asyncio.current_task()
+        outer = self._spans.get(task)  # a re-entrant call in the same task nests
+        self._spans[task] = span = _Span(_clock())
         try:
             await processor.process_frame(frame, direction)
         finally:
-            self._awaiting_first_byte = False
+            if outer is None:
+                del self._spans[task]
+            else:
+                self._spans[task] = outer
             now = _clock()
-            own = (now - t0) - (self._pushed_ns - pushed_before)
+            own = (now - span.start) - span.pushed
             self.count += 1
             self.total_ns += own
             self.last_ns = own
@@ -94,3 +107,14 @@ class ProcessorMetrics:
             "ttfb_ns": self.ttfb_ns,
             "drops": self.drops,
         }
+
+
+class _Span:
+    """One timed data-frame call: when it started, time spent in pushes, first push pending."""
+
+    __slots__ = ("awaiting_first_byte", "pushed", "start")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.pushed = 0
+        self.awaiting_first_byte = True

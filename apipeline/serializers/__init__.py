@@ -10,9 +10,11 @@
   generated from it by ``tools/gen_proto.sh`` and committed.
 * :mod:`~apipeline.serializers._values`: value checks and buffer codecs both formats share.
 
-Bad input never escapes as anything but :class:`~apipeline.errors.SerializationError`.
+Bad input never escapes as anything but :class:`~apipeline.errors.SerializationError`, and is refused
+by size and structure (``max_message_size``, ``max_json_items``, array ranks) before it is parsed.
 """
 
+from apipeline.serializers._values import DEFAULT_MAX_JSON_ITEMS as DEFAULT_MAX_JSON_ITEMS
 from apipeline.serializers.base import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from apipeline.serializers.base import BaseFrameSerializer as BaseFrameSerializer
 from apipeline.serializers.base import FrameSerializer as FrameSerializer
@@ -20,6 +22,7 @@ from apipeline.serializers.json import JsonFrameSerializer as JsonFrameSerialize
 from apipeline.serializers.protobuf import ProtobufFrameSerializer as ProtobufFrameSerializer
 
 __all__ = [
+    "DEFAULT_MAX_JSON_ITEMS",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "BaseFrameSerializer",
     "FrameSerializer",

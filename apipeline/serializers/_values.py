@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from enum import Enum
@@ -22,6 +23,9 @@ from apipeline.errors import SerializationError
 
 #: Nesting deeper than this in metadata or dict fields is refused (it also stops reference cycles).
 MAX_JSON_DEPTH = 64
+#: Default most JSON values (containers, keys and scalars together) one message may carry; see
+#: :func:`check_json_items`. Parsed, a value costs 30-100 bytes of Python objects for 2-3 bytes of text.
+DEFAULT_MAX_JSON_ITEMS = 100_000
 #: More channels than this is refused as absurd (and would make tiny messages expand hugely).
 MAX_CHANNELS = 1024
 #: Arrays of higher rank are refused (numpy's own limit is 64).
@@ -155,8 +159,57 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def load_json(text: str | bytes, where: str) -> Any:
-    """Parse standard JSON (no NaN/Infinity), raising SerializationError with ``where`` on failure."""
+# A JSON string literal once escaped backslashes and quotes are gone: no quote inside, so matching
+# is linear (a regex that understood escapes itself could rescan the rest from every quote).
+_STRING = re.compile(r'"[^"]*"')
+_STRING_BYTES = re.compile(rb'"[^"]*"')
+
+
+def _count_items(text: str | bytes, exact: bool) -> int:
+    # Every value or key but the first follows one of these: ',' (the next one), ':' (an object's
+    # value), '[' or '{' (the first in a container, unless it is empty). With ``exact`` (for text
+    # whose strings are blanked) empty containers are subtracted: exact for compact JSON. Punctuation
+    # inside strings only adds (a '[]' in a string also counted its '['), so both are upper bounds.
+    if isinstance(text, str):
+        count = 1 + text.count(",") + text.count(":") + text.count("[") + text.count("{")
+        return count - text.count("[]") - text.count("{}") if exact else count
+    count = 1 + text.count(b",") + text.count(b":") + text.count(b"[") + text.count(b"{")
+    return count - text.count(b"[]") - text.count(b"{}") if exact else count
+
+
+def check_json_items(text: str | bytes, limit: int | None, where: str) -> None:
+    """Refuse JSON text that would parse into more than ``limit`` values, without parsing it.
+
+    The parser's cost is per value, not per byte: ``[{},{},...]`` turns 3 bytes into a 64-byte dict
+    plus a list slot, so a 16 MiB message would cost about 400 MiB before any check could look at it.
+    Text no longer than ``limit`` cannot hold more values and is not looked at; longer text is
+    counted with ``str.count`` (C speed, no allocation; an upper bound). Only when that exceeds the
+    limit are string literals (whose punctuation is text, not structure) blanked out and the count
+    made again: escapes are removed first (``\\\\`` pairs, then ``\\"``), so every remaining quote
+    delimits a string and one linear pass finds them all. At most a few copies of the text, never
+    the parsed objects.
+    """
+    if limit is None or len(text) <= limit or _count_items(text, exact=False) <= limit:
+        return
+    blank: str | bytes
+    if isinstance(text, bytes):
+        blank = _STRING_BYTES.sub(b'""', text.replace(b"\\\\", b"").replace(b'\\"', b""))
+    else:
+        blank = _STRING.sub('""', text.replace("\\\\", "").replace('\\"', ""))
+    count = _count_items(blank, exact=True)
+    if count > limit:
+        raise SerializationError(
+            f"{where}: more than {limit} JSON values (about {count}); refused before parsing "
+            f"(max_json_items={limit})"
+        )
+
+
+def load_json(text: str | bytes, where: str, max_items: int | None = None) -> Any:
+    """Parse standard JSON (no NaN/Infinity), raising SerializationError with ``where`` on failure.
+
+    With ``max_items``, text holding more values than that is refused first (:func:`check_json_items`).
+    """
+    check_json_items(text, max_items, where)
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError, TypeError) as e:
@@ -173,15 +226,15 @@ def check_uint(value: Any, bits: int, where: str) -> int:
     return value
 
 
-def check_pts(value: Any, where: str) -> int | None:
-    """None or an int that fits int64 nanoseconds."""
+def check_pts(value: Any, where: str, label: str = "pts") -> int | None:
+    """None or an int that fits int64 nanoseconds (``label`` names the field: pts or client_pts)."""
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise SerializationError(f"{where}: pts must be an int (ns) or None, got {_describe(value)}")
+        raise SerializationError(f"{where}: {label} must be an int (ns) or None, got {_describe(value)}")
     value = int(value)
     if not -(1 << 63) <= value < (1 << 63):
-        raise SerializationError(f"{where}: pts {value} does not fit int64 nanoseconds")
+        raise SerializationError(f"{where}: {label} {value} does not fit int64 nanoseconds")
     return value
 
 

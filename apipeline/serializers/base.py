@@ -8,7 +8,8 @@ transport depends on; :class:`BaseFrameSerializer` holds what the protobuf and J
   never sent silently stripped; it must be registered like any application frame.
 * the registry of application frames (any dataclass frame class, usually an ``AppFrame`` subclass),
   sent as a type name plus a JSON object of their fields; both ends must register the same names;
-* the message size limit (oversized input is refused before it is parsed).
+* the limits: message size, and the number of JSON values a message may carry (both checked on the
+  raw message, before it is parsed, so a hostile message costs no more than its own bytes).
 
 Decoding restores ``id`` and ``name`` as sent, so a frame and its decoded copy compare equal.
 """
@@ -40,7 +41,7 @@ from apipeline.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from apipeline.serializers._values import Kind, check_json
+from apipeline.serializers._values import DEFAULT_MAX_JSON_ITEMS, Kind, check_json
 
 F = TypeVar("F", bound=Frame)
 
@@ -48,7 +49,10 @@ F = TypeVar("F", bound=Frame)
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
 #: Fields every frame has; they travel in the envelope, not with the frame's own fields.
-ENVELOPE_FIELDS = frozenset({"id", "name", "pts", "metadata"})
+ENVELOPE_FIELDS = frozenset({"id", "name", "pts", "client_pts", "metadata"})
+#: Fields that stay in this process and never cross a wire (an exception object has no wire form;
+#: its text is in ``ErrorFrame.error``).
+LOCAL_FIELDS: dict[type[Frame], frozenset[str]] = {ErrorFrame: frozenset({"exception"})}
 
 FieldSpec = tuple[tuple[str, Kind], ...]
 
@@ -124,6 +128,9 @@ class BaseFrameSerializer(ABC):
     Args:
         max_message_size: largest message, in bytes (characters for ``str`` input), that
             ``serialize`` produces or ``deserialize`` accepts; ``None`` for no limit.
+        max_json_items: most JSON values (containers, keys and scalars) that ``deserialize`` accepts
+            in one JSON text (the whole message in JSON; each ``*_json`` field in protobuf), counted
+            before parsing; ``None`` for no limit.
         app_frames: application frame classes to register under their class names.
     """
 
@@ -133,11 +140,14 @@ class BaseFrameSerializer(ABC):
         self,
         *,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_json_items: int | None = DEFAULT_MAX_JSON_ITEMS,
         app_frames: Iterable[type[Frame]] = (),
     ) -> None:
-        if max_message_size is not None and (not isinstance(max_message_size, int) or max_message_size <= 0):
-            raise ValueError(f"max_message_size must be a positive int or None, got {max_message_size!r}")
+        for label, value in (("max_message_size", max_message_size), ("max_json_items", max_json_items)):
+            if value is not None and (type(value) is not int or value <= 0):
+                raise ValueError(f"{label} must be a positive int or None, got {value!r}")
         self.max_message_size = max_message_size
+        self.max_json_items = max_json_items
         self._by_name: dict[str, _AppType] = {}
         self._by_class: dict[type[Frame], _AppType] = {}
         for cls in app_frames:
@@ -237,7 +247,12 @@ class BaseFrameSerializer(ABC):
 
 
 def restore_identity(
-    frame: Frame, frame_id: int, name: str, pts: int | None, metadata: dict[str, Any]
+    frame: Frame,
+    frame_id: int,
+    name: str,
+    pts: int | None,
+    metadata: dict[str, Any],
+    client_pts: int | None = None,
 ) -> None:
     """Give a freshly built frame the sender's identity; id 0 / empty name keep or derive local ones."""
     if frame_id:
@@ -246,4 +261,5 @@ def restore_identity(
     elif name:
         frame.name = name
     frame.pts = pts
+    frame.client_pts = client_pts
     frame.metadata = metadata

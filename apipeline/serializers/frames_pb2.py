@@ -24,51 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"apipeline/serializers/frames.proto\x12\tapipeline\"\x97\x07\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x03pts\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12(\n\x06\x63\x61ncel\x18\n \x01(\x0b\x32\x16.apipeline.CancelFrameH\x00\x12&\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x15.apipeline.ErrorFrameH\x00\x12-\n\tstop_task\x18\x0c \x01(\x0b\x32\x18.apipeline.StopTaskFrameH\x00\x12?\n\x12start_interruption\x18\r \x01(\x0b\x32!.apipeline.StartInterruptionFrameH\x00\x12=\n\x11stop_interruption\x18\x0e \x01(\x0b\x32 .apipeline.StopInterruptionFrameH\x00\x12*\n\x07metrics\x18\x0f \x01(\x0b\x32\x17.apipeline.MetricsFrameH\x00\x12&\n\x05start\x18\x14 \x01(\x0b\x32\x15.apipeline.StartFrameH\x00\x12\"\n\x03\x65nd\x18\x15 \x01(\x0b\x32\x13.apipeline.EndFrameH\x00\x12$\n\x04sync\x18\x16 \x01(\x0b\x32\x14.apipeline.SyncFrameH\x00\x12\x31\n\x0bsync_notify\x18\x17 \x01(\x0b\x32\x1a.apipeline.SyncNotifyFrameH\x00\x12\x39\n\x0fupdate_settings\x18\x18 \x01(\x0b\x32\x1e.apipeline.UpdateSettingsFrameH\x00\x12\x44\n\x15user_started_speaking\x18\x19 \x01(\x0b\x32#.apipeline.UserStartedSpeakingFrameH\x00\x12\x44\n\x15user_stopped_speaking\x18\x1a \x01(\x0b\x32#.apipeline.UserStoppedSpeakingFrameH\x00\x12$\n\x04text\x18\x1e \x01(\x0b\x32\x14.apipeline.TextFrameH\x00\x12)\n\x05\x61udio\x18\x1f \x01(\x0b\x32\x18.apipeline.AudioRawFrameH\x00\x12)\n\x05image\x18  \x01(\x0b\x32\x18.apipeline.ImageRawFrameH\x00\x12\"\n\x03\x61pp\x18( \x01(\x0b\x32\x13.apipeline.AppFrameH\x00\x42\x07\n\x05\x66rameB\x06\n\x04_pts\"\r\n\x0b\x43\x61ncelFrame\"n\n\nErrorFrame\x12\x12\n\x05\x65rror\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x66\x61tal\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x16\n\tprocessor\x18\x03 \x01(\tH\x02\x88\x01\x01\x42\x08\n\x06_errorB\x08\n\x06_fatalB\x0c\n\n_processor\"\x0f\n\rStopTaskFrame\"\x18\n\x16StartInterruptionFrame\"\x17\n\x15StopInterruptionFrame\"4\n\x0cMetricsFrame\x12\x16\n\tdata_json\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_data_json\"\xec\x02\n\nStartFrame\x12 \n\x13\x61llow_interruptions\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0e\x65nable_metrics\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12%\n\x18report_only_initial_ttfb\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1f\n\x12metrics_interval_s\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12!\n\x14\x61udio_in_sample_rate\x18\x05 \x01(\rH\x04\x88\x01\x01\x12\"\n\x15\x61udio_out_sample_rate\x18\x06 \x01(\rH\x05\x88\x01\x01\x42\x16\n\x14_allow_interruptionsB\x11\n\x0f_enable_metricsB\x1b\n\x19_report_only_initial_ttfbB\x15\n\x13_metrics_interval_sB\x17\n\x15_audio_in_sample_rateB\x18\n\x16_audio_out_sample_rate\"\n\n\x08\x45ndFrame\"\x0b\n\tSyncFrame\"\x11\n\x0fSyncNotifyFrame\"C\n\x13UpdateSettingsFrame\x12\x1a\n\rsettings_json\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_settings_json\"\x1a\n\x18UserStartedSpeakingFrame\"\x1a\n\x18UserStoppedSpeakingFrame\"\'\n\tTextFrame\x12\x11\n\x04text\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_text\"\x83\x01\n\rAudioRawFrame\x12*\n\x0bsample_type\x18\x01 \x01(\x0e\x32\x15.apipeline.SampleType\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x14\n\x0cnum_channels\x18\x03 \x01(\r\x12\r\n\x05\x61udio\x18\x04 \x01(\x0c\x12\x0c\n\x04rank\x18\x05 \x01(\r\"5\n\x07NdArray\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x8f\x01\n\rImageRawFrame\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12#\n\x05\x61rray\x18\x02 \x01(\x0b\x32\x12.apipeline.NdArrayH\x00\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x13\n\x06\x66ormat\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05imageB\t\n\x07_format\"-\n\x08\x41ppFrame\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x13\n\x0b\x66ields_json\x18\x02 \x01(\t*Y\n\nSampleType\x12\x1b\n\x17SAMPLE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAMPLE_TYPE_INT16\x10\x01\x12\x17\n\x13SAMPLE_TYPE_FLOAT32\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"apipeline/serializers/frames.proto\x12\tapipeline\"\xbf\x07\n\x08\x45nvelope\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x03pts\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12\x17\n\nclient_pts\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12(\n\x06\x63\x61ncel\x18\n \x01(\x0b\x32\x16.apipeline.CancelFrameH\x00\x12&\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x15.apipeline.ErrorFrameH\x00\x12-\n\tstop_task\x18\x0c \x01(\x0b\x32\x18.apipeline.StopTaskFrameH\x00\x12?\n\x12start_interruption\x18\r \x01(\x0b\x32!.apipeline.StartInterruptionFrameH\x00\x12=\n\x11stop_interruption\x18\x0e \x01(\x0b\x32 .apipeline.StopInterruptionFrameH\x00\x12*\n\x07metrics\x18\x0f \x01(\x0b\x32\x17.apipeline.MetricsFrameH\x00\x12&\n\x05start\x18\x14 \x01(\x0b\x32\x15.apipeline.StartFrameH\x00\x12\"\n\x03\x65nd\x18\x15 \x01(\x0b\x32\x13.apipeline.EndFrameH\x00\x12$\n\x04sync\x18\x16 \x01(\x0b\x32\x14.apipeline.SyncFrameH\x00\x12\x31\n\x0bsync_notify\x18\x17 \x01(\x0b\x32\x1a.apipeline.SyncNotifyFrameH\x00\x12\x39\n\x0fupdate_settings\x18\x18 \x01(\x0b\x32\x1e.apipeline.UpdateSettingsFrameH\x00\x12\x44\n\x15user_started_speaking\x18\x19 \x01(\x0b\x32#.apipeline.UserStartedSpeakingFrameH\x00\x12\x44\n\x15user_stopped_speaking\x18\x1a \x01(\x0b\x32#.apipeline.UserStoppedSpeakingFrameH\x00\x12$\n\x04text\x18\x1e \x01(\x0b\x32\x14.apipeline.TextFrameH\x00\x12)\n\x05\x61udio\x18\x1f \x01(\x0b\x32\x18.apipeline.AudioRawFrameH\x00\x12)\n\x05image\x18  \x01(\x0b\x32\x18.apipeline.ImageRawFrameH\x00\x12\"\n\x03\x61pp\x18( \x01(\x0b\x32\x13.apipeline.AppFrameH\x00\x42\x07\n\x05\x66rameB\x06\n\x04_ptsB\r\n\x0b_client_pts\"\r\n\x0b\x43\x61ncelFrame\"n\n\nErrorFrame\x12\x12\n\x05\x65rror\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x66\x61tal\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x16\n\tprocessor\x18\x03 \x01(\tH\x02\x88\x01\x01\x42\x08\n\x06_errorB\x08\n\x06_fatalB\x0c\n\n_processor\"\x0f\n\rStopTaskFrame\"\x18\n\x16StartInterruptionFrame\"\x17\n\x15StopInterruptionFrame\"4\n\x0cMetricsFrame\x12\x16\n\tdata_json\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x0c\n\n_data_json\"\xec\x02\n\nStartFrame\x12 \n\x13\x61llow_interruptions\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0e\x65nable_metrics\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12%\n\x18report_only_initial_ttfb\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1f\n\x12metrics_interval_s\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12!\n\x14\x61udio_in_sample_rate\x18\x05 \x01(\rH\x04\x88\x01\x01\x12\"\n\x15\x61udio_out_sample_rate\x18\x06 \x01(\rH\x05\x88\x01\x01\x42\x16\n\x14_allow_interruptionsB\x11\n\x0f_enable_metricsB\x1b\n\x19_report_only_initial_ttfbB\x15\n\x13_metrics_interval_sB\x17\n\x15_audio_in_sample_rateB\x18\n\x16_audio_out_sample_rate\"\n\n\x08\x45ndFrame\"\x0b\n\tSyncFrame\"\x11\n\x0fSyncNotifyFrame\"C\n\x13UpdateSettingsFrame\x12\x1a\n\rsettings_json\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_settings_json\"\x1a\n\x18UserStartedSpeakingFrame\"\x1a\n\x18UserStoppedSpeakingFrame\"\'\n\tTextFrame\x12\x11\n\x04text\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_text\"\x83\x01\n\rAudioRawFrame\x12*\n\x0bsample_type\x18\x01 \x01(\x0e\x32\x15.apipeline.SampleType\x12\x13\n\x0bsample_rate\x18\x02 \x01(\r\x12\x14\n\x0cnum_channels\x18\x03 \x01(\r\x12\r\n\x05\x61udio\x18\x04 \x01(\x0c\x12\x0c\n\x04rank\x18\x05 \x01(\r\"5\n\x07NdArray\x12\r\n\x05\x64type\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x8f\x01\n\rImageRawFrame\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12#\n\x05\x61rray\x18\x02 \x01(\x0b\x32\x12.apipeline.NdArrayH\x00\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x13\n\x06\x66ormat\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x07\n\x05imageB\t\n\x07_format\"-\n\x08\x41ppFrame\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x13\n\x0b\x66ields_json\x18\x02 \x01(\t*Y\n\nSampleType\x12\x1b\n\x17SAMPLE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAMPLE_TYPE_INT16\x10\x01\x12\x17\n\x13SAMPLE_TYPE_FLOAT32\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'apipeline.serializers.frames_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SAMPLETYPE']._serialized_start=2179
-  _globals['_SAMPLETYPE']._serialized_end=2268
+  _globals['_SAMPLETYPE']._serialized_start=2219
+  _globals['_SAMPLETYPE']._serialized_end=2308
   _globals['_ENVELOPE']._serialized_start=50
-  _globals['_ENVELOPE']._serialized_end=969
-  _globals['_CANCELFRAME']._serialized_start=971
-  _globals['_CANCELFRAME']._serialized_end=984
-  _globals['_ERRORFRAME']._serialized_start=986
-  _globals['_ERRORFRAME']._serialized_end=1096
-  _globals['_STOPTASKFRAME']._serialized_start=1098
-  _globals['_STOPTASKFRAME']._serialized_end=1113
-  _globals['_STARTINTERRUPTIONFRAME']._serialized_start=1115
-  _globals['_STARTINTERRUPTIONFRAME']._serialized_end=1139
-  _globals['_STOPINTERRUPTIONFRAME']._serialized_start=1141
-  _globals['_STOPINTERRUPTIONFRAME']._serialized_end=1164
-  _globals['_METRICSFRAME']._serialized_start=1166
-  _globals['_METRICSFRAME']._serialized_end=1218
-  _globals['_STARTFRAME']._serialized_start=1221
-  _globals['_STARTFRAME']._serialized_end=1585
-  _globals['_ENDFRAME']._serialized_start=1587
-  _globals['_ENDFRAME']._serialized_end=1597
-  _globals['_SYNCFRAME']._serialized_start=1599
-  _globals['_SYNCFRAME']._serialized_end=1610
-  _globals['_SYNCNOTIFYFRAME']._serialized_start=1612
-  _globals['_SYNCNOTIFYFRAME']._serialized_end=1629
-  _globals['_UPDATESETTINGSFRAME']._serialized_start=1631
-  _globals['_UPDATESETTINGSFRAME']._serialized_end=1698
-  _globals['_USERSTARTEDSPEAKINGFRAME']._serialized_start=1700
-  _globals['_USERSTARTEDSPEAKINGFRAME']._serialized_end=1726
-  _globals['_USERSTOPPEDSPEAKINGFRAME']._serialized_start=1728
-  _globals['_USERSTOPPEDSPEAKINGFRAME']._serialized_end=1754
-  _globals['_TEXTFRAME']._serialized_start=1756
-  _globals['_TEXTFRAME']._serialized_end=1795
-  _globals['_AUDIORAWFRAME']._serialized_start=1798
-  _globals['_AUDIORAWFRAME']._serialized_end=1929
-  _globals['_NDARRAY']._serialized_start=1931
-  _globals['_NDARRAY']._serialized_end=1984
-  _globals['_IMAGERAWFRAME']._serialized_start=1987
-  _globals['_IMAGERAWFRAME']._serialized_end=2130
-  _globals['_APPFRAME']._serialized_start=2132
-  _globals['_APPFRAME']._serialized_end=2177
+  _globals['_ENVELOPE']._serialized_end=1009
+  _globals['_CANCELFRAME']._serialized_start=1011
+  _globals['_CANCELFRAME']._serialized_end=1024
+  _globals['_ERRORFRAME']._serialized_start=1026
+  _globals['_ERRORFRAME']._serialized_end=1136
+  _globals['_STOPTASKFRAME']._serialized_start=1138
+  _globals['_STOPTASKFRAME']._serialized_end=1153
+  _globals['_STARTINTERRUPTIONFRAME']._serialized_start=1155
+  _globals['_STARTINTERRUPTIONFRAME']._serialized_end=1179
+  _globals['_STOPINTERRUPTIONFRAME']._serialized_start=1181
+  _globals['_STOPINTERRUPTIONFRAME']._serialized_end=1204
+  _globals['_METRICSFRAME']._serialized_start=1206
+  _globals['_METRICSFRAME']._serialized_end=1258
+  _globals['_STARTFRAME']._serialized_start=1261
+  _globals['_STARTFRAME']._serialized_end=1625
+  _globals['_ENDFRAME']._serialized_start=1627
+  _globals['_ENDFRAME']._serialized_end=1637
+  _globals['_SYNCFRAME']._serialized_start=1639
+  _globals['_SYNCFRAME']._serialized_end=1650
+  _globals['_SYNCNOTIFYFRAME']._serialized_start=1652
+  _globals['_SYNCNOTIFYFRAME']._serialized_end=1669
+  _globals['_UPDATESETTINGSFRAME']._serialized_start=1671
+  _globals['_UPDATESETTINGSFRAME']._serialized_end=1738
+  _globals['_USERSTARTEDSPEAKINGFRAME']._serialized_start=1740
+  _globals['_USERSTARTEDSPEAKINGFRAME']._serialized_end=1766
+  _globals['_USERSTOPPEDSPEAKINGFRAME']._serialized_start=1768
+  _globals['_USERSTOPPEDSPEAKINGFRAME']._serialized_end=1794
+  _globals['_TEXTFRAME']._serialized_start=1796
+  _globals['_TEXTFRAME']._serialized_end=1835
+  _globals['_AUDIORAWFRAME']._serialized_start=1838
+  _globals['_AUDIORAWFRAME']._serialized_end=1969
+  _globals['_NDARRAY']._serialized_start=1971
+  _globals['_NDARRAY']._serialized_end=2024
+  _globals['_IMAGERAWFRAME']._serialized_start=2027
+  _globals['_IMAGERAWFRAME']._serialized_end=2170
+  _globals['_APPFRAME']._serialized_start=2172
+  _globals['_APPFRAME']._serialized_end=2217
 # @@protoc_insertion_point(module_scope)

@@ -17,11 +17,12 @@ SAMPLE_TYPE_INT16: SampleType
 SAMPLE_TYPE_FLOAT32: SampleType
 
 class Envelope(_message.Message):
-    __slots__ = ("id", "name", "pts", "metadata_json", "cancel", "error", "stop_task", "start_interruption", "stop_interruption", "metrics", "start", "end", "sync", "sync_notify", "update_settings", "user_started_speaking", "user_stopped_speaking", "text", "audio", "image", "app")
+    __slots__ = ("id", "name", "pts", "metadata_json", "client_pts", "cancel", "error", "stop_task", "start_interruption", "stop_interruption", "metrics", "start", "end", "sync", "sync_notify", "update_settings", "user_started_speaking", "user_stopped_speaking", "text", "audio", "image", "app")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PTS_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PTS_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STOP_TASK_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +44,7 @@ class Envelope(_message.Message):
     name: str
     pts: int
     metadata_json: str
+    client_pts: int
     cancel: CancelFrame
     error: ErrorFrame
     stop_task: StopTaskFrame
@@ -60,7 +62,7 @@ class Envelope(_message.Message):
     audio: AudioRawFrame
     image: ImageRawFrame
     app: AppFrame
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., pts: _Optional[int] = ..., metadata_json: _Optional[str] = ..., cancel: _Optional[_Union[CancelFrame, _Mapping]] = ..., error: _Optional[_Union[ErrorFrame, _Mapping]] = ..., stop_task: _Optional[_Union[StopTaskFrame, _Mapping]] = ..., start_interruption: _Optional[_Union[StartInterruptionFrame, _Mapping]] = ..., stop_interruption: _Optional[_Union[StopInterruptionFrame, _Mapping]] = ..., metrics: _Optional[_Union[MetricsFrame, _Mapping]] = ..., start: _Optional[_Union[StartFrame, _Mapping]] = ..., end: _Optional[_Union[EndFrame, _Mapping]] = ..., sync: _Optional[_Union[SyncFrame, _Mapping]] = ..., sync_notify: _Optional[_Union[SyncNotifyFrame, _Mapping]] = ..., update_settings: _Optional[_Union[UpdateSettingsFrame, _Mapping]] = ..., user_started_speaking: _Optional[_Union[UserStartedSpeakingFrame, _Mapping]] = ..., user_stopped_speaking: _Optional[_Union[UserStoppedSpeakingFrame, _Mapping]] = ..., text: _Optional[_Union[TextFrame, _Mapping]] = ..., audio: _Optional[_Union[AudioRawFrame, _Mapping]] = ..., image: _Optional[_Union[ImageRawFrame, _Mapping]] = ..., app: _Optional[_Union[AppFrame, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., pts: _Optional[int] = ..., metadata_json: _Optional[str] = ..., client_pts: _Optional[int] = ..., cancel: _Optional[_Union[CancelFrame, _Mapping]] = ..., error: _Optional[_Union[ErrorFrame, _Mapping]] = ..., stop_task: _Optional[_Union[StopTaskFrame, _Mapping]] = ..., start_interruption: _Optional[_Union[StartInterruptionFrame, _Mapping]] = ..., stop_interruption: _Optional[_Union[StopInterruptionFrame, _Mapping]] = ..., metrics: _Optional[_Union[MetricsFrame, _Mapping]] = ..., start: _Optional[_Union[StartFrame, _Mapping]] = ..., end: _Optional[_Union[EndFrame, _Mapping]] = ..., sync: _Optional[_Union[SyncFrame, _Mapping]] = ..., sync_notify: _Optional[_Union[SyncNotifyFrame, _Mapping]] = ..., update_settings: _Optional[_Union[UpdateSettingsFrame, _Mapping]] = ..., user_started_speaking: _Optional[_Union[UserStartedSpeakingFrame, _Mapping]] = ..., user_stopped_speaking: _Optional[_Union[UserStoppedSpeakingFrame, _Mapping]] = ..., text: _Optional[_Union[TextFrame, _Mapping]] = ..., audio: _Optional[_Union[AudioRawFrame, _Mapping]] = ..., image: _Optional[_Union[ImageRawFrame, _Mapping]] = ..., app: _Optional[_Union[AppFrame, _Mapping]] = ...) -> None: ...
 
 class CancelFrame(_message.Message):
     __slots__ = ()

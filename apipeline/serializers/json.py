@@ -5,6 +5,8 @@ Every message has the same shape, mirroring the protobuf ``Envelope``::
     {"type": "TextFrame", "id": 12, "name": "TextFrame#12", "pts": 1234567, "metadata": {},
      "fields": {"text": "hello"}}
 
+``client_pts`` (the remote client's own timestamp, echoed back) is added when the frame has one.
+
 ``type`` is the frame class name (or the name an app frame was registered under); ``fields`` holds the
 frame's own fields. Buffers are base64 with their layout spelled out, e.g. audio as
 ``{"dtype": "int16", "shape": [320, 2], "data": "..."}`` (little-endian, interleaved), an image as
@@ -41,7 +43,7 @@ from apipeline.serializers._values import (
 )
 from apipeline.serializers.base import BUILTIN_NAMES, WIRE_FRAMES, BaseFrameSerializer, restore_identity
 
-_TOP_KEYS = frozenset({"type", "id", "name", "pts", "metadata", "fields"})
+_TOP_KEYS = frozenset({"type", "id", "name", "pts", "client_pts", "metadata", "fields"})
 
 
 class JsonFrameSerializer(BaseFrameSerializer):
@@ -75,7 +77,7 @@ class JsonFrameSerializer(BaseFrameSerializer):
             if isinstance(data, (bytearray, memoryview)):
                 data = memoryview(data).tobytes()
             self._check_size(len(data), "deserialize")
-            return self._decode(load_json(data, "deserialize"))
+            return self._decode(load_json(data, "deserialize", self.max_json_items))
         except SerializationError:
             raise
         except Exception as e:
@@ -104,7 +106,7 @@ class JsonFrameSerializer(BaseFrameSerializer):
                 fields = _encode_image(frame, where)
             else:
                 fields = {f: check_field(k, getattr(frame, f), f"{where}.{f}") for f, k in spec[1]}
-        return {
+        message = {
             "type": type_name,
             "id": check_uint(frame.id, 64, f"{where}.id"),
             "name": check_field(Kind.STR, frame.name, f"{where}.name"),
@@ -112,6 +114,9 @@ class JsonFrameSerializer(BaseFrameSerializer):
             "metadata": metadata,
             "fields": fields,
         }
+        if frame.client_pts is not None:
+            message["client_pts"] = check_pts(frame.client_pts, where, "client_pts")
+        return message
 
     # ---- decoding -----------------------------------------------------------------------------------
 
@@ -133,6 +138,7 @@ class JsonFrameSerializer(BaseFrameSerializer):
         name = check_field(Kind.STR, obj.get("name", ""), f"{label}.name")
         where = f"{label}(id={frame_id}, name={name!r:.60})"
         pts = check_pts(obj.get("pts"), where)
+        client_pts = check_pts(obj.get("client_pts"), where, "client_pts")
         metadata = obj.get("metadata", {})
         check_field(Kind.JSON_OBJECT, metadata, f"{where}.metadata")
         fields = obj.get("fields", {})
@@ -152,7 +158,7 @@ class JsonFrameSerializer(BaseFrameSerializer):
             if unknown:
                 raise SerializationError(f"{where}: {type_name} has no field(s) {sorted(unknown)}")
             frame = cls(**{f: check_field(spec[f], v, f"{where}.{f}") for f, v in fields.items()})
-        restore_identity(frame, frame_id, name, pts, metadata)
+        restore_identity(frame, frame_id, name, pts, metadata, client_pts)
         return frame
 
 

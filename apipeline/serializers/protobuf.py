@@ -4,10 +4,15 @@ This is the format transports use by default. Audio travels as raw little-endian
 no per-sample work): encoding is one ``tobytes`` copy, decoding a zero-copy read-only numpy view of the
 received bytes. Dict- and list-valued fields travel as JSON text inside the message (``frames.proto``
 says why).
+
+Structure is checked on the raw bytes before parsing where the parser itself would amplify: the only
+repeated field, ``NdArray.shape``, costs the parser 8 bytes (and more while its array grows) per
+1-byte packed entry, so a 16 MiB message could cost hundreds of MiB before its rank could be refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,6 +22,7 @@ from apipeline.frames import AudioRawFrame, Frame, ImageRawFrame
 from apipeline.serializers import frames_pb2 as pb
 from apipeline.serializers._values import (
     JSON_KINDS,
+    MAX_NDIM,
     Kind,
     array_from_wire,
     array_to_wire,
@@ -71,6 +77,8 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
             self._check_size(len(data), "deserialize")
             if not data:
                 raise SerializationError("deserialize: empty message (an Envelope always carries a frame)")
+            if _IMAGE_TAG in data:
+                _check_image_shape(data)
             env = pb.Envelope()
             env.ParseFromString(data)
             return self._decode(env)
@@ -86,6 +94,9 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
         pts = check_pts(frame.pts, where)
         if pts is not None:
             env.pts = pts
+        client_pts = check_pts(frame.client_pts, where, "client_pts")
+        if client_pts is not None:
+            env.client_pts = client_pts
         metadata = frame.metadata
         if not isinstance(metadata, dict):
             raise SerializationError(f"{where}.metadata: expected a dict, got {type(metadata).__name__}")
@@ -126,9 +137,10 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
             raise SerializationError(
                 f"{where}: carries no known frame (empty, or a frame kind this side lacks)"
             )
+        limit = self.max_json_items
         metadata: dict[str, Any] = {}
         if env.metadata_json:
-            metadata = load_json(env.metadata_json, f"{where}.metadata")
+            metadata = load_json(env.metadata_json, f"{where}.metadata", limit)
             if not isinstance(metadata, dict):
                 raise SerializationError(
                     f"{where}.metadata: expected a JSON object, got {type(metadata).__name__}"
@@ -136,7 +148,7 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
             check_json(metadata, f"{where}.metadata")
         if tag == "app":
             frame = self._app_decode(
-                env.app.type, load_json(env.app.fields_json or "{}", f"{where}.app"), where
+                env.app.type, load_json(env.app.fields_json or "{}", f"{where}.app", limit), where
             )
         elif tag == "audio":
             frame = _decode_audio(env.audio, where)
@@ -151,10 +163,17 @@ class ProtobufFrameSerializer(BaseFrameSerializer):
                 if msg.HasField(wire_field):
                     value = getattr(msg, wire_field)
                     if kind in JSON_KINDS:
-                        value = load_json(value, f"{where}.{field}")
+                        value = load_json(value, f"{where}.{field}", limit)
                     kwargs[field] = check_field(kind, value, f"{where}.{field}")
             frame = cls(**kwargs)
-        restore_identity(frame, env.id, env.name, env.pts if env.HasField("pts") else None, metadata)
+        restore_identity(
+            frame,
+            env.id,
+            env.name,
+            env.pts if env.HasField("pts") else None,
+            metadata,
+            env.client_pts if env.HasField("client_pts") else None,
+        )
         return frame
 
 
@@ -207,3 +226,87 @@ def _decode_image(msg: pb.ImageRawFrame, where: str) -> ImageRawFrame:
         image = array_from_wire(msg.array.dtype, msg.array.shape, msg.array.data, f"{where}.image")
     fmt = msg.format if msg.HasField("format") else None
     return ImageRawFrame(image=image, size=(msg.width, msg.height), format=fmt)
+
+
+# ---- structure checks on the raw bytes ------------------------------------------------------------------
+
+_IMAGE_TAG = b"\x82\x02"  # Envelope.image: field 32, length-delimited, as a varint key
+#: Most fields the structure check walks in one message level; real messages have a handful.
+MAX_SCANNED_FIELDS = 1024
+
+
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < end and shift < 64:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise _Malformed
+
+
+class _Malformed(Exception):
+    """The bytes do not walk as protobuf: leave the verdict (and its message) to the parser."""
+
+
+def _walk(data: bytes, pos: int, end: int, where: str) -> Iterator[tuple[int, int, int, int]]:
+    """``(field, wire type, start, end)`` of each field between ``pos`` and ``end``, in order."""
+    count = 0
+    while pos < end:
+        count += 1
+        if count > MAX_SCANNED_FIELDS:
+            raise SerializationError(
+                f"deserialize: {where} has more than {MAX_SCANNED_FIELDS} fields; refused before parsing"
+            )
+        key, pos = _varint(data, pos, end)
+        number, wire = key >> 3, key & 7
+        start = pos
+        if wire == 0:
+            _, pos = _varint(data, pos, end)
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, start = _varint(data, pos, end)
+            pos = start + length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise _Malformed
+        if pos > end:
+            raise _Malformed
+        yield number, wire, start, pos
+
+
+def _check_image_shape(data: bytes) -> None:
+    """Refuse an ``NdArray.shape`` of more than ``MAX_NDIM`` entries before the parser expands it.
+
+    Occurrences of a message field merge when parsed, so the entries of every image and array
+    occurrence count together, packed (one varint per byte below 0x80) or not.
+    """
+    try:
+        dims = 0
+        for number, wire, start, end in _walk(data, 0, len(data), "the Envelope"):
+            if number != 32 or wire != 2:
+                continue
+            for number2, wire2, start2, end2 in _walk(data, start, end, "ImageRawFrame"):
+                if number2 != 2 or wire2 != 2:
+                    continue
+                for number3, wire3, start3, end3 in _walk(data, start2, end2, "ImageRawFrame.image"):
+                    if number3 != 2:
+                        continue
+                    if wire3 == 0:
+                        dims += 1
+                    elif wire3 == 2:  # packed: each varint ends with a byte below 0x80 (at most 10 bytes)
+                        if end3 - start3 > 10 * (MAX_NDIM + 1):
+                            dims += MAX_NDIM + 1
+                        else:
+                            dims += sum(b < 0x80 for b in data[start3:end3])
+                    if dims > MAX_NDIM:
+                        raise SerializationError(
+                            f"deserialize: ImageRawFrame.image.shape has more than {MAX_NDIM} entries "
+                            f"(at most {MAX_NDIM} dimensions cross a wire); refused before parsing"
+                        )
+    except _Malformed:
+        return

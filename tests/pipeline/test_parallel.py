@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from apipeline.frames import EndFrame, Frame, ImageRawFrame, StartFrame, SyncNotifyFrame, TextFrame
-from apipeline.pipeline import ParallelPipeline, Pipeline, PipelineTask, SyncParallelPipeline
-from apipeline.processors import FrameFilter, FrameProcessor
-from apipeline.testing import run_pipeline
+from apipeline.pipeline import ParallelPipeline, SyncParallelPipeline
+from apipeline.processors import FrameDirection, FrameFilter, FrameProcessor
+from apipeline.testing import (
+    AsyncHoldBackProcessor,
+    AsyncUpstreamAnswerer,
+    HoldBackProcessor,
+    UpstreamAnswerer,
+    run_pipeline,
+)
 from tests.helpers import APass, Pass, Recorder, Suffix
 
 
@@ -43,18 +51,6 @@ async def test_unchanged_frame_comes_out_once_and_lifecycle_once_after_all_branc
     assert sum(isinstance(f, EndFrame) for f in result.downstream) == 1
     assert isinstance(result.downstream[-1], EndFrame)  # after every branch's data
     assert par.tracked_frames() == 0
-
-
-async def test_bookkeeping_stays_bounded():
-    # A branch that swallows data frames never returns them: the FIFO bound must still hold.
-    par = ParallelPipeline([APass()], [FrameFilter(ImageRawFrame)], max_tracked=64)
-    rec = Recorder()
-    task = PipelineTask(Pipeline([par, rec]))
-    await task.queue_frames(TextFrame("x") for _ in range(5000))
-    await task.stop_when_done()
-    await task.run()
-    assert len(rec.texts()) == 5000
-    assert par.tracked_frames() <= 64
 
 
 async def test_nested_parallel_in_parallel():
@@ -96,3 +92,122 @@ async def test_sync_parallel_passthrough_once_and_consuming_branch_does_not_dead
     result = await run_pipeline([sync], sent)
     assert [f.text for f in result.data] == ["a", "b"]
     assert sum(isinstance(f, SyncNotifyFrame) for f in result.downstream) == 1
+
+
+# ---- dedup by identity, independent of order (issue #10 items 5 and 9) --------------------------------
+
+
+async def test_held_back_frames_come_out_once():
+    # A branch that holds frames back (a VAD pre-roll) returns them after newer frames entered.
+    shapes = [
+        lambda: [[Pass()], [HoldBackProcessor(frames=5)]],  # every branch synchronous
+        lambda: [[Pass()], [AsyncHoldBackProcessor(frames=5)], [APass(), HoldBackProcessor(frames=2)]],
+        # a pre-roll that lets a control frame overtake what it holds (a VAD announcing speech)
+        lambda: [[APass()], [HoldBackProcessor(frames=5, control_first=True)]],
+    ]
+    for shape in shapes:
+        par = ParallelPipeline(*shape())
+        sent: list[Frame] = []
+        for i in range(100):
+            sent.append(TextFrame(str(i)))
+            if i % 10 == 9:
+                sent.append(SyncNotifyFrame())
+        result = await run_pipeline([par], sent)
+        data = [f for f in sent if isinstance(f, TextFrame)]
+        assert sorted(f.id for f in result.data) == [f.id for f in data], par.branches
+        assert sum(isinstance(f, SyncNotifyFrame) for f in result.downstream) == 10
+        assert sum(isinstance(f, EndFrame) for f in result.downstream) == 1
+
+
+async def test_frames_entering_after_a_newer_control_frame_come_out_once():
+    # Frame ids follow creation order, not entry order: data created before a control frame but
+    # queued after it must not be forgotten when that control frame has passed every branch.
+    data = [TextFrame(str(i)) for i in range(50)]
+    control = SyncNotifyFrame()
+    par = ParallelPipeline([Pass()], [APass()])
+    result = await run_pipeline([par], [control, *data])
+    assert [f.id for f in result.data] == [f.id for f in data]
+    assert sum(isinstance(f, SyncNotifyFrame) for f in result.downstream) == 1
+
+
+async def test_dedup_is_by_identity_not_by_id():
+    # A frame decoded from a wire keeps the sender's id, so two different frames may share an id:
+    # a branch that emits such a frame must not have it taken for the one that entered.
+    class Impostor(FrameProcessor):
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if isinstance(frame, TextFrame) and not frame.text.startswith("copy"):
+                twin = TextFrame("copy-" + frame.text)
+                twin.id = frame.id  # same id, another frame
+                await self.push_frame(twin, direction)
+            await self.push_frame(frame, direction)
+
+    par = ParallelPipeline([Pass()], [Impostor()])
+    result = await run_pipeline([par], [TextFrame("a"), TextFrame("b")])
+    assert sorted(f.text for f in result.data) == ["a", "b", "copy-a", "copy-b"]
+
+
+async def test_bookkeeping_is_capped_while_running():
+    # A branch that swallows every data frame never returns them; without the cap the table would
+    # hold every frame that ever entered. Sampled while frames flow, not after EndFrame cleared it.
+    par = ParallelPipeline([Pass()], [FrameFilter(ImageRawFrame)], max_tracked=64)
+    sizes: list[int] = []
+
+    class Sample(FrameProcessor):
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            sizes.append(par.tracked_frames())
+            await self.push_frame(frame, direction)
+
+    result = await run_pipeline([par, Sample()], [TextFrame(str(i)) for i in range(1000)])
+    assert len(result.data) == 1000
+    assert max(sizes) == 64  # the cap was reached (so it was what bounded the table) and held
+    assert par.tracked_frames() == 0  # EndFrame has passed every branch: nothing can come back
+
+
+# ---- sync-parallel: upstream pushes and answers (issue #10 item 6) ------------------------------------
+
+
+async def test_sync_parallel_sends_a_branch_upstream_push_upstream():
+    for answerer in (UpstreamAnswerer(), AsyncUpstreamAnswerer()):
+        before = Recorder()
+        sync = SyncParallelPipeline([answerer], [Pass()], [APass()])
+        result = await asyncio.wait_for(run_pipeline([before, sync], [TextFrame("a"), TextFrame("b")]), 10)
+        assert [f.text for f in result.data] == ["a", "b"]  # no answer came out downstream
+        ups = [f for f in before.frames if f.metadata.get("answer_to")]
+        assert [f.text for f in ups] == [f.text for f in answerer.answers]
+        assert len(ups) == 2
+
+
+async def test_sync_parallel_survives_a_processor_after_it_that_answers_upstream():
+    for sync_branch in ([APass()], [Pass()]):
+        before = Recorder()
+        sync = SyncParallelPipeline(sync_branch, [Suffix("-x")])
+        answerer = UpstreamAnswerer()
+        sent = [TextFrame(str(i)) for i in range(20)]
+        result = await asyncio.wait_for(run_pipeline([before, sync, answerer], sent), 10)
+        assert [f.text for f in result.data] == [t for i in range(20) for t in (str(i), f"{i}-x")]
+        # every answer crossed the sync-parallel upstream (both branches pass it on: once, deduplicated)
+        answers = [f for f in before.frames if f.metadata.get("answer_to")]
+        assert sorted(f.id for f in answers) == sorted(f.id for f in answerer.answers)
+        assert len(answers) == 40
+
+
+async def test_sync_parallel_reentered_from_its_own_output_does_not_deadlock():
+    # A branch pushes upstream; the processor before the sync-parallel answers by pushing a frame
+    # back downstream into it, in the same task, while the sync-parallel is collecting.
+    class Bounce(FrameProcessor):
+        bounced = 0
+
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            await self.push_frame(frame, direction)
+            if direction is FrameDirection.UPSTREAM and isinstance(frame, TextFrame) and not self.bounced:
+                self.bounced += 1
+                await self.push_frame(TextFrame("bounced:" + frame.text))
+
+    answerer = UpstreamAnswerer()
+    sync = SyncParallelPipeline([answerer], [Pass()])
+    result = await asyncio.wait_for(run_pipeline([Bounce(), sync], [TextFrame("a")]), 10)
+    first_answer = answerer.answers[0]
+    assert [f.text for f in result.data] == ["a", "bounced:" + first_answer.text]

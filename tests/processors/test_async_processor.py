@@ -94,11 +94,14 @@ async def test_slow_async_processor_does_not_block_the_one_before():
 
 
 class Work(AsyncFrameProcessor):
+    """Waits 20 ms before its first push (the TTFB), then 10 ms more before returning."""
+
     async def process_frame(self, frame, direction):
         await super().process_frame(frame, direction)
         if isinstance(frame, TextFrame):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.02)
             await self.push_frame(TextFrame(frame.text + "!"), direction)
+            await asyncio.sleep(0.01)
         else:
             await self.push_frame(frame, direction)
 
@@ -112,7 +115,26 @@ async def test_metrics_report_processing_time_ttfb_and_latency():
     by_proc = {d["processor"]: d for d in records}
     assert {"p", "w"} <= set(by_proc)
     w = by_proc["w"]
-    assert w["processing"]["count"] == 2 and w["processing"]["max_ns"] > 0
-    assert w["ttfb_ns"] is not None and w["ttfb_ns"] >= 0
+    # each frame took >= 30 ms in "w" itself; its first push came >= 20 ms in
+    assert w["processing"]["count"] == 2 and w["processing"]["p50_ns"] >= 28_000_000
+    assert 18_000_000 <= w["ttfb_ns"] <= w["processing"]["max_ns"]
+    # end-to-end: from each frame's pts (stamped when the task pushed it) to the sink, >= 20 ms
     lat = result.task.latency_percentiles()
-    assert lat["count"] == 2 and lat["p50_ms"] >= 0
+    assert lat["count"] == 2 and lat["p50_ms"] >= 18
+
+
+class SyncWork(Pass):
+    async def process_frame(self, frame, direction):
+        if isinstance(frame, TextFrame):
+            await asyncio.sleep(0.02)
+        await super().process_frame(frame, direction)
+
+
+async def test_processing_time_excludes_time_spent_downstream():
+    params = PipelineParams(enable_metrics=True, metrics_interval_s=0.0)
+    result = await run_pipeline([Pass(name="p"), SyncWork(name="s")], [TextFrame("a")], params=params)
+    by_proc = {d["processor"]: d for m in result.of_type(MetricsFrame) for d in m.data}
+    s, p = by_proc["s"]["processing"], by_proc["p"]["processing"]
+    assert s["count"] == p["count"] == 1
+    assert s["max_ns"] >= 18_000_000  # "s" slept 20 ms itself
+    assert p["max_ns"] < 10_000_000  # "p" only waited for "s": that time is not its own

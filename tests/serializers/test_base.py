@@ -32,7 +32,7 @@ from apipeline.serializers import (
     JsonFrameSerializer,
     ProtobufFrameSerializer,
 )
-from apipeline.serializers.base import ENVELOPE_FIELDS, WIRE_FRAMES
+from apipeline.serializers.base import ENVELOPE_FIELDS, LOCAL_FIELDS, WIRE_FRAMES
 from tests.serializers._cases import (
     APP_FRAMES,
     ChatMessageFrame,
@@ -63,8 +63,13 @@ def _assert_round_trip(original: Frame, decoded: Frame) -> None:
     assert decoded is not original
     assert decoded == original
     assert (decoded.id, decoded.name, decoded.pts) == (original.id, original.name, original.pts)
+    assert decoded.client_pts == original.client_pts
     _assert_same_types(original.metadata, decoded.metadata, "metadata")
+    local = LOCAL_FIELDS.get(type(original), frozenset())
     for f in dataclasses.fields(original):
+        if f.name in local:
+            assert getattr(decoded, f.name) == f.default  # stays behind: the receiver gets the default
+            continue
         value = getattr(original, f.name)
         if isinstance(value, np.ndarray):
             got = getattr(decoded, f.name)
@@ -97,7 +102,7 @@ def test_every_concrete_frame_class_is_a_wire_frame_and_is_tested():
 @pytest.mark.parametrize("cls", list(WIRE_FRAMES), ids=lambda c: c.__name__)
 def test_wire_spec_names_every_own_field_of_the_frame_class(cls):
     """A field added to a frame class must be added to the wire format (or this fails)."""
-    own = {f.name for f in dataclasses.fields(cls)} - ENVELOPE_FIELDS
+    own = {f.name for f in dataclasses.fields(cls)} - ENVELOPE_FIELDS - LOCAL_FIELDS.get(cls, frozenset())
     special = {
         AudioRawFrame: {"audio", "sample_rate", "num_channels"},
         ImageRawFrame: {"image", "size", "format"},
@@ -313,3 +318,36 @@ def test_app_fields_are_encoded_in_declaration_order(kind):
     text = data.decode("latin-1") if isinstance(data, bytes) else data
     positions = [text.index(f'"{name}"') for name in ("role", "content", "tokens", "extra")]
     assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_client_pts_travels_apart_from_pts(kind):
+    ser = kind()
+    frame = AudioRawFrame(np.zeros(160, np.int16), pts=10, client_pts=7)
+    back = ser.deserialize(ser.serialize(frame))
+    assert (back.pts, back.client_pts) == (10, 7)
+    none = ser.deserialize(ser.serialize(TextFrame("x", pts=3)))
+    assert none.client_pts is None
+    for bad, message in (
+        (1.5, "client_pts must be an int"),
+        (2**63, "client_pts 9223372036854775808 does not fit"),
+    ):
+        with pytest.raises(SerializationError, match=message):
+            ser.serialize(TextFrame("x", client_pts=bad))
+
+
+def test_json_client_pts_is_checked_on_the_way_in():
+    ser = JsonFrameSerializer()
+    msg = '{"type": "TextFrame", "client_pts": "soon", "fields": {"text": "x"}}'
+    with pytest.raises(SerializationError, match="client_pts must be an int"):
+        ser.deserialize(msg)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=["protobuf", "json"])
+def test_error_exception_stays_in_this_process(kind):
+    ser = kind()
+    error = ErrorFrame("boom", exception=RuntimeError("boom"))
+    back = ser.deserialize(ser.serialize(error))
+    assert back.exception is None and back.error == "boom"
+    text = ser.serialize(error)
+    assert "RuntimeError" not in (text if isinstance(text, str) else text.decode("latin-1"))

@@ -161,7 +161,7 @@ BAD_MESSAGES = [
     (
         "image rank",
         _envelope(image=pb.ImageRawFrame(array=pb.NdArray(dtype="uint8", shape=[1] * 40, data=b"\0"))),
-        "40 dimensions",
+        "shape has more than 32 entries",
     ),
     (
         "app unknown",
