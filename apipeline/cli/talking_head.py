@@ -56,7 +56,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from apipeline.errors import AudioFileError, OutputPathError, ParameterError
+    from apipeline.errors import AudioFileError, ModelSignatureError
     from apipeline.talking_head import render_file
     from apipeline.video.encode import EncoderSettings
 
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             enhancer=args.enhancer,
         )
-    except (ConfigurationError, ParameterError, OutputPathError, ImageError, AudioFileError) as exc:
+    except (ConfigurationError, ImageError, AudioFileError, ModelSignatureError) as exc:
         print(f"apipeline talking-head: {exc}", file=sys.stderr)
         return 2
     if args.json:

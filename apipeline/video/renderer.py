@@ -1,8 +1,10 @@
 """Talking-head renderers: a picture for each mouth shape.
 
 A renderer is anything with ``render(shape) -> (h, w, 3) uint8`` and ``reset()`` (called on an
-interruption), plus ``size`` ``(width, height)``. :class:`PortraitRenderer` animates a still portrait
-with no model weights; :class:`~apipeline.video.wav2lip.NeuralRenderer` runs a wav2lip-style model.
+interruption), plus ``size`` ``(width, height)``; one that reads the audio itself also has
+``feed(samples, sample_rate)``, called with every chunk before the pictures it completes are drawn.
+:class:`PortraitRenderer` animates a still portrait with no model weights;
+:class:`~apipeline.video.wav2lip.NeuralRenderer` runs a wav2lip-style model.
 """
 
 from __future__ import annotations

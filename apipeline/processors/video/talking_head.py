@@ -37,6 +37,7 @@ class TalkingHeadProcessor(FrameProcessor):
         super().__init__(**kwargs)
         self.renderer = renderer
         self.fps = float(fps)
+        self.latency = 1.0 / self.fps  # a picture waits for its whole frame period of audio
         self._driver: MouthDriver | None = None
         self._samples = 0  # samples seen so far (stream position of the next chunk)
         self.frames_rendered = 0
@@ -69,6 +70,9 @@ class TalkingHeadProcessor(FrameProcessor):
         if x.ndim == 2:
             x = x.mean(axis=1)
         sr = frame.sample_rate
+        feed = getattr(self.renderer, "feed", None)
+        if feed is not None:  # renderers that read the audio themselves (the neural path's mel)
+            feed(x, sr)
         start = self._samples
         self._samples += x.shape[0]
         for shape in self._driver.push(x):
