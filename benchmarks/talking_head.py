@@ -6,7 +6,7 @@ GFPGAN) on full-size models of the published architectures with random weights (
 reused with ``--models DIR``) — at 256×256 and 512×512, it prints:
 
 * ``render``: pictures per second of the renderer alone, one thread (mouth features included);
-* ``encode``: pictures per second of H.264 (veryfast) + AAC muxing alone;
+* ``encode``: pictures per second of H.264 (veryfast) + AAC muxing alone, on animated portrait pictures;
 * ``sessions``: how many 25 fps sessions this machine sustains, measured by running N render+encode
   sessions in N processes at once, each on 4 s of speech, for N = 1, 2, ... while every session still
   finishes within its audio's duration (real time);
@@ -72,8 +72,8 @@ def _render_rate(kind: str, size: int, models, seconds: float = 2.0) -> float:
 def _encode_rate(size: int, frames: int = 100) -> float:
     from apipeline.video.encode import MediaWriter
 
-    rng = np.random.default_rng(0)
-    pics = [(rng.random((size, size, 3)) * 255).astype(np.uint8) for _ in range(8)]
+    r = _renderer("portrait", size, None)
+    pics = [r._animator.render(o, 0.5, 0.0) for o in np.linspace(0.0, 1.0, 8)]  # what a session encodes
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         with MediaWriter(Path(d) / "x.mp4", width=size, height=size, sample_rate=22050) as w:
