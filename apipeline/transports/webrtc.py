@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -252,6 +253,13 @@ class _Resampler:
         return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
 
 
+async def _recv_within(track: Any, seconds: float) -> Any:
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await track.recv()
+    return await asyncio.wait_for(track.recv(), seconds)  # pragma: no cover - Python 3.10
+
+
 class WebRTCInputTransport(InputProcessor):
     """Remote audio track and data channel in, frames out.
 
@@ -295,8 +303,8 @@ class WebRTCInputTransport(InputProcessor):
     async def frames(self) -> AsyncIterator[Frame]:
         queue: asyncio.Queue[Frame | BaseException | None] = asyncio.Queue(maxsize=64)
         pumps = [
-            asyncio.create_task(self._audio(queue), name=f"{self.name}.audio"),
-            asyncio.create_task(self._messages(queue), name=f"{self.name}.data"),
+            asyncio.create_task(self._pump(self._audio, queue), name=f"{self.name}.audio"),
+            asyncio.create_task(self._pump(self._messages, queue), name=f"{self.name}.data"),
         ]
         try:
             while True:
@@ -311,13 +319,28 @@ class WebRTCInputTransport(InputProcessor):
                 p.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
 
+    @staticmethod
+    async def _pump(
+        body: Callable[[asyncio.Queue[Frame | BaseException | None]], Awaitable[None]],
+        queue: asyncio.Queue[Frame | BaseException | None],
+    ) -> None:
+        """Run a reader; whatever ends it (but cancellation) reaches the merged stream."""
+        try:
+            await body(queue)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await queue.put(exc)
+
     async def _audio(self, queue: asyncio.Queue[Frame | BaseException | None]) -> None:
         from aiortc.mediastreams import MediaStreamError
 
         resample = _Resampler(self.sample_rate)
         while True:
             try:
-                frame = await asyncio.wait_for(self.track.recv(), self.peer_timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can hang when a cancel meets the
+                # inner task's completion (seen here on the gather in frames()' cleanup)
+                frame = await _recv_within(self.track, self.peer_timeout)
             except TimeoutError:
                 self.ended_by = f"no audio from the peer for {self.peer_timeout:g} s"
                 logger.info("%s: %s; ending the session", self.name, self.ended_by)

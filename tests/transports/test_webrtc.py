@@ -66,10 +66,11 @@ async def test_client_and_session_stream_audio_both_ways_and_close():
     assert loud.size, "no audio came back"
     # the pipeline got the whole input, within one 20 ms block (plus one for Opus's edge frames)
     assert abs(sessions[0].processors[0].loud_s - 1.5) <= 0.04
-    # what came back: the same within a few frames (the client's jitter buffer may conceal a late packet)
+    # what came back: nothing lost (a loaded machine delays packets, and the client's jitter buffer then
+    # conceals the gap with a few extra frames: a bound from above would test the scheduler, not us)
     frames = out[: out.size // 960 * 960].reshape(-1, 960)
     heard_s = float((np.sqrt((frames**2).mean(axis=1)) > 0.02).sum()) * 0.02
-    assert abs(heard_s - 1.5) <= 0.12, heard_s
+    assert 1.5 - 0.04 <= heard_s <= 1.5 + 0.5, heard_s
     mid = out[loud[0] + 12000 : loud[0] + 12000 + 48000]
     assert abs(_peak_hz(mid, 48000) - 330) < 330 * (2 ** (50 / 1200) - 1)  # no rate error: within 50 cents
     assert 0.12 < np.sqrt(np.mean(mid**2)) < 0.16  # amplitude 0.4 halved: rms 0.141
