@@ -9,6 +9,8 @@ The tree::
     ├── FrameError                      a frame is malformed (wrong field type, shape, dtype)
     ├── AudioFormatError                audio in the wrong format (rate, channels, dtype, NaN/Inf)
     ├── AudioFileError                  a file that cannot be read or written as audio
+    ├── ImageError                      an image that cannot be used (size, channels, not an image)
+    │   └── FaceNotFoundError           no face where one is needed (talking head)
     ├── SerializationError              data that does not decode to a frame (or a frame that won't encode)
     ├── PipelineError                   a pipeline built or driven wrongly
     │   ├── LinkError                   two linked processors whose formats do not match
@@ -65,6 +67,14 @@ class AudioFormatError(ApipelineError, ValueError):
 
 class AudioFileError(ApipelineError, OSError):
     """A file that cannot be read or written as audio (missing, truncated, not audio)."""
+
+
+class ImageError(ApipelineError, ValueError):
+    """An image that cannot be used: not an image, too small or too large, an unsupported layout."""
+
+
+class FaceNotFoundError(ImageError):
+    """No face was found where a talking head needs one; give a landmark file or a fallback."""
 
 
 class SerializationError(ApipelineError, ValueError):

@@ -6,6 +6,7 @@
 * :mod:`~apipeline.frames.system`: cancel, error, stop-task, interruption and metrics frames.
 * :mod:`~apipeline.frames.control`: start, end, sync, notify, settings and voice-activity frames.
 * :mod:`~apipeline.frames.data`: text, raw audio and raw image frames.
+* :mod:`~apipeline.frames.video`: :class:`VideoFrame`, an RGB picture with its presentation time.
 """
 
 from apipeline.frames.base import AppFrame as AppFrame
@@ -29,6 +30,7 @@ from apipeline.frames.system import MetricsFrame as MetricsFrame
 from apipeline.frames.system import StartInterruptionFrame as StartInterruptionFrame
 from apipeline.frames.system import StopInterruptionFrame as StopInterruptionFrame
 from apipeline.frames.system import StopTaskFrame as StopTaskFrame
+from apipeline.frames.video import VideoFrame as VideoFrame
 
 __all__ = [
     "AppFrame",
@@ -52,4 +54,5 @@ __all__ = [
     "UpdateSettingsFrame",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
+    "VideoFrame",
 ]

@@ -37,6 +37,10 @@ LAZY_TYPES: dict[str, str] = {
     "voice_changer.gate": "apipeline.apps.voice_changer_nodes:BlockGateNode",
     "voice_changer.monitor": "apipeline.apps.monitor:BlockMonitor",
     "voice_changer.align": "apipeline.apps.voice_changer_nodes:AlignNode",
+    # video: the talking head, pacing on presentation time, muxing to a file (apipeline.processors.video)
+    "video.talking_head": "apipeline.processors.video.nodes:TalkingHeadNode",
+    "video.pacer": "apipeline.processors.video.pacer:VideoPacer",
+    "video.file_sink": "apipeline.processors.video.sink:MediaFileSink",
     # model-service stages take a live ModelRegistry: listed, but built in code (see apipeline list)
     "models.content_encoder": "apipeline.processors.models.voice:ContentEncoderProcessor",
     "models.f0": "apipeline.processors.models.voice:F0Processor",

@@ -1,0 +1,123 @@
+"""Mux pictures and audio into a file as they arrive."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from apipeline.errors import AudioFormatError, PipelineError
+from apipeline.frames import AudioRawFrame, CancelFrame, EndFrame, Frame
+from apipeline.frames.video import VideoFrame
+from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
+from apipeline.video.encode import EncoderSettings, MediaWriter
+
+_MAX_EARLY_AUDIO_S = 2.0
+
+
+class MediaFileSink(FrameProcessor):
+    """Writes :class:`~apipeline.frames.video.VideoFrame` pictures and audio to a media file.
+
+    The file is opened when both formats are known — given here, or taken from the first picture
+    (size) and the first audio chunk (rate, channels); audio that comes before the first picture waits
+    (at most 2 s of it) — and finished at ``EndFrame`` (also at ``CancelFrame``, so the file is always
+    properly closed). Every frame is also passed on. Pictures are stamped with their ``index`` and audio
+    with its sample count, so the file's A/V timing is media time.
+
+    Args:
+        path: the output file (its extension picks the container).
+        width, height: the pictures' size (None: from the first picture).
+        sample_rate, channels: the audio's format (None: from the first chunk); other audio is an error.
+        video_codec, audio_codec, video_bitrate, audio_bitrate, keyframe_interval, preset, fps: the
+            encoder settings (see :class:`~apipeline.video.encode.EncoderSettings`).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        video_codec: str = "h264",
+        audio_codec: str = "aac",
+        video_bitrate: int = 1_000_000,
+        audio_bitrate: int = 96_000,
+        keyframe_interval: int = 50,
+        preset: str = "veryfast",
+        fps: float = 25.0,
+        settings: EncoderSettings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.settings = settings or EncoderSettings(
+            video_codec, audio_codec, video_bitrate, audio_bitrate, keyframe_interval, preset, fps
+        )
+        self._size = (width, height) if width and height else None
+        self._audio_format = (sample_rate, channels or 1) if sample_rate else None
+        self._early: list[np.ndarray] = []
+        self._early_samples = 0
+        self.writer: MediaWriter | None = None
+        self.audio_samples = 0
+        self.video_frames = 0
+
+    def _open(self) -> MediaWriter | None:
+        if self.writer is None and self._size is not None and self._audio_format is not None:
+            (w, h), (rate, ch) = self._size, self._audio_format
+            self.writer = MediaWriter(
+                self.path, width=w, height=h, sample_rate=rate, channels=ch, settings=self.settings
+            )
+            for block in self._early:
+                self.writer.write_audio(block)
+            self._early.clear()
+        return self.writer
+
+    def _audio(self, frame: AudioRawFrame) -> None:
+        fmt = (frame.sample_rate, frame.num_channels)
+        if self._audio_format is None:
+            self._audio_format = fmt
+        elif fmt != self._audio_format:
+            raise AudioFormatError(
+                f"{self.name}: audio at {fmt[0]} Hz/{fmt[1]} ch, the file was opened for "
+                f"{self._audio_format[0]} Hz/{self._audio_format[1]} ch"
+            )
+        a = frame.audio
+        assert isinstance(a, np.ndarray)
+        block = a.astype(np.float32) / 32768.0 if a.dtype == np.int16 else a
+        self.audio_samples += frame.num_frames
+        w = self._open()
+        if w is not None:
+            w.write_audio(block)
+            return
+        self._early_samples += frame.num_frames
+        if self._early_samples > _MAX_EARLY_AUDIO_S * frame.sample_rate:
+            raise PipelineError(f"{self.name}: {_MAX_EARLY_AUDIO_S:g} s of audio and no picture yet")
+        self._early.append(block.copy())
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, VideoFrame):
+                if self._size is None:
+                    self._size = frame.size
+                w = self._open()
+                if w is not None:
+                    w.write_video(frame.image, frame.index)  # type: ignore[arg-type]
+                    self.video_frames += 1
+            elif isinstance(frame, AudioRawFrame):
+                self._audio(frame)
+            elif isinstance(frame, (EndFrame, CancelFrame)):
+                self._close()
+        await self.push_frame(frame, direction)
+
+    def _close(self) -> None:
+        w, self.writer = self.writer, None
+        if w is not None:
+            w.close()
+
+    async def cleanup(self) -> None:
+        self._close()
+        await super().cleanup()

@@ -1,0 +1,146 @@
+"""The talking head as an app: a portrait and speech in, a lip-synced video file out.
+
+:func:`render_file` reads the audio in chunks into a :class:`~apipeline.pipeline.PipelineTask` running
+``TalkingHeadProcessor → MediaFileSink`` (the same processors a served pipeline uses), writing through
+:class:`~apipeline.outputs.AtomicOutput`: everything is checked before any work (image, face, audio,
+output path, encoder settings, container/codec fit), a failed run leaves no file and an existing file
+untouched. :func:`make_renderer` picks the path: the portrait animator (no weights), or the neural
+renderer when a wav2lip-signature model is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from apipeline.errors import PipelineError
+from apipeline.outputs import AtomicOutput
+from apipeline.video.encode import EncoderSettings, check_container, container_format
+from apipeline.video.face import Fallback
+from apipeline.video.image import read_image
+from apipeline.video.renderer import PortraitRenderer, TalkingHeadRenderer
+
+CHUNK_S = 0.02
+
+
+@dataclass(slots=True)
+class RenderReport:
+    """What :func:`render_file` did."""
+
+    input: str
+    output: str
+    image: str
+    size: tuple[int, int]
+    fps: float
+    audio_s: float
+    video_frames: int
+    wall_s: float
+    render_fps: float
+    face: dict[str, str]
+    outcome: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_renderer(
+    image_path: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    fps: float = 25.0,
+    landmarks: str | None = None,
+    fallback: Fallback = "error",
+    model: str | None = None,
+    enhancer: str | None = None,
+    seed: int = 0,
+) -> TalkingHeadRenderer:
+    """The portrait renderer, or the neural one when ``model`` (a wav2lip-signature ONNX file) is given."""
+    image = read_image(image_path)
+    if model is None:
+        if enhancer is not None:
+            raise PipelineError("an enhancer needs a lip-sync model (--model)")
+        return PortraitRenderer(image, size=size, landmarks=landmarks, fallback=fallback, seed=seed, fps=fps)
+    from apipeline.video.wav2lip import NeuralRenderer
+
+    return NeuralRenderer(
+        image, model, enhancer=enhancer, size=size, landmarks=landmarks, fallback=fallback, fps=fps
+    )
+
+
+def render_file(
+    image: str | os.PathLike[str],
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    settings: EncoderSettings | None = None,
+    renderer: TalkingHeadRenderer | None = None,
+    size: int | None = None,
+    landmarks: str | None = None,
+    fallback: Fallback = "error",
+    model: str | None = None,
+    enhancer: str | None = None,
+) -> RenderReport:
+    """Render ``output`` (MP4, MOV, MKV or WebM) from a portrait and a speech file."""
+    from apipeline.audio.io import AudioFileReader
+
+    settings = settings or EncoderSettings()
+    target = AtomicOutput(output, inputs=[image, input])
+    check_container(container_format(output), settings)
+    if renderer is None:
+        renderer = make_renderer(
+            image,
+            size=size,
+            fps=settings.fps,
+            landmarks=landmarks,
+            fallback=fallback,
+            model=model,
+            enhancer=enhancer,
+        )
+    t0 = time.perf_counter()
+    with AudioFileReader(input, 1) as probe:
+        sample_rate, channels, duration = probe.sample_rate, probe.channels, probe.duration
+    with target:
+        frames = asyncio.run(_run(input, target.path, renderer, settings, sample_rate, channels))
+    wall = time.perf_counter() - t0
+    layout = getattr(renderer, "layout", None)
+    face = dict(layout.source) if layout is not None else {}
+    return RenderReport(
+        str(input), str(output), str(image), renderer.size, settings.fps, duration, frames, wall,
+        frames / wall if wall > 0 else 0.0, face, target.outcome,
+    )  # fmt: skip
+
+
+async def _run(
+    input: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    renderer: TalkingHeadRenderer,
+    settings: EncoderSettings,
+    sample_rate: int,
+    channels: int,
+) -> int:
+    from apipeline.audio.io import AudioFileReader
+    from apipeline.frames import AudioRawFrame
+    from apipeline.pipeline import Pipeline, PipelineTask
+    from apipeline.processors.video import MediaFileSink, TalkingHeadProcessor
+
+    head = TalkingHeadProcessor(renderer, fps=settings.fps)
+    w, h = renderer.size
+    sink = MediaFileSink(
+        path, width=w, height=h, sample_rate=sample_rate, channels=channels, settings=settings
+    )
+    task = PipelineTask(Pipeline([head, sink]))
+    runner = asyncio.create_task(task.run())
+    block = max(1, round(CHUNK_S * sample_rate))
+    with AudioFileReader(input, block) as reader:
+        for chunk in reader:
+            await task.queue_frame(
+                AudioRawFrame(chunk if channels > 1 else chunk[:, 0], sample_rate, channels)
+            )
+    await task.stop_when_done()
+    await runner
+    if task.errors:
+        raise PipelineError(f"talking head: {task.errors[0].error}")
+    return head.frames_rendered

@@ -1,0 +1,548 @@
+"""WebRTC transport (aiortc): audio over Opus tracks, frames over a data channel.
+
+A browser or a :class:`~apipeline.client.webrtc.WebRTCClient` sends its microphone as an audio track
+(Opus over SRTP/UDP, with the browser's echo cancellation and noise suppression in its capture path) and
+opens a data channel named ``"frames"`` that carries the same protobuf messages as the WebSocket wire
+contract (settings changes in; transcripts, errors and metrics out). The server answers with one
+outgoing audio track.
+
+* :class:`WebRTCInputTransport` is the first processor of a session's pipeline: it reads the remote
+  track, resamples each decoded Opus frame to the pipeline's rate (mono float32) and pushes
+  :class:`~apipeline.frames.AudioRawFrame` s, and decodes data-channel messages into frames. When no
+  audio arrives for ``peer_timeout`` seconds the peer is taken as gone (a vanished browser stops sending
+  RTP long before ICE consent expires, which aioice only notices after ~30 s) and the input ends.
+* :class:`WebRTCOutputTransport` is the last: audio goes to an :class:`AudioOutputTrack`, other data
+  frames, errors and metrics to the data channel. An interruption drops the queued audio at once.
+* :class:`AudioOutputTrack` is the outgoing track: 20 ms frames at 48 kHz (Opus's own rate, so the
+  encoder resamples nothing), paced on the monotonic clock from the first request, silence when nothing
+  is queued, a bounded buffer (oldest audio dropped and counted beyond it).
+* :class:`DataChannelChannel` adapts an ``RTCDataChannel`` to :class:`~apipeline.transports.channel.
+  MessageChannel`, with a bounded inbox.
+* :func:`make_peer_connection` builds an ``RTCPeerConnection`` from ICE server URLs checked up front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+from numpy.typing import NDArray
+
+from apipeline.errors import ConfigurationError, SerializationError, TransportClosed
+from apipeline.frames import (
+    AudioRawFrame,
+    CancelFrame,
+    DataFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    MetricsFrame,
+    StartInterruptionFrame,
+)
+from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
+from apipeline.processors.io import InputProcessor
+from apipeline.serializers import FrameSerializer, ProtobufFrameSerializer
+from apipeline.transports.channel import Message
+
+logger = logging.getLogger("apipeline.transports")
+
+OPUS_RATE = 48000
+PTIME_S = 0.020
+FRAME_SAMPLES = round(OPUS_RATE * PTIME_S)  # 960
+DATA_CHANNEL = "frames"
+ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
+
+
+def check_ice_servers(urls: Sequence[str]) -> list[str]:
+    """Refuse ICE server URLs that are not ``stun:``/``stuns:``/``turn:``/``turns:`` with a host."""
+    out = []
+    for url in urls:
+        parsed = urlparse(url)
+        host = parsed.path.split("?")[0].split(":")[0] if parsed.scheme in ICE_SCHEMES else ""
+        if parsed.scheme not in ICE_SCHEMES or not host:
+            raise ConfigurationError(
+                f"ICE server {url!r} is not a URL like stun:host:3478 or turn:host:3478?transport=udp"
+            )
+        out.append(url)
+    return out
+
+
+def make_peer_connection(
+    ice_servers: Sequence[str] = (), *, username: str | None = None, credential: str | None = None
+) -> Any:
+    """An ``RTCPeerConnection``: host candidates only by default, plus the given STUN/TURN servers."""
+    from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+    urls = check_ice_servers(ice_servers)
+    servers = [RTCIceServer(urls=u, username=username, credential=credential) for u in urls]
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+
+
+class DataChannelChannel:
+    """A :class:`~apipeline.transports.channel.MessageChannel` over an ``RTCDataChannel``.
+
+    Messages are queued as they arrive (at most ``max_pending``; a peer that floods past it is refused:
+    the channel reports :class:`~apipeline.errors.TransportClosed` with code 1008). ``recv`` returns
+    ``None`` once the channel has closed in an orderly way.
+    """
+
+    def __init__(self, channel: Any, *, max_pending: int = 256) -> None:
+        self.channel = channel
+        self._inbox: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._max = max_pending
+        self.closed: TransportClosed | None = None
+        self._low = asyncio.Event()
+        self._low.set()
+        channel.bufferedAmountLowThreshold = 256 << 10
+        channel.on("message", self._on_message)
+        channel.on("close", self._on_close)
+        channel.on("bufferedamountlow", self._low.set)
+
+    def _on_close(self) -> None:
+        self._inbox.put_nowait(None)
+        self._low.set()
+
+    def _on_message(self, message: Message) -> None:
+        if self._inbox.qsize() >= self._max:
+            self.closed = TransportClosed(1008, f"more than {self._max} data-channel messages queued")
+            self._inbox.put_nowait(None)
+            return
+        self._inbox.put_nowait(message)
+
+    async def recv(self) -> Message | None:
+        if self.closed is not None:
+            raise self.closed
+        message = await self._inbox.get()
+        if message is None and self.closed is not None:
+            raise self.closed
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.channel.readyState != "open":
+            raise TransportClosed(1006, f"data channel is {self.channel.readyState}")
+        self.channel.send(message)
+        # aiortc buffers without bound: past 1 MiB queued, wait until it falls under 256 KiB
+        if self.channel.bufferedAmount > 1 << 20:
+            self._low.clear()
+            await self._low.wait()
+
+
+def _audio_track_class() -> type:
+    from aiortc.mediastreams import MediaStreamTrack
+
+    return MediaStreamTrack
+
+
+class AudioOutputTrack:
+    """The outgoing audio: ``write`` float32 mono samples at 48 kHz, the peer's ``recv`` takes 20 ms frames.
+
+    Created through :func:`make_output_track` (it subclasses aiortc's ``MediaStreamTrack``, imported
+    lazily so that this module loads without aiortc).
+    """
+
+    kind = "audio"
+
+    def _setup(self, max_buffer_s: float) -> None:
+        self._chunks: deque[NDArray[np.int16]] = deque()
+        self._partial = np.zeros(0, np.float32)
+        self._max_chunks = max(1, round(max_buffer_s / PTIME_S))
+        self._start: float | None = None
+        self._pts = 0
+        self.dropped_overflow = 0
+        self.dropped_interrupt = 0
+        self.sent_audio = 0  # frames that carried audio (not silence)
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    def write(self, samples: NDArray[np.float32]) -> None:
+        """Queue mono float samples at 48 kHz (whole 20 ms frames; the rest waits for the next write)."""
+        x = np.concatenate([self._partial, samples]) if self._partial.size else samples
+        n = x.size // FRAME_SAMPLES * FRAME_SAMPLES
+        for i in range(0, n, FRAME_SAMPLES):
+            if len(self._chunks) >= self._max_chunks:
+                self._chunks.popleft()
+                self.dropped_overflow += 1
+            block = np.clip(x[i : i + FRAME_SAMPLES], -1.0, 1.0)
+            self._chunks.append((block * 32767.0).astype(np.int16))
+        self._partial = x[n:].copy()
+        if self._chunks:
+            self._drained.clear()
+
+    def flush(self) -> None:
+        """Queue the last partial frame, padded with silence (at the end of the stream)."""
+        if self._partial.size:
+            pad = np.zeros(FRAME_SAMPLES - self._partial.size, np.float32)
+            self.write(pad)
+
+    def clear(self) -> int:
+        """Drop everything queued (an interruption); returns the number of 20 ms frames dropped."""
+        n = len(self._chunks) + (1 if self._partial.size else 0)
+        self._chunks.clear()
+        self._partial = np.zeros(0, np.float32)
+        self.dropped_interrupt += n
+        self._drained.set()
+        return n
+
+    @property
+    def queued_s(self) -> float:
+        return len(self._chunks) * PTIME_S
+
+    async def wait_drained(self, timeout: float) -> bool:
+        """Wait until everything queued has been sent (at most ``timeout`` s)."""
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def recv(self) -> Any:
+        import av
+
+        if self.readyState != "live":  # type: ignore[attr-defined]
+            from aiortc.mediastreams import MediaStreamError
+
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += FRAME_SAMPLES
+            wait = self._start + self._pts / OPUS_RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if self._chunks:
+            data = self._chunks.popleft()
+            self.sent_audio += 1
+        else:
+            data = np.zeros(FRAME_SAMPLES, np.int16)
+        if not self._chunks:
+            self._drained.set()
+        frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = OPUS_RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, OPUS_RATE)
+        return frame
+
+
+def make_output_track(max_buffer_s: float = 2.0) -> AudioOutputTrack:
+    """An :class:`AudioOutputTrack` that is also an aiortc ``MediaStreamTrack``."""
+    base = _audio_track_class()
+    cls = type("AudioOutputTrack", (AudioOutputTrack, base), {})
+    track: AudioOutputTrack = cls()
+    track._setup(max_buffer_s)
+    return track
+
+
+class _Resampler:
+    """Decoded frames (any rate/layout/format) → mono float32 at ``rate``."""
+
+    def __init__(self, rate: int) -> None:
+        import av
+
+        self._r = av.AudioResampler(format="flt", layout="mono", rate=rate)
+
+    def __call__(self, frame: Any) -> NDArray[np.float32]:
+        out = [f.to_ndarray().reshape(-1) for f in self._r.resample(frame)]
+        return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
+
+
+async def _recv_within(track: Any, seconds: float) -> Any:
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await track.recv()
+    return await asyncio.wait_for(track.recv(), seconds)  # pragma: no cover - Python 3.10
+
+
+class WebRTCInputTransport(InputProcessor):
+    """Remote audio track and data channel in, frames out.
+
+    Args:
+        track: the peer's audio track (aiortc ``MediaStreamTrack``).
+        channel: the ``"frames"`` data channel as a :class:`DataChannelChannel` (or None).
+        sample_rate: the pipeline's rate; Opus audio (48 kHz, mono or stereo) is resampled to it, mono.
+        peer_timeout: seconds without audio after which the peer is taken as gone and the input ends.
+        serializer: decodes data-channel messages (protobuf by default).
+    """
+
+    def __init__(
+        self,
+        track: Any,
+        channel: DataChannelChannel | None = None,
+        *,
+        sample_rate: int = 48000,
+        peer_timeout: float = 5.0,
+        serializer: FrameSerializer | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if not peer_timeout > 0:
+            raise ConfigurationError(f"peer_timeout must be positive, got {peer_timeout}")
+        self.track = track
+        self.channel = channel
+        self.sample_rate = sample_rate
+        self.peer_timeout = peer_timeout
+        self.serializer = serializer or ProtobufFrameSerializer()
+        self.audio_s = 0.0
+        self.ended_by: str | None = None
+        self._channel_ready = asyncio.Event()
+        if channel is not None:
+            self._channel_ready.set()
+
+    def set_channel(self, channel: DataChannelChannel) -> None:
+        """Attach the data channel (it opens after the media: the peer creates it once connected)."""
+        self.channel = channel
+        self._channel_ready.set()
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        queue: asyncio.Queue[Frame | BaseException | None] = asyncio.Queue(maxsize=64)
+        pumps = [
+            asyncio.create_task(self._pump(self._audio, queue), name=f"{self.name}.audio"),
+            asyncio.create_task(self._pump(self._messages, queue), name=f"{self.name}.data"),
+        ]
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for p in pumps:
+                p.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+
+    @staticmethod
+    async def _pump(
+        body: Callable[[asyncio.Queue[Frame | BaseException | None]], Awaitable[None]],
+        queue: asyncio.Queue[Frame | BaseException | None],
+    ) -> None:
+        """Run a reader; whatever ends it (but cancellation) reaches the merged stream."""
+        try:
+            await body(queue)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await queue.put(exc)
+
+    async def _audio(self, queue: asyncio.Queue[Frame | BaseException | None]) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        resample = _Resampler(self.sample_rate)
+        while True:
+            try:
+                # asyncio.timeout, not wait_for: 3.11's wait_for can hang when a cancel meets the
+                # inner task's completion (seen here on the gather in frames()' cleanup)
+                frame = await _recv_within(self.track, self.peer_timeout)
+            except TimeoutError:
+                self.ended_by = f"no audio from the peer for {self.peer_timeout:g} s"
+                logger.info("%s: %s; ending the session", self.name, self.ended_by)
+                await queue.put(None)
+                return
+            except MediaStreamError:
+                self.ended_by = "the peer's audio track ended"
+                await queue.put(None)
+                return
+            samples = resample(frame)
+            if samples.size:
+                self.audio_s += samples.size / self.sample_rate
+                await queue.put(AudioRawFrame(samples, self.sample_rate, 1))
+
+    async def _messages(self, queue: asyncio.Queue[Frame | BaseException | None]) -> None:
+        await self._channel_ready.wait()
+        assert self.channel is not None
+        while True:
+            try:
+                message = await self.channel.recv()
+            except TransportClosed as exc:
+                await queue.put(exc)
+                return
+            if message is None:
+                return  # the data channel closed; audio may go on
+            try:
+                frame = self.serializer.deserialize(message)
+            except SerializationError as exc:
+                await queue.put(ErrorFrame(f"{self.name}: undecodable data-channel message: {exc}"))
+                continue
+            if isinstance(frame, (EndFrame, CancelFrame)):
+                self.ended_by = f"the peer sent {type(frame).__name__}"
+                await queue.put(None)
+                return
+            await queue.put(frame)
+
+
+class WebRTCOutputTransport(FrameProcessor):
+    """Frames in, the outgoing audio track and the data channel out.
+
+    Audio is resampled to 48 kHz mono and queued on ``track``; an interruption drops the queued audio
+    at once. Other data frames, errors and metrics are serialized onto the data channel while it is
+    open. ``EndFrame`` waits (at most ``drain_timeout``) until the queued audio has been sent.
+    """
+
+    def __init__(
+        self,
+        track: AudioOutputTrack,
+        channel: DataChannelChannel | None = None,
+        *,
+        serializer: FrameSerializer | None = None,
+        drain_timeout: float = 5.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.track = track
+        self.channel = channel
+        self.serializer = serializer or ProtobufFrameSerializer()
+        self.drain_timeout = drain_timeout
+        self._resampler: Any = None
+        self._rate: int | None = None
+        self.sent_messages = 0
+
+    def _to_48k(self, frame: AudioRawFrame) -> NDArray[np.float32]:
+        a = frame.audio
+        assert isinstance(a, np.ndarray)
+        x = a.astype(np.float32) / 32768.0 if a.dtype == np.int16 else a
+        if x.ndim == 2:
+            x = x.mean(axis=1)
+        if frame.sample_rate == OPUS_RATE:
+            return np.ascontiguousarray(x, np.float32)
+        if self._rate != frame.sample_rate:
+            import soxr
+
+            self._rate = frame.sample_rate
+            self._resampler = soxr.ResampleStream(frame.sample_rate, OPUS_RATE, 1, dtype="float32")
+        return self._resampler.resample_chunk(np.ascontiguousarray(x, np.float32))
+
+    async def _send(self, frame: Frame) -> None:
+        channel = self.channel
+        if channel is None or channel.channel.readyState != "open":
+            return
+        try:
+            await channel.send(self.serializer.serialize(frame))
+            self.sent_messages += 1
+        except (TransportClosed, SerializationError) as exc:
+            logger.info("%s: %s not sent on the data channel: %s", self.name, frame.name, exc)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, AudioRawFrame):
+                self.track.write(self._to_48k(frame))
+                return
+            if isinstance(frame, StartInterruptionFrame):
+                self.track.clear()
+            elif isinstance(frame, EndFrame):
+                if self._resampler is not None:
+                    self.track.write(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+                self.track.flush()
+                await self.track.wait_drained(self.drain_timeout)
+            elif isinstance(frame, (DataFrame, ErrorFrame, MetricsFrame)):
+                await self._send(frame)
+        elif isinstance(frame, ErrorFrame):
+            await self._send(frame)
+        await self.push_frame(frame, direction)
+
+
+class WebRTCSession:
+    """One peer: its connection, tracks, data channel and the pipeline between them.
+
+    :meth:`accept` takes the peer's SDP offer and returns the answer; :meth:`run` then runs the
+    pipeline ``[WebRTCInputTransport, *processors, WebRTCOutputTransport]`` until the input ends (the
+    peer's track ends, it sends ``EndFrame`` or falls silent for ``peer_timeout``), drains the output
+    and closes the connection. Nothing keeps running after :meth:`run` returns or :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        processors: Sequence[FrameProcessor],
+        *,
+        sample_rate: int = 48000,
+        ice_servers: Sequence[str] = (),
+        peer_timeout: float = 5.0,
+        max_output_s: float = 2.0,
+        params: Any = None,
+    ) -> None:
+        check_ice_servers(ice_servers)
+        self.processors = list(processors)
+        self.sample_rate = sample_rate
+        self.ice_servers = list(ice_servers)
+        self.peer_timeout = peer_timeout
+        self.params = params
+        self.pc: Any = None
+        self.output_track = make_output_track(max_output_s)
+        self.input: WebRTCInputTransport | None = None
+        self.output: WebRTCOutputTransport | None = None
+        self.task: Any = None
+
+    async def accept(self, offer_sdp: str) -> str:
+        """Apply the peer's offer and return the SDP answer.
+
+        Raises:
+            SessionRefused: the offer is not SDP or has no audio (code 400: a bad request).
+        """
+        from aiortc import RTCSessionDescription
+
+        from apipeline.errors import SessionRefused
+
+        if not isinstance(offer_sdp, str) or "m=audio" not in offer_sdp:
+            raise SessionRefused(400, "the offer is not an SDP offer with an audio section")
+        self.pc = pc = make_peer_connection(self.ice_servers)
+        remote: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        @pc.on("track")
+        def _on_track(track: Any) -> None:
+            if track.kind == "audio" and not remote.done():
+                remote.set_result(track)
+
+        @pc.on("datachannel")
+        def _on_channel(channel: Any) -> None:
+            if channel.label == DATA_CHANNEL and self.input is not None and self.output is not None:
+                ch = DataChannelChannel(channel)
+                self.input.set_channel(ch)
+                self.output.channel = ch
+
+        pc.addTrack(self.output_track)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            await self.close()
+            raise SessionRefused(400, f"the SDP offer could not be applied: {exc}") from None
+        if not remote.done():
+            await self.close()
+            raise SessionRefused(400, "the offer carries no audio track to receive")
+        self.input = WebRTCInputTransport(
+            remote.result(), sample_rate=self.sample_rate, peer_timeout=self.peer_timeout
+        )
+        self.output = WebRTCOutputTransport(self.output_track)
+        return str(pc.localDescription.sdp)
+
+    async def run(self) -> Any:
+        """Run the session's pipeline to its end; returns the finished ``PipelineTask``."""
+        from apipeline.pipeline import Pipeline, PipelineParams, PipelineTask
+
+        if self.input is None or self.output is None:
+            raise RuntimeError("accept() the offer before run()")
+        self.task = PipelineTask(
+            Pipeline([self.input, *self.processors, self.output]),
+            self.params or PipelineParams(allow_interruptions=True),
+        )
+        try:
+            await self.task.run()
+        finally:
+            await self.close()
+        return self.task
+
+    async def close(self) -> None:
+        """Stop the tracks and close the connection (idempotent)."""
+        self.output_track.stop()  # type: ignore[attr-defined]
+        pc, self.pc = self.pc, None
+        if pc is not None:
+            await pc.close()
