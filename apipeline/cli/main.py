@@ -7,7 +7,8 @@ fails to import still gets a subcommand, which reports the import error when use
 every other command.
 
 Exit codes: 0 success; 1 runtime failure; 2 usage or validation error (bad arguments, a graph file that
-does not validate); 130 interrupted by Ctrl-C (what was written so far is kept).
+does not validate, an output that must not or cannot be written: a ``ConfigurationError`` found before
+any work); 130 interrupted by Ctrl-C (a partial output is kept only where no file existed before).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from apipeline import __version__
-from apipeline.errors import ApipelineError, GraphError
+from apipeline.errors import ApipelineError, ConfigurationError, GraphError
 
 SUBCOMMANDS = ("run", "convert", "graph", "list_cmd", "bench", "voice_changer", "serve")
 ENTRY_POINT_GROUP = "apipeline.cli"
@@ -114,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("apipeline: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ConfigurationError as exc:  # a bad option, parameter or output path: found before any work
+        print(f"apipeline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ApipelineError as exc:
         print(f"apipeline: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
