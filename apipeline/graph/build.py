@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,48 @@ def negotiate(
         inserted.extend(new_ids)
 
 
+def formats_entering(flow: Chain, formats: dict[str, AudioFormat | None]) -> dict[str, AudioFormat | None]:
+    """The format entering each node (``None`` when unknown or when joined branches disagree)."""
+    preds: dict[str, list[str]] = {}
+    for e in flow_edges(flow):
+        preds.setdefault(e.dst, []).append(e.src)
+    entering: dict[str, AudioFormat | None] = {}
+    for node_id, _ in walk_flow(flow):
+        ins = [formats.get(u) for u in preds.get(node_id, [])]
+        entering[node_id] = ins[0] if ins and all(f == ins[0] for f in ins) else None
+    return entering
+
+
+def settle_latencies(
+    flow: Chain, procs: dict[str, FrameProcessor], formats: dict[str, AudioFormat | None]
+) -> None:
+    """Tell each processor the format negotiation found entering it, so a latency that depends on it
+    (a resampler's hold-back depends on the input rate) is known before the run, as ``graph check``
+    reports it. A processor takes it through an optional ``negotiated_input(fmt)`` method."""
+    for node_id, fmt in formats_entering(flow, formats).items():
+        proc = procs[node_id]
+        if fmt is None:
+            continue
+        hook = getattr(proc, "negotiated_input", None)
+        if callable(hook):
+            hook(fmt)
+        else:
+            _resampler_latency(proc, fmt)
+
+
+def _resampler_latency(proc: FrameProcessor, fmt: AudioFormat) -> None:
+    # ResampleProcessor learns its input rate on the first frame; until it implements
+    # negotiated_input itself (handed off), the graph builder computes the same hold-back here.
+    module = sys.modules.get("apipeline.processors.audio.resample")  # not imported: not a resampler
+    if module is None or not isinstance(proc, module.ResampleProcessor):
+        return
+    if fmt.sample_rate is None or proc.latency:
+        return
+    from apipeline.audio.resample import StreamingResampler
+
+    proc.latency = StreamingResampler(fmt.sample_rate, proc.out_rate, 1, proc.quality).delay_seconds
+
+
 def _unique(base: str, taken: dict[str, Any]) -> str:
     name, i = base, 2
     while name in taken:
@@ -253,6 +296,7 @@ def build_pipeline(
         raise GraphError([str(p) for p in problems])
     if graph.flow is None and graph.links is None and inserted:
         graph.flow = flow  # the implicit chain now holds converters: make it explicit
+    settle_latencies(flow, procs, formats)
     root = assemble(flow, procs, graph.name)
     return BuiltGraph(graph, root, procs, flow, inserted, formats)
 

@@ -90,12 +90,16 @@ def parse_graph(
     if not isinstance(data, dict):
         bad("", f"a graph file must hold a mapping at the top level, got {type(data).__name__}")
         return g, problems
-    for key in data:
-        if key not in TOP_KEYS:
-            bad(
-                str(key),
-                f"unknown key {key!r}{_closest(str(key), TOP_KEYS)}; expected one of {', '.join(TOP_KEYS)}",
-            )
+    unknown = [key for key in data if key not in TOP_KEYS]  # the shipped schema's keys, checked first
+    for key in unknown:
+        bad(
+            str(key),
+            f"unknown key {key!r}{_closest(str(key), TOP_KEYS)}; expected one of {', '.join(TOP_KEYS)}",
+        )
+    structure = {"nodes", "flow", "links"} - set(data)
+    misspelt = [k for k in unknown if set(difflib.get_close_matches(str(k), TOP_KEYS, 1, 0.5)) & structure]
+    if misspelt:  # nodes/flow/links under a wrong name: what follows would only echo it ("nodes: None")
+        return g, problems
     version = data.get("version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         bad(
@@ -319,6 +323,8 @@ def load_graph(
         graph, problems = parse_modulespack(data, lines=lines, file=file)
     else:
         graph, problems = parse_graph(data, lines=lines, file=file)
+    if problems and not graph.nodes:  # validation would only echo the shape problems
+        raise GraphError([str(p) for p in problems])
     problems += apply_overrides(graph, overrides or [], settings)
     problems += validate_graph(graph, registry)
     if problems:
