@@ -14,9 +14,12 @@ any work); 130 interrupted by Ctrl-C (a partial output is kept only where no fil
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
+import re
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from types import ModuleType
@@ -65,8 +68,53 @@ def _broken(path: str, exc: BaseException) -> Callable[[argparse.Namespace], int
     return run
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)$")
+_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup made plain for a terminal: ``x`` and :role:`~a.b.C` read as x and C."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), text)
+    return _LITERAL.sub(r"\1", text)
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` with the closest of ``choices``, or nothing."""
+    near = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+class Parser(argparse.ArgumentParser):
+    """The argument parser of every subcommand (subparsers inherit it): help without docstring markup,
+    and a "did you mean" for an unknown option, subcommand or choice."""
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
+
+    def _options(self) -> list[str]:
+        found: list[str] = []
+        for action in self._actions:
+            found += [o for o in action.option_strings if o.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found += sub._options() if isinstance(sub, Parser) else []
+        return found
+
+    def error(self, message: str) -> typing.NoReturn:
+        if m := _UNRECOGNIZED.search(message):
+            options = self._options()
+            words = [w + did_you_mean(w, options) if w.startswith("-") else w for w in m.group(1).split()]
+            message = f"unrecognized arguments: {' '.join(words)}"
+        elif m := _CHOICE.search(message):
+            choices = [c.strip().strip("'") for c in m.group(2).split(",")]
+            message += did_you_mean(m.group(1), choices)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="apipeline",
         description="Run, check and draw apipeline graphs; list processors; run benchmarks.",
         epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage/validation error, 130 interrupted.",
