@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apipeline.errors import ParameterError
+from apipeline.errors import DefinitionError, ParameterError
 
 _TYPES = (bool, int, float, str)
 _TRUE = ("1", "true", "yes", "on")
@@ -63,9 +63,9 @@ class Param:
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
-            raise TypeError(f"Param {self.name!r}: type must be one of bool, int, float, str")
+            raise DefinitionError(f"Param {self.name!r}: type must be one of bool, int, float, str")
         if self.default is None and not self.nullable:
-            raise TypeError(f"Param {self.name!r}: default None needs nullable=True")
+            raise DefinitionError(f"Param {self.name!r}: default None needs nullable=True")
         if self.default is not None:
             self.check(self.default)  # a schema whose defaults break its own bounds is a bug
 
@@ -172,7 +172,7 @@ class ParamSchema(Mapping[str, Param]):
         self._params: dict[str, Param] = {}
         for p in params:
             if p.name in self._params:
-                raise TypeError(f"duplicate parameter {p.name!r}")
+                raise DefinitionError(f"duplicate parameter {p.name!r}")
             self._params[p.name] = p
 
     def __getitem__(self, name: str) -> Param:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from apipeline.errors import GraphError
+from apipeline.errors import GraphError, MissingDependencyError, RenderError
 from apipeline.graph.build import build_pipeline
 from apipeline.graph.draw import render, to_dot, to_mermaid
 from apipeline.graph.loader import dump_graph, load_graph
@@ -80,7 +80,7 @@ def _show(args: argparse.Namespace) -> int:
     if fmt in ("png", "svg"):
         try:
             data = render(graph, fmt)
-        except RuntimeError as exc:
+        except (MissingDependencyError, RenderError) as exc:
             print(f"apipeline graph show: {exc}", file=sys.stderr)
             return 1
         if args.output:

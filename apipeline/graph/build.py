@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apipeline.audio.format import AudioFormat
-from apipeline.errors import GraphError, LinkError
+from apipeline.errors import GraphError, LinkError, UnknownNameError
 from apipeline.graph.lower import LoweringError, lower_links
 from apipeline.graph.model import Branches, Chain, Graph, Group, Link, Node, Problem, flow_edges, walk_flow
 from apipeline.graph.registry import Registry, default_registry
@@ -217,7 +217,7 @@ def _locate(chain: Chain, node_id: str) -> tuple[Chain, int]:
                 return _locate(sub, node_id)
             except KeyError:
                 pass
-    raise KeyError(node_id)
+    raise UnknownNameError(f"no node {node_id!r} in the flow")
 
 
 def _splice_before(graph: Graph, dst: str, new_ids: list[str]) -> None:

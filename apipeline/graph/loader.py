@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from apipeline.errors import GraphError
+from apipeline.errors import ConfigurationError, GraphError
 from apipeline.graph.model import BRANCH_KINDS, Branches, Chain, Graph, Group, Link, Node, Problem
 
 TOP_KEYS = (
@@ -280,7 +280,7 @@ def read_data(
     file = str(path) if path is not None else None
     if text is None:
         if path is None:
-            raise ValueError("read_data: give a path or text")
+            raise ConfigurationError("read_data: give a path or text")
         p = Path(path)
         if not p.is_file():
             raise GraphError([f"{p}: no such graph file"])
