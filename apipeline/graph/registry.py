@@ -261,7 +261,12 @@ class Registry:
             for part in attr.split("."):
                 cls = getattr(cls, part)
         except Exception as exc:
-            self._broken[name] = f"cannot import {target}: {type(exc).__name__}: {exc}"
+            why = f"cannot import {target}: {type(exc).__name__}: {exc}"
+            if isinstance(exc, ModuleNotFoundError) and exc.name:
+                from apipeline.extras import install_hint
+
+                why += f" ({install_hint(exc.name)})"  # which extra to install, said before any work
+            self._broken[name] = why
             return None
         return self.register(name, cls, origin=origin)
 
