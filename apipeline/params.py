@@ -42,7 +42,8 @@ class Param:
         name: the key users write.
         type: ``bool``, ``int``, ``float`` or ``str``.
         default: the value when nothing is given (``None`` only when ``nullable``).
-        minimum, maximum: inclusive bounds for numbers.
+        minimum: inclusive lower bound for numbers.
+        maximum: inclusive upper bound for numbers.
         choices: the allowed values (for ``str`` mostly).
         nullable: ``None`` (or the text ``none``/``null``) is allowed.
         live: may change mid-stream through ``UpdateSettingsFrame``; otherwise fixed at start.
