@@ -374,7 +374,7 @@ def apply_overrides(
 
 def graph_to_data(graph: Graph) -> dict[str, Any]:
     """The native-format data of ``graph`` (what :func:`dump_graph` writes)."""
-    from apipeline.graph.params import to_plain
+    from apipeline.graph.annotations import to_plain
 
     data: dict[str, Any] = {"version": SCHEMA_VERSION, "name": graph.name}
     if graph.description:

@@ -26,7 +26,7 @@ from importlib import metadata
 from typing import Any
 
 from apipeline.errors import ConfigurationError, DefinitionError, UnknownNameError
-from apipeline.graph.params import _EMPTY, describe, json_schema, settable
+from apipeline.graph.annotations import _EMPTY, describe, json_schema, settable
 
 logger = logging.getLogger("apipeline")
 
@@ -53,7 +53,7 @@ class ParamSpec:
         return describe(self.annotation)
 
     def to_json(self) -> dict[str, Any]:
-        from apipeline.graph.params import to_plain
+        from apipeline.graph.annotations import to_plain
 
         out: dict[str, Any] = {"name": self.name, "type": self.type_name, "required": self.required}
         if not self.required:
