@@ -138,7 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         for name in set(sub.choices) - before:
             sub.choices[name].set_defaults(_run=mod.run)
+            _accept_verbose(sub.choices[name])
     return parser
+
+
+def _accept_verbose(parser: argparse.ArgumentParser) -> None:
+    """``-v`` also after the subcommand (``apipeline run g.yaml -v``), where the subcommand has no -v."""
+    if "-v" not in parser._option_string_actions:
+        parser.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging (-vv for debug)"
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _accept_verbose(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -147,3 +147,19 @@ def test_mypy_finds_apipeline_from_a_user_script_in_the_installed_venv(tmp_path)
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_verbose_is_accepted_before_and_after_the_subcommand(tmp_path):
+    from apipeline.cli.main import build_parser
+
+    parser = build_parser()
+    g = str(GRAPHS / "vad_branches.yaml")
+    for args, level in (
+        (["-v", "graph", "check", g], 1),
+        (["graph", "check", g, "-vv"], 2),
+        (["run", g, "-v"], 1),
+        (["graph", "check", g], 0),
+    ):
+        assert parser.parse_args(args).verbose == level, args
+    out = cli("run", g, "-o", tmp_path / "o.wav", "--no-progress", "-v")
+    assert out.returncode == 0 and "UserStartedSpeakingFrame" in out.stderr, out.stderr
