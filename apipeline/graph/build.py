@@ -71,9 +71,14 @@ def instantiate(graph: Graph, registry: Registry) -> tuple[dict[str, FrameProces
         try:
             procs[node.id] = spec.cls(**params, name=node.id)
         except Exception as exc:
+            hint = ""
+            if isinstance(exc, ModuleNotFoundError) and exc.name:
+                from apipeline.extras import install_hint
+
+                hint = f" ({install_hint(exc.name)})"  # the extra to install, said before any work
             problems.append(
                 graph.problem(
-                    node.place, f"cannot create {node.type} {node.id!r}: {type(exc).__name__}: {exc}"
+                    node.place, f"cannot create {node.type} {node.id!r}: {type(exc).__name__}: {exc}{hint}"
                 )
             )
     return procs, problems

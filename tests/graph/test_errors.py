@@ -64,3 +64,20 @@ def test_missing_dependency_is_an_import_error_naming_what_to_install(monkeypatc
     with pytest.raises(MissingDependencyError, match="graphviz") as info:
         render(graph, "png")
     assert isinstance(info.value, ImportError) and isinstance(info.value, ApipelineError)
+
+
+def test_a_constructor_missing_a_package_names_the_extra():
+    from apipeline.errors import GraphError
+    from apipeline.graph import build_pipeline
+    from apipeline.processors import FrameProcessor
+
+    class NeedsSoxr(FrameProcessor):
+        def __init__(self, *, name: str | None = None) -> None:
+            super().__init__(name=name)
+            raise ModuleNotFoundError("No module named 'soxr'", name="soxr")
+
+    registry = Registry(entry_points=False)
+    registry.register("needs.soxr", NeedsSoxr)
+    graph, _ = parse_graph({"nodes": [{"id": "a", "type": "needs.soxr"}]})
+    with pytest.raises(GraphError, match=r"pip install 'apipeline\[audio\]'"):
+        build_pipeline(graph, registry)
