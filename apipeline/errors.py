@@ -5,7 +5,11 @@ The tree::
     ApipelineError                      root: catch this to catch everything of ours
     ├── ConfigurationError              a bad option or setting (also a ValueError)
     │   ├── ParameterError              a parameter unknown, of the wrong type or out of range
-    │   └── OutputPathError             an output that cannot or must not be written (before any work)
+    │   ├── OutputPathError             an output that cannot or must not be written (before any work)
+    │   ├── UnknownNameError            an unknown processor type, node or other name (also a KeyError)
+    │   └── MissingDependencyError      an optional dependency is missing (also an ImportError): which extra
+    ├── DefinitionError                 a class, schema or registration written wrongly (also a TypeError)
+    ├── RenderError                     an external renderer (Graphviz dot) failed (also a RuntimeError)
     ├── FrameError                      a frame is malformed (wrong field type, shape, dtype)
     ├── AudioFormatError                audio in the wrong format (rate, channels, dtype, NaN/Inf)
     ├── AudioFileError                  a file that cannot be read or written as audio
@@ -55,6 +59,34 @@ class ParameterError(ConfigurationError):
 class OutputPathError(ConfigurationError):
     """An output path that cannot be written (missing folder, not writable, a directory) or must not be
     (it is one of the inputs). Raised before any input is read."""
+
+
+class UnknownNameError(ConfigurationError, KeyError):
+    """A name that is not known: a processor type, a node id, a service. Also a ``KeyError``, so code
+    that looked names up with ``except KeyError`` keeps working; the message is printed without the
+    quotes ``KeyError`` adds."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional dependency is not installed; ``extra`` names the extra that provides it
+    (``pip install 'apipeline[extra]'``), ``None`` for a system program. Raised before any work."""
+
+    def __init__(self, message: str, *, extra: str | None = None, package: str | None = None) -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.package = package
+
+
+class DefinitionError(ApipelineError, TypeError):
+    """Code written wrongly, found when it is defined: a parameter schema, a processor registration, a
+    class whose declarations contradict each other. Also a ``TypeError``."""
+
+
+class RenderError(ApipelineError, RuntimeError):
+    """An external renderer (Graphviz ``dot``) failed; the message carries its own."""
 
 
 class FrameError(ApipelineError, ValueError):

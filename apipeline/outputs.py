@@ -119,12 +119,28 @@ class AtomicOutput:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Literal[False]:
         if exc_type is None:
+            self.finish("ok")
+        else:
+            interrupted = issubclass(exc_type, (KeyboardInterrupt, asyncio.CancelledError))
+            self.finish("interrupted" if interrupted else "failed")
+        return False
+
+    def finish(self, status: Literal["ok", "failed", "interrupted"]) -> Outcome:
+        """End the output by the run's ``status`` (for runs that report rather than raise).
+
+        ``ok``: rename the complete file into place (nothing is written when the run wrote nothing);
+        ``failed``: remove the temporary file, leave the target as it was; ``interrupted``: keep a
+        valid partial file only where nothing existed. Returns :attr:`outcome`; idempotent.
+        """
+        if self.outcome != "pending":
+            return self.outcome
+        if status == "ok":
             if self.path.exists():
                 self.commit()
             else:
                 self.outcome = "discarded"
-            return False
-        interrupted = issubclass(exc_type, (KeyboardInterrupt, asyncio.CancelledError))
+            return self.outcome
+        interrupted = status == "interrupted"
         if interrupted and self.path.exists() and not self.final.exists():
             try:
                 if self.validate is not None:
@@ -142,4 +158,4 @@ class AtomicOutput:
                 self.message = f"interrupted: {str(self.final)!r} existed and was left unchanged"
         if self.message:
             logger.warning(self.message)
-        return False
+        return self.outcome

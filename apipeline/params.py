@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apipeline.errors import ParameterError
+from apipeline.errors import DefinitionError, ParameterError
 
 _TYPES = (bool, int, float, str)
 _TRUE = ("1", "true", "yes", "on")
@@ -42,7 +42,8 @@ class Param:
         name: the key users write.
         type: ``bool``, ``int``, ``float`` or ``str``.
         default: the value when nothing is given (``None`` only when ``nullable``).
-        minimum, maximum: inclusive bounds for numbers.
+        minimum: inclusive lower bound for numbers.
+        maximum: inclusive upper bound for numbers.
         choices: the allowed values (for ``str`` mostly).
         nullable: ``None`` (or the text ``none``/``null``) is allowed.
         live: may change mid-stream through ``UpdateSettingsFrame``; otherwise fixed at start.
@@ -63,9 +64,9 @@ class Param:
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
-            raise TypeError(f"Param {self.name!r}: type must be one of bool, int, float, str")
+            raise DefinitionError(f"Param {self.name!r}: type must be one of bool, int, float, str")
         if self.default is None and not self.nullable:
-            raise TypeError(f"Param {self.name!r}: default None needs nullable=True")
+            raise DefinitionError(f"Param {self.name!r}: default None needs nullable=True")
         if self.default is not None:
             self.check(self.default)  # a schema whose defaults break its own bounds is a bug
 
@@ -172,7 +173,7 @@ class ParamSchema(Mapping[str, Param]):
         self._params: dict[str, Param] = {}
         for p in params:
             if p.name in self._params:
-                raise TypeError(f"duplicate parameter {p.name!r}")
+                raise DefinitionError(f"duplicate parameter {p.name!r}")
             self._params[p.name] = p
 
     def __getitem__(self, name: str) -> Param:

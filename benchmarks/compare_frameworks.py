@@ -30,6 +30,7 @@ so no console output is timed.
 
 from __future__ import annotations
 
+# apipeline-bench-args: --framework apipeline
 import argparse
 import asyncio
 import gc

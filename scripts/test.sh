@@ -15,4 +15,6 @@ fi
 .venv/bin/ruff check apipeline tests
 .venv/bin/ruff format --check apipeline
 .venv/bin/mypy apipeline
+.venv/bin/lint-imports .importlinter
+.venv/bin/mkdocs build --strict --quiet -f mkdocs.yml
 .venv/bin/python -m pytest -q "$@"

@@ -31,3 +31,14 @@ def test_example_runs(script: str, expected: str) -> None:
         check=True,
     )
     assert expected in out.stdout
+
+
+@pytest.mark.parametrize(
+    "graph",
+    sorted(p.name for p in (ROOT / "examples" / "graphs").iterdir() if p.suffix in (".yaml", ".json")),
+)
+def test_example_graphs_validate(graph: str) -> None:
+    from apipeline.graph import build_pipeline, load_graph
+
+    built = build_pipeline(load_graph(ROOT / "examples" / "graphs" / graph, check_formats=False))
+    assert built.processors

@@ -4,12 +4,16 @@ The scripts live in ``benchmarks/`` of a source checkout (they are not installed
 ``--dir`` names the folder, else ``./benchmarks`` or the one beside the installed package is used. Each
 script runs in its own process (``python benchmarks/NAME.py ARGS``) with a time limit; its own report is
 printed as it finishes, then a table of every script's status and wall time. Exit code 1 if any failed.
+
+A script that needs arguments declares its default ones in a comment line
+``# apipeline-bench-args: --framework apipeline`` (read with shell quoting); ``--arg`` values follow them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -55,6 +59,17 @@ def scripts(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")}
 
 
+ARGS_MARK = "# apipeline-bench-args:"
+
+
+def declared_args(script: Path) -> list[str]:
+    """The default arguments a benchmark script declares (``# apipeline-bench-args: ...``), or none."""
+    for line in script.read_text(encoding="utf-8").splitlines():
+        if line.startswith(ARGS_MARK):
+            return shlex.split(line[len(ARGS_MARK) :])
+    return []
+
+
 def run(args: argparse.Namespace) -> int:
     folder = find_dir(args.dir)
     if folder is None or not folder.is_dir():
@@ -80,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         try:
             proc = subprocess.run(
-                [sys.executable, str(available[name]), *args.arg],
+                [sys.executable, str(available[name]), *declared_args(available[name]), *args.arg],
                 capture_output=True,
                 text=True,
                 timeout=args.timeout,

@@ -1,10 +1,13 @@
 """``apipeline convert GRAPH INPUT_DIR OUTPUT_DIR [--jobs N]``: run a graph on every audio file of a folder.
 
 Each input file (``--pattern``, recursive) is converted in a worker process to the same relative path
-under OUTPUT_DIR (suffix from ``--ext``, default: the input's). The graph is validated once, on the
-first file, before any worker starts. One file failing does not stop the others; the summary lists the
-failures with their reason and the exit code is 1 if any failed. Ctrl-C stops handing out files,
-waits for those in flight and exits 130.
+under OUTPUT_DIR (suffix from ``--ext``, default: the input's). Before any input is read, the graph is
+validated once and every output is checked: none may be an input (also through links) and OUTPUT_DIR
+must be writable (it is created, with the sub-folders that mirror INPUT_DIR, only if its parent
+exists). Each output is written beside its target and renamed into place when complete, so a file
+that fails leaves no output and never touches an existing one. One file failing does not stop the
+others; the summary lists the converted and the failed files with their reason and the exit code is 1
+if any failed. Ctrl-C stops handing out files, waits for those in flight and exits 130.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def convert_one(graph: str, sets: list[str], auto_convert: bool, src: str, dst: 
     t0 = time.monotonic()
     args = argparse.Namespace(set=sets, auto_convert=auto_convert, realtime=False)
     try:
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        Path(dst).parent.mkdir(exist_ok=True)  # a sub-folder of OUTPUT_DIR (created in order)
         built = prepare(graph, args, src, dst)
         summary = asyncio.run(run_built(built, progress=False, realtime=False, handle_sigint=False))
         ok = summary["status"] == "ok"
@@ -77,13 +80,53 @@ def convert_one(graph: str, sets: list[str], auto_convert: bool, src: str, dst: 
     }
 
 
-def _inputs(root: Path, pattern: str) -> list[Path]:
-    return sorted(p for p in root.rglob(pattern) if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+def _inputs(root: Path, pattern: str, exclude: Path) -> list[Path]:
+    """Audio files under ``root`` matching ``pattern``, sorted; none under ``exclude`` (the outputs)."""
+    ex = exclude.resolve()
+    return sorted(
+        p
+        for p in root.rglob(pattern)
+        if p.is_file()
+        and p.suffix.lower() in AUDIO_SUFFIXES
+        and ".partial-" not in p.name
+        and (ex == root.resolve() or not p.resolve().is_relative_to(ex))
+    )
+
+
+def check_jobs(jobs: list[tuple[str, str]], out_dir: Path) -> bool:
+    """Check every output before any work (OutputPathError); return whether OUTPUT_DIR must be made."""
+    from apipeline.errors import OutputPathError
+    from apipeline.outputs import check_output_path
+
+    make = not out_dir.exists()
+    if make:
+        check_output_path(out_dir, what="output folder")  # its parent exists and is writable
+    elif not out_dir.is_dir():
+        raise OutputPathError(f"output folder {str(out_dir)!r} is not a directory")
+    else:
+        check_output_path(out_dir / ".apipeline-convert", what="output folder")
+    inodes: dict[tuple[int, int], str] = {}
+    for src, _ in jobs:
+        st = Path(src).stat()
+        inodes[(st.st_dev, st.st_ino)] = src
+    for _, dst in jobs:
+        try:
+            st = Path(dst).stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in inodes:
+            raise OutputPathError(
+                f"output {dst!r} is the input {inodes[(st.st_dev, st.st_ino)]!r}: refusing to overwrite "
+                "it (choose another OUTPUT_DIR or --ext)"
+            )
+        if Path(dst).is_dir():
+            raise OutputPathError(f"output {dst!r} is a directory, expected a file path")
+    return make
 
 
 def run(args: argparse.Namespace) -> int:
     from apipeline.cli.progress import Progress
-    from apipeline.cli.run import prepare
+    from apipeline.cli.run import bound_param, load
 
     in_dir, out_dir = Path(args.input_dir), Path(args.output_dir)
     if not Path(args.graph).is_file():
@@ -95,14 +138,19 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print(f"apipeline convert: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
         return 2
-    files = _inputs(in_dir, args.pattern)
+    # validate once, in this process, without reading an input: a bad graph fails fast with exit code 2
+    graph = load(args.graph, args, None, None)
+    bound_param(graph, "input", "source")
+    bound_param(graph, "output", "sink")
+    files = _inputs(in_dir, args.pattern, out_dir)
     if not files:
         print(f"apipeline convert: no audio files matching {args.pattern!r} under {in_dir}", file=sys.stderr)
         return 2
     jobs = [(str(f), str((out_dir / f.relative_to(in_dir)).with_suffix(args.ext or f.suffix))) for f in files]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # validate once, in this process, on the first file: a bad graph fails fast with exit code 2
-    prepare(args.graph, args, jobs[0][0], str(out_dir / ".apipeline-check.wav"))
+    made = check_jobs(jobs, out_dir)
+    out_dir.mkdir(exist_ok=True)
+    for folder in sorted({Path(dst).parent for _, dst in jobs}):
+        folder.mkdir(parents=True, exist_ok=True)  # inside OUTPUT_DIR: mirrors INPUT_DIR
     results: list[dict[str, Any]] = []
     t0 = time.monotonic()
     interrupted = False
@@ -124,7 +172,10 @@ def run(args: argparse.Namespace) -> int:
             interrupted = True
             for f in pending:
                 f.cancel()
-    (out_dir / ".apipeline-check.wav").unlink(missing_ok=True)
+    if made and not any(out_dir.rglob("*.*")):
+        import shutil
+
+        shutil.rmtree(out_dir, ignore_errors=True)  # nothing converted: leave no trace
     failures = [r for r in results if not r["ok"]]
     summary = {
         "files": len(jobs),
@@ -142,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
             f"converted {summary['converted']}/{len(jobs)} files ({summary['audio_s']:.1f} s of audio) "
             f"in {summary['wall_s']:.1f} s with {args.jobs} job(s); {len(failures)} failed"
         )
+        for r in sorted(results, key=lambda r: r["input"]):
+            if r["ok"]:
+                print(f"  ok     {r['input']} -> {r['output']}")
         for r in sorted(failures, key=lambda r: r["input"]):
             print(f"  FAILED {r['input']}: {r['error']}")
     if interrupted:

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from apipeline.errors import GraphError
+from apipeline.errors import GraphError, MissingDependencyError, RenderError
 from apipeline.graph.build import build_pipeline
 from apipeline.graph.draw import render, to_dot, to_mermaid
 from apipeline.graph.loader import dump_graph, load_graph
 from apipeline.graph.schema import schema_text
+from apipeline.outputs import AtomicOutput, check_output_path
 
 FORMATS = ("dot", "mermaid", "yaml", "json", "png", "svg")
 
@@ -63,7 +64,15 @@ def _format(args: argparse.Namespace) -> str:
     return {"mmd": "mermaid", "yml": "yaml", "gv": "dot"}.get(suffix, suffix if suffix in FORMATS else "dot")
 
 
+def write_output(path: str, data: bytes, inputs: tuple[str, ...] = ()) -> None:
+    """Write ``data`` to ``path`` by the one output rule (checked, written beside, renamed)."""
+    with AtomicOutput(path, inputs=inputs) as out:
+        out.path.write_bytes(data)
+
+
 def _show(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_path(args.output, inputs=[args.graph])  # before any work
     graph = load_graph(args.graph, overrides=args.set, check_formats=False)
     if args.resolved:
         graph = build_pipeline(graph, auto_convert=True if args.auto_convert else None).graph
@@ -71,11 +80,11 @@ def _show(args: argparse.Namespace) -> int:
     if fmt in ("png", "svg"):
         try:
             data = render(graph, fmt)
-        except RuntimeError as exc:
+        except (MissingDependencyError, RenderError) as exc:
             print(f"apipeline graph show: {exc}", file=sys.stderr)
             return 1
         if args.output:
-            Path(args.output).write_bytes(data)
+            write_output(args.output, data, (args.graph,))
         elif fmt == "svg":
             sys.stdout.write(data.decode())
         else:
@@ -88,7 +97,7 @@ def _show(args: argparse.Namespace) -> int:
         else dump_graph(graph, fmt=fmt)
     )
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_output(args.output, text.encode("utf-8"), (args.graph,))
     else:
         sys.stdout.write(text)
     return 0
@@ -128,9 +137,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.graph_command == "schema":
+        if args.output:
+            check_output_path(args.output)
         text = schema_text()
         if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
+            write_output(args.output, text.encode("utf-8"))
         else:
             sys.stdout.write(text)
         return 0

@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     names = args.types or registry.names()
     unknown = [n for n in names if n not in registry]
     if unknown:
-        print(f"apipeline list: unknown type(s): {', '.join(unknown)}", file=sys.stderr)
+        from apipeline.cli.main import did_you_mean
+
+        known = registry.names()
+        words = ", ".join(n + did_you_mean(n, known) for n in unknown)
+        print(f"apipeline list: unknown type(s): {words}", file=sys.stderr)
         return 2
     specs = []
     for name in names:

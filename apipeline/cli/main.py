@@ -7,22 +7,26 @@ fails to import still gets a subcommand, which reports the import error when use
 every other command.
 
 Exit codes: 0 success; 1 runtime failure; 2 usage or validation error (bad arguments, a graph file that
-does not validate); 130 interrupted by Ctrl-C (what was written so far is kept).
+does not validate, an output that must not or cannot be written: a ``ConfigurationError`` found before
+any work); 130 interrupted by Ctrl-C (a partial output is kept only where no file existed before).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
+import re
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from types import ModuleType
 from typing import Any
 
 from apipeline import __version__
-from apipeline.errors import ApipelineError, GraphError
+from apipeline.errors import ApipelineError, ConfigurationError, GraphError
 
 SUBCOMMANDS = ("run", "convert", "graph", "list_cmd", "bench", "voice_changer", "serve", "talking_head")
 ENTRY_POINT_GROUP = "apipeline.cli"
@@ -64,8 +68,53 @@ def _broken(path: str, exc: BaseException) -> Callable[[argparse.Namespace], int
     return run
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+_UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)$")
+_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)$")
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup made plain for a terminal: ``x`` and :role:`~a.b.C` read as x and C."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if "~" in m.group(0) else m.group(1), text)
+    return _LITERAL.sub(r"\1", text)
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` with the closest of ``choices``, or nothing."""
+    near = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+class Parser(argparse.ArgumentParser):
+    """The argument parser of every subcommand (subparsers inherit it): help without docstring markup,
+    and a "did you mean" for an unknown option, subcommand or choice."""
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
+
+    def _options(self) -> list[str]:
+        found: list[str] = []
+        for action in self._actions:
+            found += [o for o in action.option_strings if o.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found += sub._options() if isinstance(sub, Parser) else []
+        return found
+
+    def error(self, message: str) -> typing.NoReturn:
+        if m := _UNRECOGNIZED.search(message):
+            options = self._options()
+            words = [w + did_you_mean(w, options) if w.startswith("-") else w for w in m.group(1).split()]
+            message = f"unrecognized arguments: {' '.join(words)}"
+        elif m := _CHOICE.search(message):
+            choices = [c.strip().strip("'") for c in m.group(2).split(",")]
+            message += did_you_mean(m.group(1), choices)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="apipeline",
         description="Run, check and draw apipeline graphs; list processors; run benchmarks.",
         epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage/validation error, 130 interrupted.",
@@ -89,7 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         for name in set(sub.choices) - before:
             sub.choices[name].set_defaults(_run=mod.run)
+            _accept_verbose(sub.choices[name])
     return parser
+
+
+def _accept_verbose(parser: argparse.ArgumentParser) -> None:
+    """``-v`` also after the subcommand (``apipeline run g.yaml -v``), where the subcommand has no -v."""
+    if "-v" not in parser._option_string_actions:
+        parser.add_argument(
+            "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging (-vv for debug)"
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _accept_verbose(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("apipeline: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ConfigurationError as exc:  # a bad option, parameter or output path: found before any work
+        print(f"apipeline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ApipelineError as exc:
         print(f"apipeline: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

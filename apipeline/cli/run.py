@@ -4,8 +4,14 @@
 sink.path}``), or else the ``path`` of the graph's only file source / sink. On files the display is a
 progress bar over the input's duration; with ``--realtime`` (or a paced source) it is a live line of
 end-to-end latency, real-time factor (processing time / audio time) and the queue depths of
-asynchronous processors. Ctrl-C cancels the run cleanly: sinks close their files, which stay valid and
-hold everything written up to the stop; the exit code is then 130.
+asynchronous processors.
+
+Outputs follow the one rule of :mod:`apipeline.outputs`: every file sink's path is checked before any
+work (not an input, also through links; its folder exists and is writable; folders are never created),
+the file is written beside the target and renamed into place when the run ends well; a failed run
+leaves no output and never touches an existing file. Ctrl-C cancels the run cleanly and exits 130: the
+sinks close their files, and a partial output is kept (valid, everything up to the stop) only where no
+file existed before; the command says which.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from apipeline.errors import GraphError
+from apipeline.errors import GraphError, OutputPathError
 from apipeline.graph.build import BuiltGraph, build_pipeline
 from apipeline.graph.loader import load_graph, read_data
 from apipeline.graph.model import Graph
 from apipeline.graph.registry import default_registry
+from apipeline.outputs import AtomicOutput, check_output_path
 
 
 def add_parser(subparsers: Any) -> None:
@@ -98,8 +105,43 @@ def bound_param(graph: Graph, key: str, role: str) -> str:
     return f"{found[0]}.path"
 
 
-def prepare(graph_path: str, args: argparse.Namespace, input: str | None, output: str | None) -> BuiltGraph:
-    """Load, bind ``input``/``output``, validate and build the graph (GraphError lists every problem)."""
+def file_paths(graph: Graph) -> tuple[dict[str, str], list[str]]:
+    """(file sink node id -> output path, the files the graph reads), from the graph's parameters.
+
+    Inputs are every parameter of a node other than a sink that names an existing file (sources'
+    ``path`` and model files alike), so no output can overwrite anything the graph reads.
+    """
+    registry = default_registry()
+    outputs: dict[str, str] = {}
+    inputs: list[str] = []
+    for node in graph.nodes:
+        spec = registry.get(node.type) if node.type in registry else None
+        if spec is not None and spec.role == "sink" and "path" in spec.params:
+            path = node.params.get("path", spec.params["path"].default)
+            if path is not None:
+                outputs[node.id] = str(path)
+            continue
+        for value in node.params.values():
+            if isinstance(value, (str, Path)) and str(value) and Path(value).is_file():
+                inputs.append(str(value))
+    return outputs, inputs
+
+
+def check_outputs(graph: Graph) -> None:
+    """Every file output of ``graph`` may be written: checked before any work (OutputPathError)."""
+    outputs, inputs = file_paths(graph)
+    seen: list[str] = []
+    for node_id, path in outputs.items():
+        check_output_path(path, inputs=inputs, what=f"output of {node_id!r}")
+        for other in seen:
+            if Path(other).resolve() == Path(path).resolve():
+                raise OutputPathError(f"two sinks write the same file {path!r}")
+        seen.append(path)
+
+
+def load(graph_path: str, args: argparse.Namespace, input: str | None, output: str | None) -> Graph:
+    """Load, bind ``input``/``output`` and validate the graph without creating a processor or reading
+    an input (GraphError lists every problem)."""
     parsed = _parse(graph_path)
     settings: dict[str, Any] = {}
     if input is not None:
@@ -115,7 +157,59 @@ def prepare(graph_path: str, args: argparse.Namespace, input: str | None, output
     address = getattr(args, "ray_address", None)
     if address is not None:
         graph.backend, graph.ray_address = "ray", address
+    return graph
+
+
+def prepare(graph_path: str, args: argparse.Namespace, input: str | None, output: str | None) -> BuiltGraph:
+    """Load and validate the graph, check its outputs (before any work), then build it."""
+    graph = load(graph_path, args, input, output)
+    check_outputs(graph)
     return build_pipeline(graph, auto_convert=True if args.auto_convert else None)
+
+
+def _validate_audio(path: Path) -> None:
+    import soundfile
+
+    soundfile.info(str(path))
+
+
+def open_outputs(built: BuiltGraph) -> dict[str, AtomicOutput]:
+    """Point every file sink at a temporary file beside its target (checked first); see finish."""
+    outputs, inputs = file_paths(built.graph)
+    opened: dict[str, AtomicOutput] = {}
+    try:
+        for node_id, path in outputs.items():
+            proc = built.processors.get(node_id)
+            if proc is None or not hasattr(proc, "path"):
+                continue
+            atomic = AtomicOutput(path, inputs=inputs, validate=_validate_audio)
+            proc.path = atomic.path  # type: ignore[attr-defined]
+            opened[node_id] = atomic
+    except BaseException:
+        for atomic in opened.values():
+            atomic.finish("failed")
+        raise
+    return opened
+
+
+def finish_outputs(built: BuiltGraph, opened: dict[str, AtomicOutput], status: str) -> list[str]:
+    """Rename, keep or drop each output by the run's ``status``; give the sinks back their paths.
+
+    Returns what the user must be told (a kept partial file, an existing file left unchanged).
+    """
+    notes = []
+    for node_id, atomic in opened.items():
+        proc = built.processors[node_id]
+        outcome = atomic.finish(status if status in ("ok", "interrupted") else "failed")  # type: ignore[arg-type]
+        proc.path = atomic.final  # type: ignore[attr-defined]
+        if status == "interrupted":
+            if outcome == "kept_partial":
+                notes.append(f"output kept up to the stop in {atomic.final}")
+            elif atomic.message:
+                notes.append(atomic.message.removeprefix("interrupted: "))
+        elif status != "ok" and atomic.final.exists():
+            notes.append(f"{atomic.final} was left unchanged")
+    return notes
 
 
 def _input_seconds(built: BuiltGraph) -> float | None:
@@ -184,24 +278,35 @@ async def run_built(
     )
     runner = PipelineRunner(handle_sigint=handle_sigint)
     total = None if realtime else _input_seconds(built)
+    opened = open_outputs(built)
+    status = "failed"
     t0 = time.monotonic()
-    with Progress(built.graph.name, total, enabled=progress) as bar:
+    try:
+        with Progress(built.graph.name, total, enabled=progress) as bar:
 
-        async def monitor() -> None:
-            while True:
-                await asyncio.sleep(0.25)
-                bar.update(_emitted_seconds(built), live_line(built, task, time.monotonic() - t0, realtime))
+            async def monitor() -> None:
+                while True:
+                    await asyncio.sleep(0.25)
+                    bar.update(
+                        _emitted_seconds(built), live_line(built, task, time.monotonic() - t0, realtime)
+                    )
 
-        mon = asyncio.get_running_loop().create_task(monitor())
-        try:
-            await runner.run(task)
-        finally:
-            mon.cancel()
+            mon = asyncio.get_running_loop().create_task(monitor())
             try:
-                await mon
-            except asyncio.CancelledError:
-                pass
-            await close_backends(built)
+                await runner.run(task)
+            finally:
+                mon.cancel()
+                try:
+                    await mon
+                except asyncio.CancelledError:
+                    pass
+                await close_backends(built)
+        status = "interrupted" if runner.signalled else "failed" if task.errors else "ok"
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
+    finally:
+        notes = finish_outputs(built, opened, status)
     wall = time.monotonic() - t0
     audio = _emitted_seconds(built)
     outputs = {
@@ -209,7 +314,6 @@ async def run_built(
         for p in built.processors.values()
         if hasattr(p, "frames_written") and hasattr(p, "path")
     }
-    status = "interrupted" if runner.signalled else "failed" if task.errors else "ok"
     return {
         "graph": built.graph.name,
         "status": status,
@@ -223,6 +327,7 @@ async def run_built(
         "end_to_end_latency_ms": task.latency_percentiles() if realtime else None,
         "inserted_converters": list(built.inserted),
         "outputs": outputs,
+        "notes": notes,
     }
 
 
@@ -265,7 +370,8 @@ def run(args: argparse.Namespace) -> int:
         print_summary(summary)
     for error in summary["errors"]:
         print(f"apipeline run: error: {error}", file=sys.stderr)
+    for note in summary["notes"]:
+        print(f"apipeline run: {summary['status']}; {note}", file=sys.stderr)
     if summary["status"] == "interrupted":
-        print("apipeline run: interrupted; output kept up to the stop", file=sys.stderr)
         return 130
     return 1 if summary["status"] == "failed" else 0

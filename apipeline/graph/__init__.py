@@ -2,7 +2,7 @@
 
 * :mod:`~apipeline.graph.registry`: the processor-type registry (:func:`register_processor`, plug-ins
   through the ``apipeline.processors`` entry-point group), parameter schemas from constructors.
-* :mod:`~apipeline.graph.params`: checking file values against constructor annotations.
+* :mod:`~apipeline.graph.annotations`: checking file values against constructor annotations.
 * :mod:`~apipeline.graph.model`: the graph model (:class:`Graph`, :class:`Node`, :class:`Link`, flow trees).
 * :mod:`~apipeline.graph.loader`: YAML/JSON graph files in and out (:func:`load_graph`, :func:`dump_graph`).
 * :mod:`~apipeline.graph.modulespack`: the modulespack2-style JSON front end.

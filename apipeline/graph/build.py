@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from apipeline.audio.format import AudioFormat
-from apipeline.errors import GraphError, LinkError
+from apipeline.errors import GraphError, LinkError, UnknownNameError
 from apipeline.graph.lower import LoweringError, lower_links
 from apipeline.graph.model import Branches, Chain, Graph, Group, Link, Node, Problem, flow_edges, walk_flow
 from apipeline.graph.registry import Registry, default_registry
@@ -70,9 +71,14 @@ def instantiate(graph: Graph, registry: Registry) -> tuple[dict[str, FrameProces
         try:
             procs[node.id] = spec.cls(**params, name=node.id)
         except Exception as exc:
+            hint = ""
+            if isinstance(exc, ModuleNotFoundError) and exc.name:
+                from apipeline.extras import install_hint
+
+                hint = f" ({install_hint(exc.name)})"  # the extra to install, said before any work
             problems.append(
                 graph.problem(
-                    node.place, f"cannot create {node.type} {node.id!r}: {type(exc).__name__}: {exc}"
+                    node.place, f"cannot create {node.type} {node.id!r}: {type(exc).__name__}: {exc}{hint}"
                 )
             )
     return procs, problems
@@ -154,6 +160,48 @@ def negotiate(
         inserted.extend(new_ids)
 
 
+def formats_entering(flow: Chain, formats: dict[str, AudioFormat | None]) -> dict[str, AudioFormat | None]:
+    """The format entering each node (``None`` when unknown or when joined branches disagree)."""
+    preds: dict[str, list[str]] = {}
+    for e in flow_edges(flow):
+        preds.setdefault(e.dst, []).append(e.src)
+    entering: dict[str, AudioFormat | None] = {}
+    for node_id, _ in walk_flow(flow):
+        ins = [formats.get(u) for u in preds.get(node_id, [])]
+        entering[node_id] = ins[0] if ins and all(f == ins[0] for f in ins) else None
+    return entering
+
+
+def settle_latencies(
+    flow: Chain, procs: dict[str, FrameProcessor], formats: dict[str, AudioFormat | None]
+) -> None:
+    """Tell each processor the format negotiation found entering it, so a latency that depends on it
+    (a resampler's hold-back depends on the input rate) is known before the run, as ``graph check``
+    reports it. A processor takes it through an optional ``negotiated_input(fmt)`` method."""
+    for node_id, fmt in formats_entering(flow, formats).items():
+        proc = procs[node_id]
+        if fmt is None:
+            continue
+        hook = getattr(proc, "negotiated_input", None)
+        if callable(hook):
+            hook(fmt)
+        else:
+            _resampler_latency(proc, fmt)
+
+
+def _resampler_latency(proc: FrameProcessor, fmt: AudioFormat) -> None:
+    # ResampleProcessor learns its input rate on the first frame; until it implements
+    # negotiated_input itself (handed off), the graph builder computes the same hold-back here.
+    module = sys.modules.get("apipeline.processors.audio.resample")  # not imported: not a resampler
+    if module is None or not isinstance(proc, module.ResampleProcessor):
+        return
+    if fmt.sample_rate is None or proc.latency:
+        return
+    from apipeline.audio.resample import StreamingResampler
+
+    proc.latency = StreamingResampler(fmt.sample_rate, proc.out_rate, 1, proc.quality).delay_seconds
+
+
 def _unique(base: str, taken: dict[str, Any]) -> str:
     name, i = base, 2
     while name in taken:
@@ -174,7 +222,7 @@ def _locate(chain: Chain, node_id: str) -> tuple[Chain, int]:
                 return _locate(sub, node_id)
             except KeyError:
                 pass
-    raise KeyError(node_id)
+    raise UnknownNameError(f"no node {node_id!r} in the flow")
 
 
 def _splice_before(graph: Graph, dst: str, new_ids: list[str]) -> None:
@@ -253,6 +301,7 @@ def build_pipeline(
         raise GraphError([str(p) for p in problems])
     if graph.flow is None and graph.links is None and inserted:
         graph.flow = flow  # the implicit chain now holds converters: make it explicit
+    settle_latencies(flow, procs, formats)
     root = assemble(flow, procs, graph.name)
     return BuiltGraph(graph, root, procs, flow, inserted, formats)
 

@@ -150,13 +150,18 @@ def dot_available() -> bool:
 def render(graph: Graph, fmt: str) -> bytes:
     """The graph rendered by Graphviz as ``png`` or ``svg`` bytes.
 
-    Raises RuntimeError when ``dot`` is not installed or fails (with its message).
+    Raises:
+        ConfigurationError: ``fmt`` is neither.
+        MissingDependencyError: Graphviz's ``dot`` is not installed.
+        RenderError: ``dot`` failed (with its message).
     """
+    from apipeline.errors import ConfigurationError, MissingDependencyError, RenderError
+
     if fmt not in ("png", "svg"):
-        raise ValueError(f"render: format must be 'png' or 'svg', got {fmt!r}")
+        raise ConfigurationError(f"render: format must be 'png' or 'svg', got {fmt!r}")
     exe = shutil.which("dot")
     if exe is None:
-        raise RuntimeError(
+        raise MissingDependencyError(
             "Graphviz 'dot' is not installed (e.g. apt-get install graphviz); "
             "use --format dot or mermaid for text output"
         )
@@ -164,5 +169,5 @@ def render(graph: Graph, fmt: str) -> bytes:
         [exe, f"-T{fmt}"], input=to_dot(graph).encode(), capture_output=True, timeout=60, check=False
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
+        raise RenderError(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout

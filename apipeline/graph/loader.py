@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from apipeline.errors import GraphError
+from apipeline.errors import ConfigurationError, GraphError
 from apipeline.graph.model import BRANCH_KINDS, Branches, Chain, Graph, Group, Link, Node, Problem
 
 TOP_KEYS = (
@@ -90,12 +90,16 @@ def parse_graph(
     if not isinstance(data, dict):
         bad("", f"a graph file must hold a mapping at the top level, got {type(data).__name__}")
         return g, problems
-    for key in data:
-        if key not in TOP_KEYS:
-            bad(
-                str(key),
-                f"unknown key {key!r}{_closest(str(key), TOP_KEYS)}; expected one of {', '.join(TOP_KEYS)}",
-            )
+    unknown = [key for key in data if key not in TOP_KEYS]  # the shipped schema's keys, checked first
+    for key in unknown:
+        bad(
+            str(key),
+            f"unknown key {key!r}{_closest(str(key), TOP_KEYS)}; expected one of {', '.join(TOP_KEYS)}",
+        )
+    structure = {"nodes", "flow", "links"} - set(data)
+    misspelt = [k for k in unknown if set(difflib.get_close_matches(str(k), TOP_KEYS, 1, 0.5)) & structure]
+    if misspelt:  # nodes/flow/links under a wrong name: what follows would only echo it ("nodes: None")
+        return g, problems
     version = data.get("version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         bad(
@@ -276,7 +280,7 @@ def read_data(
     file = str(path) if path is not None else None
     if text is None:
         if path is None:
-            raise ValueError("read_data: give a path or text")
+            raise ConfigurationError("read_data: give a path or text")
         p = Path(path)
         if not p.is_file():
             raise GraphError([f"{p}: no such graph file"])
@@ -319,6 +323,8 @@ def load_graph(
         graph, problems = parse_modulespack(data, lines=lines, file=file)
     else:
         graph, problems = parse_graph(data, lines=lines, file=file)
+    if problems and not graph.nodes:  # validation would only echo the shape problems
+        raise GraphError([str(p) for p in problems])
     problems += apply_overrides(graph, overrides or [], settings)
     problems += validate_graph(graph, registry)
     if problems:
@@ -368,7 +374,7 @@ def apply_overrides(
 
 def graph_to_data(graph: Graph) -> dict[str, Any]:
     """The native-format data of ``graph`` (what :func:`dump_graph` writes)."""
-    from apipeline.graph.params import to_plain
+    from apipeline.graph.annotations import to_plain
 
     data: dict[str, Any] = {"version": SCHEMA_VERSION, "name": graph.name}
     if graph.description:

@@ -126,7 +126,9 @@ class Graph:
         for n in self.nodes:
             if n.id == node_id:
                 return n
-        raise KeyError(f"no node {node_id!r} in graph {self.name!r}")
+        from apipeline.errors import UnknownNameError
+
+        raise UnknownNameError(f"no node {node_id!r} in graph {self.name!r}")
 
     def node_ids(self) -> list[str]:
         return [n.id for n in self.nodes]

@@ -29,9 +29,18 @@ from apipeline.graph.model import Graph, Link, Node, Problem
 NODE_KEYS = ("startNode", "name", "module", "input", "output", "params")
 
 
+MODULESPACK_KEYS = ("version", "node", "feed")
+
+
 def is_modulespack(data: Any) -> bool:
-    """Whether loaded data is in the modulespack2 shape (a ``node`` list instead of ``nodes``)."""
-    return isinstance(data, dict) and "node" in data and "nodes" not in data
+    """Whether loaded data is in the modulespack2 shape: only its top-level keys (``version``, ``node``,
+    ``feed``), and nodes written with ``module`` (or a ``version`` mapping). A native file that says
+    ``node:`` instead of ``nodes:`` is therefore read as native, and told about its typo."""
+    if not isinstance(data, dict) or "node" not in data or not set(data) <= set(MODULESPACK_KEYS):
+        return False
+    nodes = data["node"]
+    with_module = isinstance(nodes, list) and any(isinstance(n, dict) and "module" in n for n in nodes)
+    return with_module or isinstance(data.get("version"), dict)
 
 
 def _truthy(value: Any) -> bool:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from apipeline.graph.params import _EMPTY, describe, json_schema, settable
+from apipeline.errors import ConfigurationError, DefinitionError, UnknownNameError
+from apipeline.graph.annotations import _EMPTY, describe, json_schema, settable
 
 logger = logging.getLogger("apipeline")
 
@@ -52,7 +53,7 @@ class ParamSpec:
         return describe(self.annotation)
 
     def to_json(self) -> dict[str, Any]:
-        from apipeline.graph.params import to_plain
+        from apipeline.graph.annotations import to_plain
 
         out: dict[str, Any] = {"name": self.name, "type": self.type_name, "required": self.required}
         if not self.required:
@@ -226,7 +227,9 @@ class Registry:
         from apipeline.processors.frame_processor import FrameProcessor
 
         if not (isinstance(cls, type) and issubclass(cls, FrameProcessor)):
-            raise TypeError(f"register_processor({name!r}): expected a FrameProcessor subclass, got {cls!r}")
+            raise DefinitionError(
+                f"register_processor({name!r}): expected a FrameProcessor subclass, got {cls!r}"
+            )
         spec = ProcessorSpec(name=name, cls=cls, params=params_of(cls), summary=_summary(cls), origin=origin)
         self._specs[name] = spec
         self._lazy.pop(name, None)
@@ -236,7 +239,7 @@ class Registry:
     def register_lazy(self, name: str, target: str, *, origin: str = "builtin") -> None:
         """Register ``"module:Class"`` under ``name`` without importing it yet."""
         if ":" not in target:
-            raise ValueError(f"lazy registration {name!r}: expected 'module:Class', got {target!r}")
+            raise ConfigurationError(f"lazy registration {name!r}: expected 'module:Class', got {target!r}")
         if name not in self._specs:
             self._lazy[name] = (target, origin)
 
@@ -258,7 +261,12 @@ class Registry:
             for part in attr.split("."):
                 cls = getattr(cls, part)
         except Exception as exc:
-            self._broken[name] = f"cannot import {target}: {type(exc).__name__}: {exc}"
+            why = f"cannot import {target}: {type(exc).__name__}: {exc}"
+            if isinstance(exc, ModuleNotFoundError) and exc.name:
+                from apipeline.extras import install_hint
+
+                why += f" ({install_hint(exc.name)})"  # which extra to install, said before any work
+            self._broken[name] = why
             return None
         return self.register(name, cls, origin=origin)
 
@@ -272,7 +280,7 @@ class Registry:
         self._load_entry_points()
         spec = self._resolve(name)
         if spec is None:
-            raise KeyError(self._broken.get(name, f"unknown processor type {name!r}"))
+            raise UnknownNameError(self._broken.get(name, f"unknown processor type {name!r}"))
         return spec
 
     def __contains__(self, name: object) -> bool:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from apipeline.graph.annotations import ParamTypeError, check_value
 from apipeline.graph.lower import LoweringError, find_cycle, lower_links
 from apipeline.graph.model import Graph, Node, Problem, walk_flow
-from apipeline.graph.params import ParamTypeError, check_value
 from apipeline.graph.registry import ProcessorSpec, Registry, default_registry
 
 

@@ -172,16 +172,44 @@ def test_ctrl_c_keeps_a_valid_file_up_to_the_stop(tmp_path):
         text=True,
     )
     deadline = time.monotonic() + 30
-    while not (out.exists() and out.stat().st_size > 4000):  # the run is under way and writing
+    while True:  # the run is under way and writing (beside the target, renamed at the end)
+        partial = list(tmp_path.glob(".out.partial-*.wav"))
+        if partial and partial[0].exists() and partial[0].stat().st_size > 4000:
+            break
+        assert not out.exists()
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
-    assert "interrupted" in stdout and "output kept up to the stop" in stderr
+    assert "interrupted" in stdout and f"output kept up to the stop in {out}" in stderr
     written, rate = sf.read(out, dtype="int16")
     assert rate == 16000 and 0 < len(written) < len(audio)
     np.testing.assert_array_equal(written, audio[: len(written), 0])
+    assert list(tmp_path.glob(".*partial*")) == []
+
+
+def test_ctrl_c_never_touches_an_existing_output(tmp_path):
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    tone(src, 6.0)
+    out.write_bytes(b"precious")
+    args = ["run", str(PASSTHROUGH), "-i", str(src), "-o", str(out), "--realtime"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apipeline.cli.main", *args, "--set", "sink.flush_every_s=0.1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob(".out.partial-*.wav")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "existed and was left unchanged" in stderr
+    assert out.read_bytes() == b"precious" and list(tmp_path.glob(".*partial*")) == []
 
 
 def test_subcommand_modules_plug_in(monkeypatch, tmp_path, capsys):

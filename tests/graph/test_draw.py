@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from apipeline.errors import MissingDependencyError
 from apipeline.graph import load_graph, render, to_dot, to_mermaid
 from apipeline.graph.draw import dot_available
 
@@ -34,7 +35,7 @@ def test_mermaid_has_subgraphs_and_port_labels(registry):
 
 def test_svg_needs_no_file_but_png_needs_dot(registry):
     if not dot_available():
-        with pytest.raises(RuntimeError, match="Graphviz 'dot' is not installed"):
+        with pytest.raises(MissingDependencyError, match="Graphviz 'dot' is not installed"):
             render(load_graph(text=TEXT, registry=registry), "png")
         pytest.skip("Graphviz 'dot' is not installed: PNG/SVG rendering not exercised")
     graph = load_graph(text=TEXT, registry=registry)

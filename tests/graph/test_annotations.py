@@ -8,7 +8,7 @@ import pytest
 
 from apipeline.audio.format import AudioFormat
 from apipeline.frames import AudioRawFrame, Frame, TextFrame
-from apipeline.graph.params import ParamTypeError, check_value, json_schema, settable, to_plain
+from apipeline.graph.annotations import ParamTypeError, check_value, json_schema, settable, to_plain
 
 
 @pytest.mark.parametrize(

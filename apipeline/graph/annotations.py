@@ -1,4 +1,5 @@
-"""Parameter types: check a value from a graph file against a constructor annotation, and describe it.
+"""Annotations as parameter types: check a value from a graph file against a constructor annotation, and
+describe it. (The parameter *schemas* of sessions and the CLI are :mod:`apipeline.params`.)
 
 A graph file holds plain data (YAML/JSON scalars, lists, mappings), so only annotations with a plain-data
 spelling can be set from a file: ``bool``, ``int``, ``float``, ``str``, ``None``, ``Literal[...]``,
@@ -22,11 +23,14 @@ import types
 import typing
 from typing import Any
 
+from apipeline.errors import ParameterError
+
 _NOT_SETTABLE = object()
 
 
-class ParamTypeError(ValueError):
-    """A value that does not fit its annotation; the message says what was expected and what came."""
+class ParamTypeError(ParameterError):
+    """A value that does not fit its annotation; the message says what was expected and what came
+    (a :class:`~apipeline.errors.ParameterError`, so also a ``ValueError``)."""
 
 
 def describe(annotation: Any) -> str:
