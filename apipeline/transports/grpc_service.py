@@ -27,7 +27,13 @@ import grpc
 from apipeline.errors import SessionRefused, TransportClosed
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
-from apipeline.transports.session import PipelineFactory, SessionQuery, check_token, parse_query
+from apipeline.transports.session import (
+    PipelineFactory,
+    SessionQuery,
+    check_session_settings,
+    check_token,
+    parse_query,
+)
 from apipeline.transports.stats import ServerStats
 
 logger = logging.getLogger("apipeline.transports")
@@ -181,7 +187,7 @@ class GrpcServer:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server not ready or shutting down")
         try:
             query = parse_query(metadata.get(QUERY_KEY, ""))
-            settings = self.factory.check_settings(dict(query.settings))
+            settings = check_session_settings(self.factory, query)
         except SessionRefused as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.reason)
         except (ValueError, TypeError) as exc:

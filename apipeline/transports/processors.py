@@ -27,8 +27,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
-from apipeline.errors import SerializationError, SessionRefused, TransportClosed, TransportError
+from apipeline.errors import (
+    ApipelineError,
+    SerializationError,
+    SessionRefused,
+    TransportClosed,
+    TransportError,
+)
 from apipeline.frames import (
     AudioRawFrame,
     CancelFrame,
@@ -58,6 +65,10 @@ FailureHandler = Callable[[TransportError], Awaitable[None]]
 CLIENT_CONTROL = (UpdateSettingsFrame, SyncFrame, StartInterruptionFrame, StopInterruptionFrame)
 
 
+class SettingsRefused(ApipelineError):
+    """A client's ``UpdateSettingsFrame`` that does not fit the session's schema (nothing is applied)."""
+
+
 async def _within(seconds: float, awaitable: Awaitable[None]) -> None:
     """Await with a deadline; ``asyncio.timeout`` where it exists (no extra task per message)."""
     if sys.version_info >= (3, 11):
@@ -77,6 +88,9 @@ class TransportInput(InputProcessor):
         sample_rate, num_channels: the session's audio format, or ``None`` to take the first frame's.
         on_failure: called once with the error that ends the session (default: cancel the task).
         counters: per-session counters to update (frames, audio seconds).
+        check_settings: checks each client ``UpdateSettingsFrame``'s settings as a whole (returns them
+            converted, raises for anything refused). A refused frame is dropped, so nothing changes, and
+            the reason goes upstream as a non-fatal ``ErrorFrame`` (the server sends it to the client).
     """
 
     def __init__(
@@ -89,6 +103,7 @@ class TransportInput(InputProcessor):
         num_channels: int | None = None,
         on_failure: FailureHandler | None = None,
         counters: SessionCounters | None = None,
+        check_settings: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(stop_at_eof=True, name=name)
@@ -99,10 +114,16 @@ class TransportInput(InputProcessor):
         self.num_channels = num_channels
         self._on_failure = on_failure
         self.counters = counters or SessionCounters()
+        self.check_settings = check_settings
         self.failure: TransportError | None = None
+        #: reasons for settings refused before the pipeline ran (reported once it runs)
+        self.refused: list[str] = []
 
     async def frames(self) -> AsyncIterator[Frame]:
         initial, self._initial = self._initial, []
+        refused, self.refused = self.refused, []
+        for reason in refused:
+            await self.push_error(reason)
         for frame in initial:
             yield frame
         decode = self.serializer.deserialize
@@ -123,6 +144,9 @@ class TransportInput(InputProcessor):
                     await self._fail(SessionRefused(CloseCode.PROTOCOL_ERROR, f"undecodable message: {exc}"))
                 except SessionRefused as exc:
                     await self._fail(exc)
+                except SettingsRefused as exc:
+                    await self.push_error(str(exc))
+                    continue
                 else:
                     if verdict is None:
                         yield frame
@@ -148,6 +172,12 @@ class TransportInput(InputProcessor):
                     "the query string); open a new session for another format",
                 )
             self.counters.audio_seconds_in += frame.duration
+            return None
+        if isinstance(frame, UpdateSettingsFrame) and self.check_settings is not None:
+            try:
+                frame.settings = self.check_settings(dict(frame.settings))
+            except (ApipelineError, ValueError, TypeError) as exc:
+                raise SettingsRefused(f"UpdateSettingsFrame refused, nothing changed: {exc}") from None
             return None
         if isinstance(frame, DataFrame) or isinstance(frame, CLIENT_CONTROL):
             return None
@@ -206,6 +236,7 @@ class TransportOutput(FrameProcessor):
         self.end_sent = False
         self._sender: asyncio.Task[None] | None = None
         self._sender_done = asyncio.Event()
+        self._stopped = False
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -226,10 +257,11 @@ class TransportOutput(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def send_error(self, error: ErrorFrame) -> None:
-        """Queue an ``ErrorFrame`` for the client (never dropped; skipped only if the session ended)."""
-        if self._sender is None or self._sender.done():
+        """Queue an ``ErrorFrame`` for the client (skipped only if the session ended, or, before the
+        sender has started, if the queue is full: the error may come before ``StartFrame`` reaches here)."""
+        if self._stopped or (self._sender is not None and self._sender.done()):
             return
-        if not self.queue.try_put(error, FrameDirection.DOWNSTREAM):
+        if not self.queue.try_put(error, FrameDirection.DOWNSTREAM) and self._sender is not None:
             await self._enqueue(error)
 
     async def _enqueue(self, frame: Frame) -> None:
@@ -280,6 +312,7 @@ class TransportOutput(FrameProcessor):
             await self.push_frame(CancelFrame(), FrameDirection.UPSTREAM)
 
     async def _stop_sender(self) -> None:
+        self._stopped = True
         task, self._sender = self._sender, None
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()

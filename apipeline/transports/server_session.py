@@ -33,8 +33,14 @@ from apipeline.pipeline.task import PipelineParams, PipelineTask
 from apipeline.processors.frame_queue import OverflowPolicy
 from apipeline.serializers import FrameSerializer, ProtobufFrameSerializer
 from apipeline.transports.channel import MessageChannel
-from apipeline.transports.processors import TransportInput, TransportOutput
-from apipeline.transports.session import CloseCode, PipelineFactory, SessionQuery, SessionSpec
+from apipeline.transports.processors import SettingsRefused, TransportInput, TransportOutput
+from apipeline.transports.session import (
+    CloseCode,
+    PipelineFactory,
+    SessionQuery,
+    SessionSpec,
+    live_settings_check,
+)
 from apipeline.transports.stats import ServerStats
 
 logger = logging.getLogger("apipeline.transports")
@@ -132,6 +138,7 @@ class ServerSession:
             num_channels=self.query.num_channels,
             on_failure=self._on_failure,
             counters=counters,  # type: ignore[arg-type]
+            check_settings=live_settings_check(self.factory),
             name="transport_input",
         )
         if self.factory.needs_audio_format and inp.sample_rate is None:
@@ -212,6 +219,9 @@ class ServerSession:
             except SessionRefused as exc:
                 self.failure = exc
                 return pending
+            except SettingsRefused as exc:
+                inp.refused.append(str(exc))
+                continue
             if verdict is not None:  # EndFrame or CancelFrame before any audio: nothing to serve
                 pending.append(EndFrame())
                 return pending

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl
 
 from apipeline.errors import SessionRefused
+from apipeline.params import ParamSchema, settings_schema_of
 from apipeline.processors.frame_processor import FrameProcessor
 
 #: Query keys the server itself reads; every other key is a session setting.
@@ -83,6 +84,33 @@ class SessionQuery:
     sample_rate: int | None = None
     num_channels: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: the settings as the client wrote them (text), for factories that parse with a ParamSchema
+    text: dict[str, str] = field(default_factory=dict)
+
+
+def check_session_settings(factory: PipelineFactory, query: SessionQuery) -> dict[str, Any]:
+    """The session settings of ``query`` checked for ``factory``, or ParameterError/ValueError/TypeError.
+
+    A factory that declares a ``settings_schema`` (:class:`~apipeline.params.ParamSchema`) gets the text
+    values parsed by it (unknown names, wrong types and values out of range are refused, with the
+    closest name suggested), then its own :meth:`PipelineFactory.check_settings` (cross-field rules).
+    """
+    schema = settings_schema_of(factory)
+    settings = schema.check(query.text, from_text=True) if schema is not None else dict(query.settings)
+    return factory.check_settings(settings)
+
+
+def live_settings_check(factory: PipelineFactory) -> Any:
+    """``check(settings) -> settings`` for each mid-stream ``UpdateSettingsFrame`` (live parameters only), or
+    ``None`` when the factory declares no schema (each processor then checks what reaches it)."""
+    schema: ParamSchema | None = settings_schema_of(factory)
+    if schema is None:
+        return None
+
+    def check(settings: dict[str, Any]) -> dict[str, Any]:
+        return schema.check(settings, live=True)
+
+    return check
 
 
 def parse_value(text: str) -> Any:
@@ -112,6 +140,7 @@ def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
     pairs = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else list(query.items())
     seen: set[str] = set()
     settings: dict[str, Any] = {}
+    text: dict[str, str] = {}
     token: str | None = None
     rate: int | None = None
     channels: int | None = None
@@ -138,7 +167,8 @@ def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
                 channels = value
             continue
         settings[key] = value
-    return SessionQuery(token, rate, channels, settings)
+        text[key] = raw
+    return SessionQuery(token, rate, channels, settings, text)
 
 
 def check_token(expected: str | None, given: str | None) -> int | None:

@@ -30,7 +30,13 @@ from urllib.parse import urlsplit
 from apipeline.errors import SessionRefused, TransportClosed
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
-from apipeline.transports.session import PipelineFactory, SessionQuery, check_token, parse_query
+from apipeline.transports.session import (
+    PipelineFactory,
+    SessionQuery,
+    check_session_settings,
+    check_token,
+    parse_query,
+)
 from apipeline.transports.stats import ServerStats
 
 logger = logging.getLogger("apipeline.transports")
@@ -239,7 +245,7 @@ class WebsocketServer:
         if len(self.sessions) >= self.config.max_sessions:
             return connection.respond(503, f"too many sessions (max_sessions={self.config.max_sessions})\n")
         try:
-            settings = self.factory.check_settings(dict(query.settings))
+            settings = check_session_settings(self.factory, query)
         except (ValueError, TypeError) as exc:
             return connection.respond(400, f"bad session settings: {exc}\n")
         connection.apipeline_query = SessionQuery(

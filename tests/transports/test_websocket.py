@@ -202,7 +202,7 @@ async def test_bad_settings_are_refused_with_400(make_server):
         async with connect(server.url + "?volume=11"):
             pass
     assert info.value.response.status_code == 400
-    assert b"unknown settings ['volume']" in info.value.response.body
+    assert b"unknown parameter 'volume'" in info.value.response.body
 
 
 async def test_http_endpoints(make_server):
