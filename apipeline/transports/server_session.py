@@ -19,6 +19,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from apipeline.errors import (
     ApipelineError,
@@ -110,6 +111,9 @@ class ServerSession:
         self.input: TransportInput | None = None
         self.output: TransportOutput | None = None
         self.failure: TransportError | None = None
+        #: the send queue's statistics, kept when the session is released
+        self.send_queue_stats: Any = None
+        self._root: Pipeline | None = None
         self._prelude: asyncio.Task[list[Frame]] | None = None
         self._end_sent = False
 
@@ -121,7 +125,33 @@ class ServerSession:
             outcome = await self._serve(key, counters)
         finally:
             self.stats.session_ended(key, outcome.label)
+            self._release()
         return outcome
+
+    def _release(self) -> None:
+        """Break every reference cycle of the finished session, so it is freed now, by reference counting.
+
+        A pipeline is a web of cycles (neighbours link both ways, processors hold bound methods of the
+        session and the task, frames in queues point at their processors): left to the cycle collector,
+        every finished session's processors, queues and buffers would stay allocated until a full
+        collection, which then pauses every open session. Nothing runs on a finished session, so each
+        object's attributes are dropped; what callers may still read (the outcome, the send queue's
+        statistics) is kept on the session.
+        """
+        task, root = self.task, self._root
+        if self.output is not None:
+            self.send_queue_stats = self.output.queue.statistics()
+        self.task = self.input = self.output = None
+        self._root = None
+        self._prelude = None
+        objects: list[object] = [] if root is None else list(root.walk())
+        if task is not None:
+            objects.append(task)
+        for obj in objects:
+            try:
+                vars(obj).clear()
+            except TypeError:  # no __dict__ (slots): nothing of ours to break
+                pass
 
     async def shutdown(self, reason: str = "server shutting down") -> None:
         """End the session now (close 1001): cancels its task or the prelude read."""
@@ -173,7 +203,8 @@ class ServerSession:
             name="transport_output",
         )
         params = PipelineParams(enable_metrics=cfg.enable_metrics, end_timeout=cfg.end_timeout)
-        task = PipelineTask(Pipeline([inp, user, out]), params, name=f"session-{self.session_id}")
+        self._root = root = Pipeline([inp, user, out])
+        task = PipelineTask(root, params, name=f"session-{self.session_id}")
 
         @task.event_handler("on_pipeline_error")
         async def _forward_error(_: PipelineTask, error: ErrorFrame) -> None:
