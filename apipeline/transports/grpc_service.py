@@ -28,6 +28,7 @@ from apipeline.errors import SessionRefused, TransportClosed
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
 from apipeline.transports.session import (
+    Admission,
     PipelineFactory,
     SessionQuery,
     check_session_settings,
@@ -43,6 +44,7 @@ METHOD = f"/{SERVICE}/Stream"
 QUERY_KEY = "x-apipeline-query"
 CLOSE_CODE_KEY = "x-apipeline-close-code"
 ACCEPTED_KEY = "x-apipeline-session"
+GRPC = "grpc"
 
 STATUS_FOR_CLOSE: dict[int, grpc.StatusCode] = {
     1000: grpc.StatusCode.OK,
@@ -117,8 +119,14 @@ class GrpcServer:
         session: SessionConfig | None = None,
         stats: ServerStats | None = None,
         ready: bool = False,
+        admission: Admission | None = None,
+        max_sessions: int = 64,
     ) -> None:
+        """``admission``: the open-session count to share with a WebSocket server beside this one (its
+        :attr:`~apipeline.transports.websocket.WebsocketServer.admission`), so ``--max-sessions`` counts
+        both; without one, this server has its own count of ``max_sessions``."""
         self.factory = factory
+        self.admission = admission or Admission(max_sessions)
         self.host = host
         self.token = token
         self.max_message_size = max_message_size
@@ -182,16 +190,31 @@ class GrpcServer:
         status = check_token(self.token, token)
         if status is not None:
             code = grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED
+            self.stats.refused(GRPC, "missing_token" if status == 401 else "invalid_token")
             await context.abort(code, "missing token" if status == 401 else "invalid token")
         if self._closing or not self.ready:
+            self.stats.refused(GRPC, "shutting_down" if self._closing else "not_ready")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server not ready or shutting down")
         try:
             query = parse_query(metadata.get(QUERY_KEY, ""))
             settings = check_session_settings(self.factory, query)
         except SessionRefused as exc:
+            self.stats.refused(GRPC, "bad_query")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.reason)
         except (ValueError, TypeError) as exc:
+            self.stats.refused(GRPC, "bad_settings")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad session settings: {exc}")
+        if not self.admission.try_acquire():
+            self.stats.refused(GRPC, "too_many_sessions")
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"too many sessions (max_sessions={self.admission.limit})"
+            )
+        try:
+            await self._serve(context, token, query, settings)
+        finally:
+            self.admission.release()
+
+    async def _serve(self, context: Any, token: str | None, query: SessionQuery, settings: Any) -> None:
         query = SessionQuery(token, query.sample_rate, query.num_channels, settings)
         # Accepting the session is sending the initial metadata (the WebSocket 101): clients wait for
         # it before writing, so a refusal above never races their first messages.

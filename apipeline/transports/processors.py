@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -53,7 +54,7 @@ from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
 from apipeline.processors.frame_queue import FrameQueue, OverflowPolicy
 from apipeline.processors.io import InputProcessor
 from apipeline.serializers import FrameSerializer, ProtobufFrameSerializer
-from apipeline.transports.channel import MessageChannel
+from apipeline.transports.channel import Message, MessageChannel
 from apipeline.transports.session import CloseCode
 from apipeline.transports.stats import SessionCounters
 
@@ -91,6 +92,14 @@ class TransportInput(InputProcessor):
         check_settings: checks each client ``UpdateSettingsFrame``'s settings as a whole (returns them
             converted, raises for anything refused). A refused frame is dropped, so nothing changes, and
             the reason goes upstream as a non-fatal ``ErrorFrame`` (the server sends it to the client).
+        idle_timeout: seconds without a message from the client before the session is refused (1008);
+            ``None``: wait for ever.
+        input_rate, input_burst_s: pacing of the client's audio: at most ``input_burst_s`` seconds of
+            audio ahead of ``input_rate`` times real time since the first frame; beyond that the reader
+            stops reading (TCP pushes back on the client) until real time catches up. ``None``: no limit.
+        max_chunk_s: audio frames longer than this are cut into pieces of at most this length, each
+            paced on its own, and the reader yields to the other sessions between pieces, so one large
+            message cannot hold the event loop for its whole length.
     """
 
     def __init__(
@@ -104,6 +113,10 @@ class TransportInput(InputProcessor):
         on_failure: FailureHandler | None = None,
         counters: SessionCounters | None = None,
         check_settings: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        idle_timeout: float | None = None,
+        input_rate: float | None = None,
+        input_burst_s: float = 3.0,
+        max_chunk_s: float | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(stop_at_eof=True, name=name)
@@ -115,7 +128,13 @@ class TransportInput(InputProcessor):
         self._on_failure = on_failure
         self.counters = counters or SessionCounters()
         self.check_settings = check_settings
+        self.idle_timeout = idle_timeout
+        self.input_rate = input_rate
+        self.input_burst_s = input_burst_s
+        self.max_chunk_s = max_chunk_s
         self.failure: TransportError | None = None
+        self._t0: float | None = None
+        self._audio_s = 0.0
         #: reasons for settings refused before the pipeline ran (reported once it runs)
         self.refused: list[str] = []
 
@@ -125,13 +144,18 @@ class TransportInput(InputProcessor):
         for reason in refused:
             await self.push_error(reason)
         for frame in initial:
-            yield frame
+            if isinstance(frame, AudioRawFrame):
+                for piece in self._pieces(frame):
+                    await self._pace(piece.duration)
+                    yield piece
+            else:
+                yield frame
         decode = self.serializer.deserialize
         counters = self.counters
         while True:
             try:
-                message = await self.channel.recv()
-            except TransportClosed as exc:
+                message = await self.recv()
+            except (TransportClosed, SessionRefused) as exc:
                 await self._fail(exc)
             else:
                 if message is None:
@@ -149,7 +173,12 @@ class TransportInput(InputProcessor):
                     continue
                 else:
                     if verdict is None:
-                        yield frame
+                        if isinstance(frame, AudioRawFrame):
+                            for piece in self._pieces(frame):
+                                await self._pace(piece.duration)
+                                yield piece
+                        else:
+                            yield frame
                         continue
                     if verdict is EndFrame:
                         return
@@ -157,6 +186,46 @@ class TransportInput(InputProcessor):
             # A failure: the task is being cancelled. Returning would end the stream as if the client had
             # sent EndFrame (StopTaskFrame, then EndFrame to the client); wait for the cancel instead.
             await asyncio.get_running_loop().create_future()
+
+    async def recv(self) -> Message | None:
+        """The client's next message, within ``idle_timeout`` (else SessionRefused 1008)."""
+        if self.idle_timeout is None:
+            return await self.channel.recv()
+        try:
+            return await asyncio.wait_for(self.channel.recv(), self.idle_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise SessionRefused(
+                CloseCode.POLICY_VIOLATION,
+                f"idle: no message from the client for {self.idle_timeout:g} s",
+            ) from None
+
+    def _pieces(self, frame: AudioRawFrame) -> list[AudioRawFrame]:
+        limit = self.max_chunk_s
+        if limit is None or frame.duration <= limit:
+            return [frame]
+        step = max(1, int(limit * frame.sample_rate))
+        audio = frame.audio
+        pieces = []
+        for i in range(0, frame.num_frames, step):
+            piece = AudioRawFrame(audio[i : i + step], frame.sample_rate, frame.num_channels)
+            piece.pts = frame.pts
+            piece.metadata.update(frame.metadata)
+            pieces.append(piece)
+        return pieces
+
+    async def _pace(self, duration: float) -> None:
+        """Hold the reader while the client is more than the burst allowance ahead of its rate; yield
+        to the other sessions either way (a burst of buffered messages never runs back to back)."""
+        rate = self.input_rate
+        if rate is None:
+            await asyncio.sleep(0)
+            return
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        self._audio_s += duration
+        ahead = self._audio_s - self.input_burst_s - rate * (now - self._t0)
+        await asyncio.sleep(ahead / rate if ahead > 0 else 0)
 
     def admit(self, frame: Frame) -> type[Frame] | None:
         """Check one client frame against the contract: ``EndFrame``/``CancelFrame`` for those two,

@@ -23,6 +23,7 @@ from typing import Any
 
 from apipeline.errors import (
     ApipelineError,
+    ConfigurationError,
     SerializationError,
     SessionRefused,
     TransportClosed,
@@ -56,8 +57,26 @@ class SessionConfig:
     send_timeout: float = 10.0
     enable_metrics: bool = True
     max_prelude_frames: int = 64
+    #: bytes a session may send before its first audio frame (while the format is unknown)
+    max_prelude_bytes: int = 256 * 1024
     end_timeout: float = 30.0
     error_send_timeout: float = 1.0
+    #: seconds without a message from the client before the session is closed (1008); None: never
+    idle_timeout: float | None = 20.0
+    #: the client's audio is paced to this multiple of real time after a burst allowance; None: unpaced
+    input_rate: float | None = 1.5
+    input_burst_s: float = 3.0
+    #: longer audio frames are cut into pieces this long, so one large message cannot hold the loop
+    max_chunk_s: float | None = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("queue_size", "max_prelude_frames", "max_prelude_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"SessionConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("send_timeout", "end_timeout", "idle_timeout", "input_rate", "max_chunk_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigurationError(f"SessionConfig.{name} must be > 0 (or None), got {value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +188,10 @@ class ServerSession:
             on_failure=self._on_failure,
             counters=counters,  # type: ignore[arg-type]
             check_settings=live_settings_check(self.factory),
+            idle_timeout=cfg.idle_timeout,
+            input_rate=cfg.input_rate,
+            input_burst_s=cfg.input_burst_s,
+            max_chunk_s=cfg.max_chunk_s,
             name="transport_input",
         )
         if self.factory.needs_audio_format and inp.sample_rate is None:
@@ -231,10 +254,11 @@ class ServerSession:
     async def _read_prelude(self, inp: TransportInput) -> list[Frame]:
         """Messages up to and including the first audio frame (or EndFrame), checked like the rest."""
         pending: list[Frame] = []
+        size = 0
         while len(pending) < self.config.max_prelude_frames:
             try:
-                message = await self.channel.recv()
-            except TransportClosed as exc:
+                message = await inp.recv()
+            except (TransportClosed, SessionRefused) as exc:
                 self.failure = exc
                 return pending
             if message is None:
@@ -258,6 +282,14 @@ class ServerSession:
                 return pending
             pending.append(frame)
             if isinstance(frame, AudioRawFrame):
+                return pending
+            size += len(message)  # what is held before the first audio (itself bounded per message)
+            if size > self.config.max_prelude_bytes:
+                self.failure = SessionRefused(
+                    CloseCode.POLICY_VIOLATION,
+                    f"more than {self.config.max_prelude_bytes} bytes before the first AudioRawFrame (the "
+                    "session's format is unknown until then: send audio, or give ?sample_rate=&channels=)",
+                )
                 return pending
         self.failure = SessionRefused(
             CloseCode.POLICY_VIOLATION,

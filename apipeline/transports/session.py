@@ -12,13 +12,14 @@ Pure and synchronous (no I/O, no event loop), so the rules of the wire contract 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hmac
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from apipeline.errors import SessionRefused
 from apipeline.params import ParamSchema, settings_schema_of
@@ -169,6 +170,72 @@ def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
         settings[key] = value
         text[key] = raw
     return SessionQuery(token, rate, channels, settings, text)
+
+
+class Admission:
+    """One count of open sessions shared by every transport of a server (``--max-sessions``)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {limit}")
+        self.limit = limit
+        self.count = 0
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    def try_acquire(self) -> bool:
+        """Take a slot; False when all ``limit`` are taken."""
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        self._empty.clear()
+        return True
+
+    def release(self) -> None:
+        self.count = max(0, self.count - 1)
+        if self.count == 0:
+            self._empty.set()
+
+    async def wait_empty(self) -> None:
+        """Wait until every slot is free (every connection that held one is gone)."""
+        await self._empty.wait()
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str] = ()) -> bool:
+    """Whether a browser page at ``origin`` may open a session (the ``Origin`` header check).
+
+    Allowed: no ``Origin`` at all (not a browser: browsers always send it on WebSocket handshakes), the
+    server's own origin (same host and port as the ``Host`` header), any page on a loopback host
+    (``localhost``, ``127.0.0.1``, ``[::1]``), and the ``allowed`` origins (``scheme://host[:port]``;
+    ``*`` allows every origin). Anything else, e.g. a page on ``http://evil.example`` the user happens
+    to visit, is refused: it could otherwise use the user's local server.
+    """
+    if origin is None:
+        return True
+    allowed = tuple(allowed)
+    if "*" in allowed:
+        return True
+    normal = origin.strip().rstrip("/").lower()
+    if normal in (a.rstrip("/").lower() for a in allowed):
+        return True
+    try:
+        parts = urlsplit(normal)
+        origin_host = parts.hostname
+        origin_netloc = parts.netloc
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not origin_host:
+        return False
+    if origin_host in LOOPBACK_HOSTS:
+        return True
+    return host is not None and origin_netloc == host.strip().lower()
 
 
 def check_token(expected: str | None, given: str | None) -> int | None:

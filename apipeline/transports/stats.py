@@ -50,9 +50,15 @@ class ServerStats:
         self.active: dict[int, tuple[str, SessionCounters]] = {}
         self.finished = SessionCounters()
         self.outcomes: Counter[tuple[str, str]] = Counter()
+        #: handshakes refused, by (transport, reason)
+        self.refusals: Counter[tuple[str, str]] = Counter()
         self.processors: dict[str, _ProcessorStats] = {}
         # (session key, processor instance) -> (count, total ns) already folded in
         self._seen: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def refused(self, transport: str, reason: str) -> None:
+        """Count a refused handshake (``reason``: a short fixed label such as ``invalid_token``)."""
+        self.refusals[(transport, reason)] += 1
 
     def session_started(self, transport: str) -> tuple[int, SessionCounters]:
         counters = SessionCounters()
@@ -113,6 +119,9 @@ class ServerStats:
         _family(out, "apipeline_sessions_total", "counter", "Finished sessions by transport and outcome.")
         for (transport, outcome), n in sorted(self.outcomes.items()):
             _sample(out, "apipeline_sessions_total", n, transport=transport, outcome=outcome)
+        _family(out, "apipeline_handshakes_refused_total", "counter", "Refused handshakes by reason.")
+        for (transport, reason), n in sorted(self.refusals.items()):
+            _sample(out, "apipeline_handshakes_refused_total", n, transport=transport, reason=reason)
         t = self.totals()
         for name, kind, doc, value in (
             ("apipeline_frames_received_total", "counter", "Messages received from clients.", t.frames_in),

@@ -31,10 +31,12 @@ from apipeline.errors import SessionRefused, TransportClosed
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
 from apipeline.transports.session import (
+    Admission,
     PipelineFactory,
     SessionQuery,
     check_session_settings,
     check_token,
+    origin_allowed,
     parse_query,
 )
 from apipeline.transports.stats import ServerStats
@@ -43,6 +45,7 @@ logger = logging.getLogger("apipeline.transports")
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 SESSION_PATH = "/ws"
+WEBSOCKET = "websocket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,10 @@ class ServerConfig:
     token: str | None = None
     max_message_size: int = 1 << 20
     max_sessions: int = 64
+    #: seconds a client has to complete the HTTP/WebSocket handshake once connected
+    handshake_timeout: float = 10.0
+    #: browser origins allowed besides the server's own and loopback pages (``*``: any)
+    allowed_origins: tuple[str, ...] = ()
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 2.0
@@ -104,10 +111,18 @@ def close_reason(text: str) -> str:
 class WebsocketServer:
     """Serves ``factory``'s pipelines over WebSocket: ``async with WebsocketServer(f, cfg) as server:``."""
 
-    def __init__(self, factory: PipelineFactory, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        factory: PipelineFactory,
+        config: ServerConfig | None = None,
+        *,
+        admission: Admission | None = None,
+    ) -> None:
         self.factory = factory
         self.config = config or ServerConfig()
         self.stats = ServerStats()
+        #: the open-session count, shared with a GrpcServer beside this one (``--max-sessions``)
+        self.admission = admission or Admission(self.config.max_sessions)
         self.sessions: set[ServerSession] = set()
         self.ready = False
         self.warm_up_error: str | None = None
@@ -140,6 +155,7 @@ class WebsocketServer:
             process_request=self._process_request,
             compression=None,  # audio does not deflate; compression would cost CPU per message
             max_size=cfg.max_message_size,
+            open_timeout=cfg.handshake_timeout,
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
             close_timeout=cfg.close_timeout,
@@ -210,7 +226,7 @@ class WebsocketServer:
         url = urlsplit(request.path)
         path = url.path
         if path == SESSION_PATH:
-            return self._admit(connection, url.query)
+            return self._admit(connection, request, url.query)
         if path == "/health":
             return connection.respond(200, "ok\n")
         if path == "/ready":
@@ -230,28 +246,45 @@ class WebsocketServer:
             return response
         return connection.respond(404, f"no such endpoint: {path}\n")
 
-    def _admit(self, connection: Any, query_string: str) -> Any:
+    def _admit(self, connection: Any, request: Any, query_string: str) -> Any:
+        refuse = self._refuse
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.headers.get("Host"), self.config.allowed_origins):
+            return refuse(connection, 403, "origin", f"origin {origin!r} is not allowed (--allowed-origin)")
         try:
             query = parse_query(query_string)
         except SessionRefused as exc:
-            return connection.respond(400, f"{exc.reason}\n")
+            return refuse(connection, 400, "bad_query", exc.reason)
         status = check_token(self.config.token, query.token)
         if status is not None:
-            return connection.respond(status, "missing token\n" if status == 401 else "invalid token\n")
+            if status == 401:
+                return refuse(connection, 401, "missing_token", "missing token")
+            return refuse(connection, 403, "invalid_token", "invalid token")
         if self._closing:
-            return connection.respond(503, "server shutting down\n")
+            return refuse(connection, 503, "shutting_down", "server shutting down")
         if not self.ready:
-            return connection.respond(503, f"not ready: {self.warm_up_error or 'warming up'}\n")
-        if len(self.sessions) >= self.config.max_sessions:
-            return connection.respond(503, f"too many sessions (max_sessions={self.config.max_sessions})\n")
+            return refuse(connection, 503, "not_ready", f"not ready: {self.warm_up_error or 'warming up'}")
         try:
             settings = check_session_settings(self.factory, query)
         except (ValueError, TypeError) as exc:
-            return connection.respond(400, f"bad session settings: {exc}\n")
+            return refuse(connection, 400, "bad_settings", f"bad session settings: {exc}")
+        if not self.admission.try_acquire():
+            return refuse(
+                connection,
+                503,
+                "too_many_sessions",
+                f"too many sessions (max_sessions={self.admission.limit})",
+            )
+        # The slot is held until the TCP connection is gone, whether or not the handshake completes.
+        connection.connection_lost_waiter.add_done_callback(lambda _: self.admission.release())
         connection.apipeline_query = SessionQuery(
             query.token, query.sample_rate, query.num_channels, settings
         )
         return None
+
+    def _refuse(self, connection: Any, status: int, reason: str, text: str) -> Any:
+        self.stats.refused(WEBSOCKET, reason)
+        return connection.respond(status, text + "\n")
 
     # -- sessions ----------------------------------------------------------------------------------
 

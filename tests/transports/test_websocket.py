@@ -274,7 +274,7 @@ async def test_half_open_connection_is_closed_by_keepalive(make_server):
 
 
 async def test_stalled_client_is_bounded_then_cut_off_while_others_are_served(make_server):
-    session = SessionConfig(queue_size=4, overflow="drop_oldest", send_timeout=0.5)
+    session = SessionConfig(queue_size=4, overflow="drop_oldest", send_timeout=0.5, input_rate=None)
     server = await make_server(session=session)
     stalled = await connect(server.url, compression=None, max_queue=1)
     big = signal(16000, 16)  # 64 KB per message: the socket buffers fill after a few
