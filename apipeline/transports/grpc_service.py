@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 
 from apipeline.errors import SessionRefused, TransportClosed
+from apipeline.transports.auth import Auth
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
 from apipeline.transports.session import (
@@ -32,10 +33,10 @@ from apipeline.transports.session import (
     PipelineFactory,
     SessionQuery,
     check_session_settings,
-    check_token,
     parse_query,
 )
 from apipeline.transports.stats import ServerStats
+from apipeline.transports.websocket import url_host
 
 logger = logging.getLogger("apipeline.transports")
 
@@ -121,12 +122,17 @@ class GrpcServer:
         ready: bool = False,
         admission: Admission | None = None,
         max_sessions: int = 64,
+        secret: str | None = None,
+        tls: tuple[bytes, bytes] | None = None,
     ) -> None:
         """``admission``: the open-session count to share with a WebSocket server beside this one (its
         :attr:`~apipeline.transports.websocket.WebsocketServer.admission`), so ``--max-sessions`` counts
         both; without one, this server has its own count of ``max_sessions``."""
         self.factory = factory
         self.admission = admission or Admission(max_sessions)
+        self.auth = Auth(token, secret)
+        #: ``(private key PEM, certificate chain PEM)`` for a TLS port, or None (plain)
+        self.tls = tls
         self.host = host
         self.token = token
         self.max_message_size = max_message_size
@@ -143,7 +149,7 @@ class GrpcServer:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{url_host(self.host)}:{self.port}"
 
     async def start(self) -> None:
         """Listen (``port=0`` picks a free port, see :attr:`port`). Warm-up is the caller's (or
@@ -156,7 +162,12 @@ class GrpcServer:
             SERVICE, {"Stream": grpc.stream_stream_rpc_method_handler(self._stream)}
         )
         self._server.add_generic_rpc_handlers((handler,))
-        self.port = self._server.add_insecure_port(f"{self.host}:{self._requested_port}")
+        address = f"{url_host(self.host)}:{self._requested_port}"
+        if self.tls is not None:
+            credentials = grpc.ssl_server_credentials([self.tls])
+            self.port = self._server.add_secure_port(address, credentials)
+        else:
+            self.port = self._server.add_insecure_port(address)
         await self._server.start()
 
     async def aclose(self, reason: str = "server shutting down", grace: float = 5.0) -> None:
@@ -187,11 +198,12 @@ class GrpcServer:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         auth = metadata.get("authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-        status = check_token(self.token, token)
-        if status is not None:
+        denied = self.auth.check(token)
+        if denied is not None:
+            status, label, reason = denied
             code = grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED
-            self.stats.refused(GRPC, "missing_token" if status == 401 else "invalid_token")
-            await context.abort(code, "missing token" if status == 401 else "invalid token")
+            self.stats.refused(GRPC, label)
+            await context.abort(code, reason)
         if self._closing or not self.ready:
             self.stats.refused(GRPC, "shutting_down" if self._closing else "not_ready")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server not ready or shutting down")

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from apipeline.errors import SessionRefused, TransportClosed
+from apipeline.transports.auth import Auth
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
 from apipeline.transports.session import (
@@ -35,7 +36,6 @@ from apipeline.transports.session import (
     PipelineFactory,
     SessionQuery,
     check_session_settings,
-    check_token,
     origin_allowed,
     parse_query,
 )
@@ -61,6 +61,10 @@ class ServerConfig:
     handshake_timeout: float = 10.0
     #: browser origins allowed besides the server's own and loopback pages (``*``: any)
     allowed_origins: tuple[str, ...] = ()
+    #: secret for signed session tokens (see :mod:`apipeline.transports.auth`); with ``token``, either
+    secret: str | None = None
+    #: TLS (``wss://``, ``https://``): a server-side ``ssl.SSLContext``
+    ssl: Any = None
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 2.0
@@ -100,6 +104,11 @@ def _closed(exc: Any) -> TransportClosed:
     return TransportClosed(frame.code, frame.reason)
 
 
+def url_host(host: str) -> str:
+    """``host`` as written in a URL: IPv6 addresses in brackets (``[::]``), the wildcard ``""`` as is."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def close_reason(text: str) -> str:
     """A close reason that fits the 123-byte limit of a close frame, cut on a character boundary."""
     data = text.encode()
@@ -123,6 +132,7 @@ class WebsocketServer:
         self.stats = ServerStats()
         #: the open-session count, shared with a GrpcServer beside this one (``--max-sessions``)
         self.admission = admission or Admission(self.config.max_sessions)
+        self.auth = Auth(self.config.token, self.config.secret)
         self.sessions: set[ServerSession] = set()
         self.ready = False
         self.warm_up_error: str | None = None
@@ -141,7 +151,15 @@ class WebsocketServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}{SESSION_PATH}"
+        """The session URL (``ws://`` or, with TLS, ``wss://``); an IPv6 host is bracketed."""
+        scheme = "wss" if self.config.ssl is not None else "ws"
+        return f"{scheme}://{url_host(self.config.host)}:{self.port}{SESSION_PATH}"
+
+    @property
+    def page_url(self) -> str:
+        """The browser page's URL (``http://`` or ``https://``)."""
+        scheme = "https" if self.config.ssl is not None else "http"
+        return f"{scheme}://{url_host(self.config.host)}:{self.port}/"
 
     async def start(self) -> None:
         """Listen, and start warming the factory up (``/ready`` turns 200 when that is done)."""
@@ -156,6 +174,7 @@ class WebsocketServer:
             compression=None,  # audio does not deflate; compression would cost CPU per message
             max_size=cfg.max_message_size,
             open_timeout=cfg.handshake_timeout,
+            ssl=cfg.ssl,
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
             close_timeout=cfg.close_timeout,
@@ -255,11 +274,9 @@ class WebsocketServer:
             query = parse_query(query_string)
         except SessionRefused as exc:
             return refuse(connection, 400, "bad_query", exc.reason)
-        status = check_token(self.config.token, query.token)
-        if status is not None:
-            if status == 401:
-                return refuse(connection, 401, "missing_token", "missing token")
-            return refuse(connection, 403, "invalid_token", "invalid token")
+        denied = self.auth.check(query.token)
+        if denied is not None:
+            return refuse(connection, *denied)
         if self._closing:
             return refuse(connection, 503, "shutting_down", "server shutting down")
         if not self.ready:
