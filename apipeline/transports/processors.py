@@ -27,6 +27,7 @@ import asyncio
 import logging
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -66,6 +67,34 @@ FailureHandler = Callable[[TransportError], Awaitable[None]]
 CLIENT_CONTROL = (UpdateSettingsFrame, SyncFrame, StartInterruptionFrame, StopInterruptionFrame)
 
 
+class ClientClock:
+    """The client's timestamps of the frames it sent, by the server's arrival time that replaced them.
+
+    A client frame's ``pts`` is on the client's clock; inside the server every frame's ``pts`` is the
+    server's monotonic arrival time (so latency metrics and the pipeline's own timing use one clock).
+    :class:`TransportInput` records ``arrival -> client pts``; :class:`TransportOutput` sends each output
+    with the client timestamp of the newest input that had arrived by the output's ``pts`` (the input
+    it was made from, under the core's pts rule), so ``now - pts`` on the client is a true round trip.
+    Bounded: only the newest ``capacity`` inputs are remembered.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._arrivals: list[int] = []
+        self._client: list[int] = []
+
+    def record(self, arrival_ns: int, client_pts: int) -> None:
+        self._arrivals.append(arrival_ns)
+        self._client.append(client_pts)
+        if len(self._arrivals) > 2 * self.capacity:
+            del self._arrivals[: self.capacity], self._client[: self.capacity]
+
+    def client_pts(self, server_pts: int) -> int | None:
+        """The client timestamp of the newest input that arrived at or before ``server_pts``."""
+        i = bisect_right(self._arrivals, server_pts) - 1
+        return self._client[i] if i >= 0 else None
+
+
 class SettingsRefused(ApipelineError):
     """A client's ``UpdateSettingsFrame`` that does not fit the session's schema (nothing is applied)."""
 
@@ -100,6 +129,8 @@ class TransportInput(InputProcessor):
         max_chunk_s: audio frames longer than this are cut into pieces of at most this length, each
             paced on its own, and the reader yields to the other sessions between pieces, so one large
             message cannot hold the event loop for its whole length.
+        clock: a :class:`ClientClock` shared with the :class:`TransportOutput`: each data frame's
+            ``pts`` becomes its server arrival time and the client's is kept there.
     """
 
     def __init__(
@@ -117,6 +148,7 @@ class TransportInput(InputProcessor):
         input_rate: float | None = None,
         input_burst_s: float = 3.0,
         max_chunk_s: float | None = None,
+        clock: ClientClock | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(stop_at_eof=True, name=name)
@@ -132,6 +164,8 @@ class TransportInput(InputProcessor):
         self.input_rate = input_rate
         self.input_burst_s = input_burst_s
         self.max_chunk_s = max_chunk_s
+        #: where client timestamps are kept (``None``: frames keep the client's ``pts``)
+        self.clock = clock
         self.failure: TransportError | None = None
         self._t0: float | None = None
         self._audio_s = 0.0
@@ -230,6 +264,11 @@ class TransportInput(InputProcessor):
     def admit(self, frame: Frame) -> type[Frame] | None:
         """Check one client frame against the contract: ``EndFrame``/``CancelFrame`` for those two,
         ``None`` for a frame to push on; raises SessionRefused (1008) for anything else."""
+        if self.clock is not None and isinstance(frame, DataFrame):
+            arrival = time.monotonic_ns()
+            if frame.pts is not None:
+                self.clock.record(arrival, frame.pts)
+            frame.pts = arrival
         if isinstance(frame, AudioRawFrame):
             if self.sample_rate is None:
                 self.sample_rate, self.num_channels = frame.sample_rate, frame.num_channels
@@ -291,9 +330,11 @@ class TransportOutput(FrameProcessor):
         send_timeout: float = 10.0,
         on_failure: FailureHandler | None = None,
         counters: SessionCounters | None = None,
+        clock: ClientClock | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        self.clock = clock
         self.channel = channel
         self.serializer = serializer or ProtobufFrameSerializer()
         self.queue = FrameQueue(queue_size, overflow)
@@ -344,9 +385,13 @@ class TransportOutput(FrameProcessor):
 
     async def _send_loop(self) -> None:
         queue, channel, encode, counters = self.queue, self.channel, self.serializer.serialize, self.counters
+        clock = self.clock
         try:
             while True:
                 frame, _ = await queue.get()
+                if clock is not None and isinstance(frame, DataFrame) and frame.pts is not None:
+                    counters.observe_latency((time.monotonic_ns() - frame.pts) / 1e9)
+                    frame.pts = clock.client_pts(frame.pts)  # on the wire: the client's own timestamp
                 try:
                     message = encode(frame)
                 except SerializationError as exc:

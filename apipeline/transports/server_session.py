@@ -35,7 +35,7 @@ from apipeline.pipeline.task import PipelineParams, PipelineTask
 from apipeline.processors.frame_queue import OverflowPolicy
 from apipeline.serializers import FrameSerializer, ProtobufFrameSerializer
 from apipeline.transports.channel import MessageChannel
-from apipeline.transports.processors import SettingsRefused, TransportInput, TransportOutput
+from apipeline.transports.processors import ClientClock, SettingsRefused, TransportInput, TransportOutput
 from apipeline.transports.session import (
     CloseCode,
     PipelineFactory,
@@ -180,6 +180,7 @@ class ServerSession:
 
     async def _serve(self, key: int, counters: object) -> SessionOutcome:
         cfg = self.config
+        clock = ClientClock()
         inp = TransportInput(
             self.channel,
             self.serializer,
@@ -192,6 +193,7 @@ class ServerSession:
             input_rate=cfg.input_rate,
             input_burst_s=cfg.input_burst_s,
             max_chunk_s=cfg.max_chunk_s,
+            clock=clock,
             name="transport_input",
         )
         if self.factory.needs_audio_format and inp.sample_rate is None:
@@ -223,6 +225,7 @@ class ServerSession:
             send_timeout=cfg.send_timeout,
             on_failure=self._on_failure,
             counters=counters,  # type: ignore[arg-type]
+            clock=clock,
             name="transport_output",
         )
         params = PipelineParams(enable_metrics=cfg.enable_metrics, end_timeout=cfg.end_timeout)

@@ -142,6 +142,23 @@ class WebsocketServer:
         self._static = _static_files(self.config.web_root)
         self._idle = asyncio.Event()
         self._idle.set()
+        #: set by a worker of ``apipeline serve --workers N``: ``all_ready()`` for ``/ready`` and
+        #: ``render_metrics(stats)`` for ``/metrics`` over every worker (see :mod:`.workers`)
+        self.cluster: Any = None
+        self._handover = False
+        self._adopted = 0
+
+    async def adopt(self, sock: Any) -> Any:
+        """Serve one connection accepted elsewhere (handover mode): returns the websockets connection."""
+        loop = asyncio.get_running_loop()
+        factory = self._server.server._protocol_factory  # the websockets protocol factory of this server
+        cfg = self.config
+        extra: dict[str, Any] = {}
+        if cfg.ssl is not None:
+            extra = {"ssl": cfg.ssl, "ssl_handshake_timeout": cfg.handshake_timeout}
+        _, connection = await loop.connect_accepted_socket(factory, sock, **extra)
+        self._adopted += 1
+        return connection
 
     @property
     def port(self) -> int:
@@ -161,15 +178,31 @@ class WebsocketServer:
         scheme = "https" if self.config.ssl is not None else "http"
         return f"{scheme}://{url_host(self.config.host)}:{self.port}/"
 
-    async def start(self) -> None:
-        """Listen, and start warming the factory up (``/ready`` turns 200 when that is done)."""
+    async def start(self, *, handover: bool = False) -> None:
+        """Listen, and start warming the factory up (``/ready`` turns 200 when that is done).
+
+        ``handover``: listen on nothing; connections accepted elsewhere (the supervisor of
+        ``--workers``) are given to :meth:`adopt`.
+        """
         from websockets.asyncio.server import serve
 
         cfg = self.config
+        where: dict[str, Any] = {"host": cfg.host, "port": cfg.port}
+        if handover:
+            # websockets needs a listening socket to build its server on: one nobody can reach (an
+            # abstract Unix address of this process), never accepting.
+            import os
+            import secrets
+            import socket
+
+            dummy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            dummy.bind(f"\0apipeline-{os.getpid()}-{secrets.token_hex(4)}")
+            dummy.listen(1)
+            where = {"sock": dummy, "start_serving": False}
+            self._handover = True
         self._server = await serve(
             self._handle,
-            cfg.host,
-            cfg.port,
+            **where,
             process_request=self._process_request,
             compression=None,  # audio does not deflate; compression would cost CPU per message
             max_size=cfg.max_message_size,
@@ -249,11 +282,13 @@ class WebsocketServer:
         if path == "/health":
             return connection.respond(200, "ok\n")
         if path == "/ready":
-            if self.ready:
+            if self.ready and (self.cluster is None or self.cluster.all_ready()):
                 return connection.respond(200, "ready\n")
-            return connection.respond(503, f"not ready: {self.warm_up_error or 'warming up'}\n")
+            waiting = self.warm_up_error or ("warming up" if not self.ready else "other workers warming up")
+            return connection.respond(503, f"not ready: {waiting}\n")
         if path == "/metrics":
-            response = connection.respond(200, self.stats.render())
+            text = self.stats.render() if self.cluster is None else self.cluster.render_metrics(self.stats)
+            response = connection.respond(200, text)
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
         static = self._static.get("/index.html" if path == "/" else path)

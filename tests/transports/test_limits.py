@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from apipeline.client import FrameClient, GrpcFrameClient
 from apipeline.errors import SessionRefused, TransportClosed
-from apipeline.frames import AudioRawFrame, Frame, TextFrame
+from apipeline.frames import AudioRawFrame, EndFrame, Frame, TextFrame
 from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors import FrameDirection, FrameProcessor
 from apipeline.serializers import ProtobufFrameSerializer
@@ -296,3 +296,56 @@ async def test_abrupt_close_mid_message_frees_the_slot(make_server):
         assert [f async for f in client.stream(chunks(np.zeros(320, np.float32), 160))]
     with pytest.raises(ConnectionClosed):
         await ws.recv()
+
+
+# -- timestamps ----------------------------------------------------------------------------------------
+
+
+async def test_outputs_carry_the_client_timestamp_of_their_input_across_a_pause(make_server):
+    """The client's clock is its own (here: far from the server's); every output comes back with the
+    timestamp of an input already sent, so ``now - pts`` on the client is never negative, a pause does
+    not shift later readings, and the server's latency metric is measured on its own clock."""
+    from apipeline.transports import VoiceChangerFactory
+
+    server = await make_server(VoiceChangerFactory())
+    offset = -(10**15)
+
+    def client_now() -> int:
+        return time.monotonic_ns() + offset
+
+    x = (np.random.default_rng(3).standard_normal(16000) * 3000).astype(np.int16)
+    frames = chunks(x, 320)
+    sent: list[int] = []
+    outputs: list[tuple[int, int]] = []  # (pts, client clock at arrival)
+    async with asyncio.timeout(30):
+        async with connect(server.url, compression=None) as ws:
+
+            async def send(batch) -> None:
+                for f in batch:
+                    f.pts = client_now()
+                    sent.append(f.pts)
+                    await ws.send(SER.serialize(f))
+
+            await send(frames[:25])
+            while not outputs:  # the pause: nothing more is sent until an output has come back
+                f = SER.deserialize(await ws.recv())
+                if isinstance(f, AudioRawFrame):
+                    outputs.append((f.pts, client_now()))
+            await send(frames[25:])
+            await ws.send(SER.serialize(EndFrame()))
+            async for message in ws:
+                f = SER.deserialize(message)
+                if isinstance(f, AudioRawFrame):
+                    outputs.append((f.pts, client_now()))
+    assert len(outputs) > 10
+    assert all(pts in sent for pts, _ in outputs)
+    assert all(now >= pts for pts, now in outputs)  # a round trip is never negative
+    assert [p for p, _ in outputs] == sorted(p for p, _ in outputs)
+    _, _, body = await http_get(server.port, "/metrics")
+    count = next(line for line in body.splitlines() if line.startswith("apipeline_latency_seconds_count"))
+    assert float(count.split()[-1]) >= len(outputs)
+    assert "apipeline_session_duration_seconds_count 1.0" in body
+    rss = next(
+        line for line in body.splitlines() if line.startswith("apipeline_process_resident_memory_bytes{")
+    )
+    assert float(rss.split()[-1]) > 0
