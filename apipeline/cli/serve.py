@@ -354,6 +354,19 @@ def warn_if_open(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         server_configs(args)  # bad options fail before any model loads or any port opens
+        workers = args.workers if args.workers is not None else default_workers()
+        if args.ray_address is not None:
+            if args.workers is not None and args.workers > 1:
+                raise ConfigurationError(
+                    "--ray-address shares its Ray actors among the sessions of one process: use --workers 1"
+                )
+            workers = 1
+        if workers > 1:
+            from apipeline.transports.workers import supervise
+
+            _factory(args)  # a bad graph or --set fails here, once, not in every worker
+            warn_if_open(args)
+            return asyncio.run(supervise(args, workers))
         return asyncio.run(serve(args))
     except ConfigurationError as exc:
         print(f"apipeline serve: error: {exc}", file=sys.stderr)

@@ -169,6 +169,8 @@ def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
             continue
         settings[key] = value
         text[key] = raw
+    if rate is not None and channels is None:
+        channels = 1  # a rate without a channel count is mono (the pipeline is built before any audio)
     return SessionQuery(token, rate, channels, settings, text)
 
 

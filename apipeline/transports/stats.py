@@ -89,6 +89,8 @@ class ServerStats:
         self.other_active: Counter[str] = Counter()
         #: per process: (RSS bytes, CPU seconds); this process's is read at render time
         self.processes: dict[str, tuple[float, float]] = {}
+        #: open sessions per process (merged stats of several workers)
+        self.process_sessions: dict[str, int] = {}
         self._started: dict[int, float] = {}
         # (session key, processor instance) -> (count, total ns) already folded in
         self._seen: dict[tuple[int, str], tuple[int, int]] = {}
@@ -181,6 +183,7 @@ class ServerStats:
             out.duration_sum += snap["duration_sum"]
             name, rss, cpu = snap["process"]
             out.processes[name] = (rss, cpu)
+            out.process_sessions[name] = sum(snap["active"].values())
         return out
 
     # -- exposition ------------------------------------------------------------------------------------
@@ -259,6 +262,10 @@ class ServerStats:
         )
         for proc, (_, cpu) in sorted(processes.items()):
             _sample(out, "apipeline_process_cpu_seconds_total", cpu, process=proc)
+        if self.process_sessions:
+            _family(out, "apipeline_process_sessions", "gauge", "Open sessions of each worker process.")
+            for proc, n in sorted(self.process_sessions.items()):
+                _sample(out, "apipeline_process_sessions", n, process=proc)
         return "\n".join(out) + "\n"
 
 

@@ -189,8 +189,8 @@ class WebsocketServer:
         cfg = self.config
         where: dict[str, Any] = {"host": cfg.host, "port": cfg.port}
         if handover:
-            # websockets needs a listening socket to build its server on: one nobody can reach (an
-            # abstract Unix address of this process), never accepting.
+            # websockets needs a listening socket to build its server on (and answers 503 while that
+            # server is not serving): an abstract Unix address private to this process.
             import os
             import secrets
             import socket
@@ -198,7 +198,7 @@ class WebsocketServer:
             dummy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             dummy.bind(f"\0apipeline-{os.getpid()}-{secrets.token_hex(4)}")
             dummy.listen(1)
-            where = {"sock": dummy, "start_serving": False}
+            where = {"sock": dummy}
             self._handover = True
         self._server = await serve(
             self._handle,

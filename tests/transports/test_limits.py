@@ -349,3 +349,10 @@ async def test_outputs_carry_the_client_timestamp_of_their_input_across_a_pause(
         line for line in body.splitlines() if line.startswith("apipeline_process_resident_memory_bytes{")
     )
     assert float(rss.split()[-1]) > 0
+
+
+async def test_query_rate_without_channels_means_mono(make_server):
+    server = await make_server()
+    async with connect(server.url + "?sample_rate=16000") as ws:
+        await ws.send(SER.serialize(audio(0.01)))
+        assert isinstance(SER.deserialize(await ws.recv()), AudioRawFrame)
