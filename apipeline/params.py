@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from apipeline.errors import DefinitionError, ParameterError
@@ -253,3 +253,36 @@ def _show(value: Any) -> str:
     if len(text) > 40:
         text = text[:37] + "..."
     return f"{text} ({type(value).__name__})"
+
+
+def settings_schema_of(processor: Any) -> ParamSchema | None:
+    """The :class:`ParamSchema` a processor declares (class attribute ``settings_schema``), or ``None``."""
+    schema = getattr(processor, "settings_schema", None)
+    return schema if isinstance(schema, ParamSchema) else None
+
+
+def pipeline_schema(root: Any) -> ParamSchema:
+    """The live parameters of every processor inside ``root`` (anything with ``walk()``), as one schema.
+
+    Each declared live parameter ``p`` of a processor named ``n`` appears twice: ``n.p`` (that processor
+    only) and ``p`` (every processor that declares it, as ``UpdateSettingsFrame`` delivers un-prefixed
+    keys). Where several processors declare the same ``p``, the first one's bounds are used for the
+    un-prefixed name; each processor still checks its own bounds when the value reaches it.
+    A pipeline whose processors declare nothing has an empty schema: every setting is refused.
+    """
+    params: dict[str, Param] = {}
+    for proc in root.walk():
+        schema = settings_schema_of(proc)
+        if schema is None:
+            continue
+        for p in schema.values():
+            if not p.live:
+                continue
+            params.setdefault(p.name, p)
+            qualified = f"{proc.name}.{p.name}"
+            params.setdefault(qualified, _renamed(p, qualified))
+    return ParamSchema(params.values())
+
+
+def _renamed(p: Param, name: str) -> Param:
+    return replace(p, name=name)

@@ -1,18 +1,20 @@
 """Load on ``apipeline serve``: N concurrent real-time voice changer sessions over WebSocket on loopback.
 
-The server runs as a subprocess (``python -m apipeline.cli.main serve``, the default voice changer); this
-process plays N clients on one event loop. Each client streams the committed speech sample (looped to
-``--seconds``) as 20 ms int16 chunks paced by the wall clock, as a microphone would, with ``pts`` = its
-send time; the server's output frames inherit the ``pts`` of the chunk that completed their block, so on
-arrival ``now - pts`` is that chunk's latency (network, queueing and compute; the converter's
-algorithmic latency — waiting for a block to fill — is not in it).
+The server runs as a subprocess (``python -m apipeline.cli.main serve --workers W``, the default voice
+changer); this process plays N clients on one event loop. Each client streams the committed speech sample
+(resampled to ``--rate``, looped to ``--seconds``) as 20 ms chunks of ``--dtype`` samples (int16, or
+float32 as the browser page sends) paced by the wall clock, as a microphone would, with ``pts`` = its send
+time on its own clock; each output comes back with the ``pts`` of the input chunk it was made from (see
+docs/protocol.md), so on arrival ``now - pts`` is that chunk's round trip (network, queueing and compute;
+the converter's algorithmic latency — waiting for a block to fill — is not in it).
 
 A session *keeps real time* when its p99 per-chunk latency is under ``--p99-limit-ms`` (default 150) and
 its last output arrives within ``--end-limit-ms`` (default 300) of its last chunk being sent. For each N
 the script prints p50/p99 over all sessions, the worst session's p99 and end lag, and whether every
 session kept real time; it stops after the first N that does not (or at ``--max-n``).
 
-    python benchmarks/serve_load.py --ns 1,2,4,6,8,12 --seconds 8
+    python benchmarks/serve_load.py --workers 2 --rate 22050 --dtype int16 --ns 4,6,8,10
+    python benchmarks/serve_load.py --workers 2 --rate 48000 --dtype float32 --ns 2,4,6
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ SAMPLE = ROOT / "tests" / "data" / "speech_16k.wav"
 CHUNK_MS = 20
 
 
-async def session(url: str, audio: np.ndarray, rate: int) -> dict[str, float]:
+async def session(url: str, audio: np.ndarray, rate: int) -> dict[str, object]:
     chunk = rate * CHUNK_MS // 1000
     latencies: list[float] = []
     last_sent = 0.0
@@ -73,9 +75,20 @@ async def load(url: str, n: int, audio: np.ndarray, rate: int) -> list[dict]:
     return list(await asyncio.gather(*(session(url, audio, rate) for _ in range(n))))
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, workers: int) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apipeline.cli.main", "serve", "--port", str(port), "--max-sessions", "256"],
+        [
+            sys.executable,
+            "-m",
+            "apipeline.cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--max-sessions",
+            "256",
+            "--workers",
+            str(workers),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -88,6 +101,49 @@ def start_server(port: int) -> subprocess.Popen:
     raise RuntimeError("the server exited before it was ready")
 
 
+def reuseport_spread(workers: int, sessions: int, trials: int) -> None:
+    """How ``SO_REUSEPORT`` alone would place ``sessions`` connections on ``workers`` listeners (the kernel
+    hashes each connection's addresses): the distribution of the busiest listener's share."""
+    import socket
+    from collections import Counter
+
+    busiest: Counter[int] = Counter()
+    for _ in range(trials):
+        listeners = []
+        port = 0
+        for _ in range(workers):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("127.0.0.1", port))
+            port = s.getsockname()[1]
+            s.listen(64)
+            s.setblocking(False)
+            listeners.append(s)
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(sessions)]
+        counts = []
+        for s in listeners:
+            n = 0
+            while True:
+                try:
+                    conn, _ = s.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                n += 1
+            counts.append(n)
+        busiest[max(counts)] += 1
+        for c in clients:
+            c.close()
+        for s in listeners:
+            s.close()
+    even = -(-sessions // workers)
+    print(
+        f"SO_REUSEPORT, {sessions} connections on {workers} listeners, {trials} trials: busiest listener got"
+    )
+    for n in sorted(busiest):
+        print(f"  {n} connections{' (even)' if n == even else ''}: {busiest[n] / trials:.0%} of trials")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ns", default="1,2,4,6,8,10,12,16", help="session counts to try, in order")
@@ -95,20 +151,39 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8790)
     ap.add_argument("--p99-limit-ms", type=float, default=150.0)
     ap.add_argument("--end-limit-ms", type=float, default=300.0)
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    ap.add_argument("--rate", type=int, default=22050, help="the clients' sample rate")
+    ap.add_argument("--dtype", choices=("int16", "float32"), default="int16")
+    ap.add_argument(
+        "--reuseport-spread",
+        action="store_true",
+        help="only measure how SO_REUSEPORT alone would spread --ns's first N sessions over --workers",
+    )
     args = ap.parse_args()
-    x, rate = sf.read(SAMPLE, dtype="int16")
+    if args.reuseport_spread:
+        reuseport_spread(args.workers, int(args.ns.split(",")[0]), 200)
+        return
+    x, source_rate = sf.read(SAMPLE, dtype="float32")
+    rate = args.rate
+    if rate != source_rate:
+        import soxr
+
+        x = soxr.resample(x, source_rate, rate).astype(np.float32)
     audio = np.resize(x, int(args.seconds * rate))
-    server = start_server(args.port)
+    if args.dtype == "int16":
+        audio = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    server = start_server(args.port, args.workers)
     url = f"ws://127.0.0.1:{args.port}/ws"
     print(
-        f"{os.cpu_count()} CPUs; {args.seconds:.0f} s of {rate} Hz speech per session, {CHUNK_MS} ms chunks"
+        f"{os.cpu_count()} CPUs, {args.workers} workers; {args.seconds:.0f} s of {rate} Hz {args.dtype} "
+        f"speech per session, {CHUNK_MS} ms chunks"
     )
     print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'worst p99':>10} {'worst end lag':>14}  real time")
     best = 0
     try:
         for n in (int(v) for v in args.ns.split(",")):
             results = asyncio.run(load(url, n, audio, rate))
-            everything = np.concatenate([r["samples"] for r in results])
+            everything = np.concatenate([r["samples"] for r in results])  # type: ignore[misc]
             worst_p99 = max(r["p99"] for r in results)
             worst_end = max(r["end_lag"] for r in results)
             ok = all(r["p99"] <= args.p99_limit_ms and r["end_lag"] <= args.end_limit_ms for r in results)

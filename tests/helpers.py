@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from apipeline.frames import Frame, TextFrame
+from apipeline.params import Param, ParamSchema
 from apipeline.processors import AsyncFrameProcessor, FrameDirection, FrameProcessor
 
 
@@ -22,6 +23,8 @@ class APass(AsyncFrameProcessor):
 
 class Suffix(FrameProcessor):
     """Replaces each TextFrame with a new one whose text has a suffix."""
+
+    settings_schema = ParamSchema([Param("suffix", str, "", live=True)])
 
     def __init__(self, suffix: str, **kw) -> None:
         super().__init__(**kw)

@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
-from apipeline.errors import ApipelineError
+from apipeline.errors import ApipelineError, ConfigurationError
 from apipeline.transports.server_session import SessionConfig
 from apipeline.transports.session import parse_value
 
@@ -42,7 +43,49 @@ def add_parser(subparsers: Any) -> None:
         default=os.environ.get("APIPELINE_TOKEN"),
         help="require ?token=T (gRPC: authorization: Bearer T); default $APIPELINE_TOKEN, else none",
     )
-    p.add_argument("--max-sessions", type=int, default=64)
+    p.add_argument(
+        "--secret",
+        default=os.environ.get("APIPELINE_SECRET"),
+        help="accept short-lived signed session tokens (HMAC over session id and expiry; see "
+        "apipeline.transports.auth.make_session_token); default $APIPELINE_SECRET. With --token, either",
+    )
+    p.add_argument("--certfile", default=None, help="TLS certificate chain (PEM): serve https/wss")
+    p.add_argument("--keyfile", default=None, help="TLS private key (PEM) of --certfile")
+    p.add_argument(
+        "--allowed-origin",
+        dest="allowed_origins",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="browser origin allowed to open sessions (scheme://host[:port], or *), besides the server's "
+        "own and loopback pages; repeatable",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes behind the one port (default: the number of cores); sessions go to the "
+        "least-loaded one",
+    )
+    p.add_argument(
+        "--max-sessions", type=int, default=64, help="open sessions over all transports and workers"
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=20.0,
+        help="s without a message from a client before its session is closed (1008); 0: never",
+    )
+    p.add_argument(
+        "--handshake-timeout", type=float, default=10.0, help="s a connection has to complete its handshake"
+    )
+    p.add_argument(
+        "--input-rate",
+        type=float,
+        default=1.5,
+        help="pace each client's audio to this multiple of real time after a 3 s burst (the socket is not "
+        "read meanwhile); 0: unpaced",
+    )
     p.add_argument("--max-message-size", type=int, default=1 << 20, help="bytes; larger messages close 1009")
     p.add_argument("--send-queue", type=int, default=64, help="frames queued per session towards its client")
     p.add_argument(
@@ -138,33 +181,114 @@ async def _remote_registry(args: argparse.Namespace) -> Any:
     return registry
 
 
-async def _serve(args: argparse.Namespace, registry: Any) -> int:
-    from apipeline.transports.websocket import ServerConfig, WebsocketServer
+def server_configs(args: argparse.Namespace) -> tuple[Any, SessionConfig, tuple[bytes, bytes] | None]:
+    """``(ServerConfig, SessionConfig, gRPC TLS key/cert)`` from the options; ConfigurationError for a
+    bad one, found before anything listens (so the message is the first thing the user sees)."""
+    from apipeline.transports.auth import Auth
+    from apipeline.transports.websocket import ServerConfig
 
+    workers = args.workers if args.workers is not None else default_workers()
+    if workers < 1:
+        raise ConfigurationError(f"--workers must be >= 1, got {workers}")
+    for name in ("max_sessions", "send_queue", "max_message_size"):
+        if getattr(args, name) < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("send_timeout", "handshake_timeout"):
+        if not getattr(args, name) > 0:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+    for name in ("idle_timeout", "input_rate", "ping_interval", "ping_timeout"):
+        if getattr(args, name) < 0:
+            raise ConfigurationError(
+                f"--{name.replace('_', '-')} must be >= 0 (0: off), got {getattr(args, name)}"
+            )
+    Auth(args.token, args.secret)  # an empty token or secret is refused here
+    origins = tuple(check_origin(o) for o in args.allowed_origins)
+    ssl_context, tls = tls_config(args.certfile, args.keyfile)
+    session = SessionConfig(
+        queue_size=args.send_queue,
+        overflow=args.send_policy,
+        send_timeout=args.send_timeout,
+        enable_metrics=not args.no_metrics,
+        idle_timeout=args.idle_timeout or None,
+        input_rate=args.input_rate or None,
+    )
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        secret=args.secret,
+        max_message_size=args.max_message_size,
+        max_sessions=args.max_sessions,
+        ping_interval=args.ping_interval or None,
+        ping_timeout=args.ping_timeout or None,
+        handshake_timeout=args.handshake_timeout,
+        allowed_origins=origins,
+        ssl=ssl_context,
+        session=session,
+    )
+    return config, session, tls
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_origin(origin: str) -> str:
+    """An ``--allowed-origin``: ``*`` or ``scheme://host[:port]`` (http/https, no path); else an error."""
+    if origin == "*":
+        return origin
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigurationError(f"--allowed-origin {origin!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigurationError(
+            f"--allowed-origin {origin!r} is not an origin: expected http(s)://host[:port] (or *)"
+        )
+    if parts.query or parts.fragment or parts.username:
+        raise ConfigurationError(f"--allowed-origin {origin!r}: an origin has no query, fragment or user")
+    return origin.rstrip("/")
+
+
+def tls_config(certfile: str | None, keyfile: str | None) -> tuple[Any, tuple[bytes, bytes] | None]:
+    """``(ssl.SSLContext, (key PEM, cert PEM))`` for ``--certfile/--keyfile``, ``(None, None)`` without."""
+    if certfile is None and keyfile is None:
+        return None, None
+    if certfile is None or keyfile is None:
+        raise ConfigurationError("--certfile and --keyfile go together (give both, or neither)")
+    import ssl
+    from pathlib import Path
+
+    for flag, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if not Path(path).is_file():
+            raise ConfigurationError(f"{flag} {path}: no such file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        raise ConfigurationError(
+            f"--certfile {certfile} / --keyfile {keyfile}: not a certificate and its matching key "
+            f"({exc.reason})"
+        ) from None
+    return context, (Path(keyfile).read_bytes(), Path(certfile).read_bytes())
+
+
+async def _serve(args: argparse.Namespace, registry: Any) -> int:
+    from apipeline.transports.websocket import WebsocketServer
+
+    config, session, tls = server_configs(args)
     placement = None
     if registry is not None:
         from apipeline.apps.voice_changer_remote import RemotePlacement
 
         placement = RemotePlacement(registry=registry, degrade=args.degrade)
     factory = _factory(args, placement)
-    if args.host not in LOOPBACK and not args.token:
-        print(f"apipeline serve: warning: listening on {args.host} without --token", file=sys.stderr)
-    session = SessionConfig(
-        queue_size=args.send_queue,
-        overflow=args.send_policy,
-        send_timeout=args.send_timeout,
-        enable_metrics=not args.no_metrics,
-    )
-    config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        max_message_size=args.max_message_size,
-        max_sessions=args.max_sessions,
-        ping_interval=args.ping_interval or None,
-        ping_timeout=args.ping_timeout or None,
-        session=session,
-    )
+    warn_if_open(args)
     server = WebsocketServer(factory, config)
     grpc_server: Any = None
     stop = asyncio.Event()
@@ -184,12 +308,15 @@ async def _serve(args: argparse.Namespace, registry: Any) -> int:
                 host=args.host,
                 port=args.grpc_port,
                 token=args.token,
+                secret=args.secret,
+                tls=tls,
                 max_message_size=args.max_message_size,
                 session=session,
                 stats=server.stats,
+                admission=server.admission,
             )
             await grpc_server.start()
-        print(f"apipeline serve: http://{args.host}:{server.port}/ (sessions at {server.url})", flush=True)
+        print(f"apipeline serve: {server.page_url} (sessions at {server.url})", flush=True)
         if grpc_server is not None:
             print(f"apipeline serve: gRPC apipeline.FrameService/Stream at {grpc_server.address}", flush=True)
         ready = asyncio.ensure_future(server.wait_ready())
@@ -214,9 +341,36 @@ async def _serve(args: argparse.Namespace, registry: Any) -> int:
         await server.aclose()
 
 
+def warn_if_open(args: argparse.Namespace) -> None:
+    """Warn when anyone who can reach the address may open sessions."""
+    if args.host not in LOOPBACK and not args.token and not args.secret:
+        print(
+            f"apipeline serve: warning: listening on {args.host} without --token or --secret: anyone who "
+            "can reach this address may open sessions",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        server_configs(args)  # bad options fail before any model loads or any port opens
+        workers = args.workers if args.workers is not None else default_workers()
+        if args.ray_address is not None:
+            if args.workers is not None and args.workers > 1:
+                raise ConfigurationError(
+                    "--ray-address shares its Ray actors among the sessions of one process: use --workers 1"
+                )
+            workers = 1
+        if workers > 1:
+            from apipeline.transports.workers import supervise
+
+            _factory(args)  # a bad graph or --set fails here, once, not in every worker
+            warn_if_open(args)
+            return asyncio.run(supervise(args, workers))
         return asyncio.run(serve(args))
+    except ConfigurationError as exc:
+        print(f"apipeline serve: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"apipeline serve: error: cannot listen: {exc}", file=sys.stderr)
         return 1

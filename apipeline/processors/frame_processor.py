@@ -155,11 +155,17 @@ class FrameProcessor:
     def update_settings(self, settings: dict[str, Any]) -> None:
         """Apply the settings addressed to this processor (``UpdateSettingsFrame``).
 
-        The default sets attributes that already exist and are not private; override to validate.
+        The default checks them, all or nothing, against the processor's declared ``settings_schema``
+        (an :class:`apipeline.params.ParamSchema`; live parameters only) and sets the attributes; a
+        processor that declares none takes no settings.
         """
-        for key, value in settings.items():
-            if key.startswith("_") or not hasattr(self, key):
-                raise PipelineError(f"{self.name}: unknown setting {key!r}")
+        schema = getattr(self, "settings_schema", None)
+        unknown = [key for key in settings if schema is None or key not in schema]
+        if unknown or schema is None:
+            raise PipelineError(
+                f"{self.name}: unknown setting {unknown[0]!r} (settable: {list(schema or ())})"
+            )
+        for key, value in schema.check(settings, live=True).items():
             setattr(self, key, value)
 
     # -- frame flow ------------------------------------------------------------------------------

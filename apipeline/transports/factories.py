@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,19 @@ from typing import Any
 import numpy as np
 
 from apipeline.frames import AudioRawFrame, Frame, StartFrame, UpdateSettingsFrame
+from apipeline.params import ParamSchema, pipeline_schema
 from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
 from apipeline.transports.session import SessionSpec
 
 
 class CallableFactory:
-    """A factory from a function; ``check`` validates settings (default: accept them as they are)."""
+    """A factory from a function; ``check`` validates settings (default: accept them as they are).
+
+    ``schema``: the session parameters (handshake and mid-stream); without one, handshake settings go
+    to ``check`` as typed by :func:`~apipeline.transports.session.parse_value` and mid-stream settings
+    are left to the processors.
+    """
 
     def __init__(
         self,
@@ -34,8 +39,10 @@ class CallableFactory:
         needs_audio_format: bool = False,
         check: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         warm_up: Callable[[], Awaitable[None]] | None = None,
+        schema: ParamSchema | None = None,
     ) -> None:
         self._build = build
+        self.settings_schema = schema
         self.needs_audio_format = needs_audio_format
         self._check = check
         self._warm_up = warm_up
@@ -66,18 +73,24 @@ class SettingsInjector(FrameProcessor):
 
 
 class GraphFactory:
-    """Serves a graph file: validated now (raises GraphError), built per session."""
+    """Serves a graph file: validated now (raises GraphError), built per session.
+
+    Session settings are the live parameters its processors declare (``settings_schema``), un-prefixed
+    (every processor that declares it) or ``node.param``; a graph whose processors declare none takes
+    no settings.
+    """
 
     needs_audio_format = False
 
     def __init__(self, path: str | Path) -> None:
-        from apipeline.graph import load_graph
+        from apipeline.graph import build_pipeline, load_graph
 
         self.path = Path(path)
         self.graph = load_graph(self.path)
+        self.settings_schema = pipeline_schema(build_pipeline(self.graph).pipeline)
 
     def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        return settings
+        return self.settings_schema.check(settings, live=True)
 
     def build(self, spec: SessionSpec) -> FrameProcessor:
         from apipeline.graph import build_pipeline
@@ -98,25 +111,29 @@ class VoiceChangerFactory:
 
     def __init__(self, placement: Any = None, **defaults: Any) -> None:
         """``placement``: an ``apipeline.apps.voice_changer_remote.RemotePlacement`` to run the per-block
-        conversion on a model backend shared by every session (``None``: in-process)."""
+        conversion on a model backend shared by every session (``None``: in-process). ``defaults``: any
+        ``VoiceChangerSettings`` field (the operator's choice, checked by the voice changer itself);
+        clients may then change what :data:`settings_schema` allows, within its bounds."""
+        from apipeline.transports.voice_changer_params import voice_changer_schema
+
         self.defaults = defaults
         self.placement = placement
-        self.check_settings({})  # bad defaults fail now, not at the first session
+        self.settings_schema: ParamSchema = voice_changer_schema()
+        self._checked({})  # bad defaults fail now, not at the first session
 
     def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """Reject unknown or ill-typed ``VoiceChangerSettings`` fields (ValueError/TypeError)."""
+        """Refuse what a client may not set (ParameterError: unknown names, wrong types, out of the
+        bounds that keep a session real-time), then the voice changer's own cross-field checks."""
+        settings = self.settings_schema.check(settings)
+        self._checked(settings)
+        return settings
+
+    def _checked(self, settings: dict[str, Any]) -> None:
         from apipeline.apps.voice_changer import VoiceChangerSettings
 
-        known = {f.name: f for f in dataclasses.fields(VoiceChangerSettings)}
-        for key, value in settings.items():
-            if key not in known:
-                raise ValueError(f"unknown voice changer setting {key!r} (known: {', '.join(sorted(known))})")
-            default = getattr(VoiceChangerSettings(), key)
-            if isinstance(default, (int, float)) and not isinstance(default, bool):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise TypeError(f"voice changer setting {key} must be a number, got {value!r}")
-        VoiceChangerSettings(**{**self.defaults, **settings}).validate()  # its range checks
-        return settings
+        merged = VoiceChangerSettings(**{**self.defaults, **settings})
+        merged.validate()  # its range checks
+        merged.geometry(16000)  # and the block geometry's (e.g. a crossfade longer than the block)
 
     def build(self, spec: SessionSpec) -> FrameProcessor:
         from apipeline.apps.voice_changer import VoiceChangerSettings, build_voice_changer

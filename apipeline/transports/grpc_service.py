@@ -25,10 +25,18 @@ from typing import Any
 import grpc
 
 from apipeline.errors import SessionRefused, TransportClosed
+from apipeline.transports.auth import Auth
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
-from apipeline.transports.session import PipelineFactory, SessionQuery, check_token, parse_query
+from apipeline.transports.session import (
+    Admission,
+    PipelineFactory,
+    SessionQuery,
+    check_session_settings,
+    parse_query,
+)
 from apipeline.transports.stats import ServerStats
+from apipeline.transports.websocket import url_host
 
 logger = logging.getLogger("apipeline.transports")
 
@@ -37,6 +45,7 @@ METHOD = f"/{SERVICE}/Stream"
 QUERY_KEY = "x-apipeline-query"
 CLOSE_CODE_KEY = "x-apipeline-close-code"
 ACCEPTED_KEY = "x-apipeline-session"
+GRPC = "grpc"
 
 STATUS_FOR_CLOSE: dict[int, grpc.StatusCode] = {
     1000: grpc.StatusCode.OK,
@@ -111,8 +120,19 @@ class GrpcServer:
         session: SessionConfig | None = None,
         stats: ServerStats | None = None,
         ready: bool = False,
+        admission: Admission | None = None,
+        max_sessions: int = 64,
+        secret: str | None = None,
+        tls: tuple[bytes, bytes] | None = None,
     ) -> None:
+        """``admission``: the open-session count to share with a WebSocket server beside this one (its
+        :attr:`~apipeline.transports.websocket.WebsocketServer.admission`), so ``--max-sessions`` counts
+        both; without one, this server has its own count of ``max_sessions``."""
         self.factory = factory
+        self.admission = admission or Admission(max_sessions)
+        self.auth = Auth(token, secret)
+        #: ``(private key PEM, certificate chain PEM)`` for a TLS port, or None (plain)
+        self.tls = tls
         self.host = host
         self.token = token
         self.max_message_size = max_message_size
@@ -129,7 +149,7 @@ class GrpcServer:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{url_host(self.host)}:{self.port}"
 
     async def start(self) -> None:
         """Listen (``port=0`` picks a free port, see :attr:`port`). Warm-up is the caller's (or
@@ -142,7 +162,12 @@ class GrpcServer:
             SERVICE, {"Stream": grpc.stream_stream_rpc_method_handler(self._stream)}
         )
         self._server.add_generic_rpc_handlers((handler,))
-        self.port = self._server.add_insecure_port(f"{self.host}:{self._requested_port}")
+        address = f"{url_host(self.host)}:{self._requested_port}"
+        if self.tls is not None:
+            credentials = grpc.ssl_server_credentials([self.tls])
+            self.port = self._server.add_secure_port(address, credentials)
+        else:
+            self.port = self._server.add_insecure_port(address)
         await self._server.start()
 
     async def aclose(self, reason: str = "server shutting down", grace: float = 5.0) -> None:
@@ -173,19 +198,35 @@ class GrpcServer:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         auth = metadata.get("authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-        status = check_token(self.token, token)
-        if status is not None:
+        denied = self.auth.check(token)
+        if denied is not None:
+            status, label, reason = denied
             code = grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED
-            await context.abort(code, "missing token" if status == 401 else "invalid token")
+            self.stats.refused(GRPC, label)
+            await context.abort(code, reason)
         if self._closing or not self.ready:
+            self.stats.refused(GRPC, "shutting_down" if self._closing else "not_ready")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server not ready or shutting down")
         try:
             query = parse_query(metadata.get(QUERY_KEY, ""))
-            settings = self.factory.check_settings(dict(query.settings))
+            settings = check_session_settings(self.factory, query)
         except SessionRefused as exc:
+            self.stats.refused(GRPC, "bad_query")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.reason)
         except (ValueError, TypeError) as exc:
+            self.stats.refused(GRPC, "bad_settings")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad session settings: {exc}")
+        if not self.admission.try_acquire():
+            self.stats.refused(GRPC, "too_many_sessions")
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"too many sessions (max_sessions={self.admission.limit})"
+            )
+        try:
+            await self._serve(context, token, query, settings)
+        finally:
+            self.admission.release()
+
+    async def _serve(self, context: Any, token: str | None, query: SessionQuery, settings: Any) -> None:
         query = SessionQuery(token, query.sample_rate, query.num_channels, settings)
         # Accepting the session is sending the initial metadata (the WebSocket 101): clients wait for
         # it before writing, so a refusal above never races their first messages.

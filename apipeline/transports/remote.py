@@ -93,7 +93,9 @@ class RemoteProcessor(FrameProcessor):
                     await self._call.done_writing()
                 except (grpc.RpcError, asyncio.InvalidStateError):
                     pass
-                await self._remote_done.wait()  # the remote's EndFrame is back: all its output is out
+            # The remote's EndFrame is back (all its output is out), or the reader has reported why not:
+            # a refused or dead stream must be reported before the local EndFrame can end the run.
+            await self._remote_done.wait()
         elif isinstance(frame, CancelFrame):
             await self._close()
         await self._push_locked(frame, direction)

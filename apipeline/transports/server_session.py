@@ -19,9 +19,11 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from apipeline.errors import (
     ApipelineError,
+    ConfigurationError,
     SerializationError,
     SessionRefused,
     TransportClosed,
@@ -33,8 +35,14 @@ from apipeline.pipeline.task import PipelineParams, PipelineTask
 from apipeline.processors.frame_queue import OverflowPolicy
 from apipeline.serializers import FrameSerializer, ProtobufFrameSerializer
 from apipeline.transports.channel import MessageChannel
-from apipeline.transports.processors import TransportInput, TransportOutput
-from apipeline.transports.session import CloseCode, PipelineFactory, SessionQuery, SessionSpec
+from apipeline.transports.processors import ClientClock, SettingsRefused, TransportInput, TransportOutput
+from apipeline.transports.session import (
+    CloseCode,
+    PipelineFactory,
+    SessionQuery,
+    SessionSpec,
+    live_settings_check,
+)
 from apipeline.transports.stats import ServerStats
 
 logger = logging.getLogger("apipeline.transports")
@@ -49,8 +57,26 @@ class SessionConfig:
     send_timeout: float = 10.0
     enable_metrics: bool = True
     max_prelude_frames: int = 64
+    #: bytes a session may send before its first audio frame (while the format is unknown)
+    max_prelude_bytes: int = 256 * 1024
     end_timeout: float = 30.0
     error_send_timeout: float = 1.0
+    #: seconds without a message from the client before the session is closed (1008); None: never
+    idle_timeout: float | None = 20.0
+    #: the client's audio is paced to this multiple of real time after a burst allowance; None: unpaced
+    input_rate: float | None = 1.5
+    input_burst_s: float = 3.0
+    #: longer audio frames are cut into pieces this long, so one large message cannot hold the loop
+    max_chunk_s: float | None = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("queue_size", "max_prelude_frames", "max_prelude_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"SessionConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("send_timeout", "end_timeout", "idle_timeout", "input_rate", "max_chunk_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigurationError(f"SessionConfig.{name} must be > 0 (or None), got {value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +130,9 @@ class ServerSession:
         self.input: TransportInput | None = None
         self.output: TransportOutput | None = None
         self.failure: TransportError | None = None
+        #: the send queue's statistics, kept when the session is released
+        self.send_queue_stats: Any = None
+        self._root: Pipeline | None = None
         self._prelude: asyncio.Task[list[Frame]] | None = None
         self._end_sent = False
 
@@ -115,7 +144,33 @@ class ServerSession:
             outcome = await self._serve(key, counters)
         finally:
             self.stats.session_ended(key, outcome.label)
+            self._release()
         return outcome
+
+    def _release(self) -> None:
+        """Break every reference cycle of the finished session, so it is freed now, by reference counting.
+
+        A pipeline is a web of cycles (neighbours link both ways, processors hold bound methods of the
+        session and the task, frames in queues point at their processors): left to the cycle collector,
+        every finished session's processors, queues and buffers would stay allocated until a full
+        collection, which then pauses every open session. Nothing runs on a finished session, so each
+        object's attributes are dropped; what callers may still read (the outcome, the send queue's
+        statistics) is kept on the session.
+        """
+        task, root = self.task, self._root
+        if self.output is not None:
+            self.send_queue_stats = self.output.queue.statistics()
+        self.task = self.input = self.output = None
+        self._root = None
+        self._prelude = None
+        objects: list[object] = [] if root is None else list(root.walk())
+        if task is not None:
+            objects.append(task)
+        for obj in objects:
+            try:
+                vars(obj).clear()
+            except TypeError:  # no __dict__ (slots): nothing of ours to break
+                pass
 
     async def shutdown(self, reason: str = "server shutting down") -> None:
         """End the session now (close 1001): cancels its task or the prelude read."""
@@ -125,6 +180,7 @@ class ServerSession:
 
     async def _serve(self, key: int, counters: object) -> SessionOutcome:
         cfg = self.config
+        clock = ClientClock()
         inp = TransportInput(
             self.channel,
             self.serializer,
@@ -132,6 +188,12 @@ class ServerSession:
             num_channels=self.query.num_channels,
             on_failure=self._on_failure,
             counters=counters,  # type: ignore[arg-type]
+            check_settings=live_settings_check(self.factory),
+            idle_timeout=cfg.idle_timeout,
+            input_rate=cfg.input_rate,
+            input_burst_s=cfg.input_burst_s,
+            max_chunk_s=cfg.max_chunk_s,
+            clock=clock,
             name="transport_input",
         )
         if self.factory.needs_audio_format and inp.sample_rate is None:
@@ -163,10 +225,12 @@ class ServerSession:
             send_timeout=cfg.send_timeout,
             on_failure=self._on_failure,
             counters=counters,  # type: ignore[arg-type]
+            clock=clock,
             name="transport_output",
         )
         params = PipelineParams(enable_metrics=cfg.enable_metrics, end_timeout=cfg.end_timeout)
-        task = PipelineTask(Pipeline([inp, user, out]), params, name=f"session-{self.session_id}")
+        self._root = root = Pipeline([inp, user, out])
+        task = PipelineTask(root, params, name=f"session-{self.session_id}")
 
         @task.event_handler("on_pipeline_error")
         async def _forward_error(_: PipelineTask, error: ErrorFrame) -> None:
@@ -193,10 +257,11 @@ class ServerSession:
     async def _read_prelude(self, inp: TransportInput) -> list[Frame]:
         """Messages up to and including the first audio frame (or EndFrame), checked like the rest."""
         pending: list[Frame] = []
+        size = 0
         while len(pending) < self.config.max_prelude_frames:
             try:
-                message = await self.channel.recv()
-            except TransportClosed as exc:
+                message = await inp.recv()
+            except (TransportClosed, SessionRefused) as exc:
                 self.failure = exc
                 return pending
             if message is None:
@@ -212,11 +277,22 @@ class ServerSession:
             except SessionRefused as exc:
                 self.failure = exc
                 return pending
+            except SettingsRefused as exc:
+                inp.refused.append(str(exc))
+                continue
             if verdict is not None:  # EndFrame or CancelFrame before any audio: nothing to serve
                 pending.append(EndFrame())
                 return pending
             pending.append(frame)
             if isinstance(frame, AudioRawFrame):
+                return pending
+            size += len(message)  # what is held before the first audio (itself bounded per message)
+            if size > self.config.max_prelude_bytes:
+                self.failure = SessionRefused(
+                    CloseCode.POLICY_VIOLATION,
+                    f"more than {self.config.max_prelude_bytes} bytes before the first AudioRawFrame (the "
+                    "session's format is unknown until then: send audio, or give ?sample_rate=&channels=)",
+                )
                 return pending
         self.failure = SessionRefused(
             CloseCode.POLICY_VIOLATION,

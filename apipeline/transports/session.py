@@ -12,15 +12,17 @@ Pure and synchronous (no I/O, no event loop), so the rules of the wire contract 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hmac
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from apipeline.errors import SessionRefused
+from apipeline.params import ParamSchema, settings_schema_of
 from apipeline.processors.frame_processor import FrameProcessor
 
 #: Query keys the server itself reads; every other key is a session setting.
@@ -83,6 +85,33 @@ class SessionQuery:
     sample_rate: int | None = None
     num_channels: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: the settings as the client wrote them (text), for factories that parse with a ParamSchema
+    text: dict[str, str] = field(default_factory=dict)
+
+
+def check_session_settings(factory: PipelineFactory, query: SessionQuery) -> dict[str, Any]:
+    """The session settings of ``query`` checked for ``factory``, or ParameterError/ValueError/TypeError.
+
+    A factory that declares a ``settings_schema`` (:class:`~apipeline.params.ParamSchema`) gets the text
+    values parsed by it (unknown names, wrong types and values out of range are refused, with the
+    closest name suggested), then its own :meth:`PipelineFactory.check_settings` (cross-field rules).
+    """
+    schema = settings_schema_of(factory)
+    settings = schema.check(query.text, from_text=True) if schema is not None else dict(query.settings)
+    return factory.check_settings(settings)
+
+
+def live_settings_check(factory: PipelineFactory) -> Any:
+    """``check(settings) -> settings`` for each mid-stream ``UpdateSettingsFrame`` (live parameters only), or
+    ``None`` when the factory declares no schema (each processor then checks what reaches it)."""
+    schema: ParamSchema | None = settings_schema_of(factory)
+    if schema is None:
+        return None
+
+    def check(settings: dict[str, Any]) -> dict[str, Any]:
+        return schema.check(settings, live=True)
+
+    return check
 
 
 def parse_value(text: str) -> Any:
@@ -112,6 +141,7 @@ def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
     pairs = parse_qsl(query, keep_blank_values=True) if isinstance(query, str) else list(query.items())
     seen: set[str] = set()
     settings: dict[str, Any] = {}
+    text: dict[str, str] = {}
     token: str | None = None
     rate: int | None = None
     channels: int | None = None
@@ -138,7 +168,76 @@ def parse_query(query: str | Mapping[str, str]) -> SessionQuery:
                 channels = value
             continue
         settings[key] = value
-    return SessionQuery(token, rate, channels, settings)
+        text[key] = raw
+    if rate is not None and channels is None:
+        channels = 1  # a rate without a channel count is mono (the pipeline is built before any audio)
+    return SessionQuery(token, rate, channels, settings, text)
+
+
+class Admission:
+    """One count of open sessions shared by every transport of a server (``--max-sessions``)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_sessions must be >= 1, got {limit}")
+        self.limit = limit
+        self.count = 0
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+    def try_acquire(self) -> bool:
+        """Take a slot; False when all ``limit`` are taken."""
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        self._empty.clear()
+        return True
+
+    def release(self) -> None:
+        self.count = max(0, self.count - 1)
+        if self.count == 0:
+            self._empty.set()
+
+    async def wait_empty(self) -> None:
+        """Wait until every slot is free (every connection that held one is gone)."""
+        await self._empty.wait()
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str] = ()) -> bool:
+    """Whether a browser page at ``origin`` may open a session (the ``Origin`` header check).
+
+    Allowed: no ``Origin`` at all (not a browser: browsers always send it on WebSocket handshakes), the
+    server's own origin (same host and port as the ``Host`` header), any page on a loopback host
+    (``localhost``, ``127.0.0.1``, ``[::1]``), and the ``allowed`` origins (``scheme://host[:port]``;
+    ``*`` allows every origin). Anything else, e.g. a page on ``http://evil.example`` the user happens
+    to visit, is refused: it could otherwise use the user's local server.
+    """
+    if origin is None:
+        return True
+    allowed = tuple(allowed)
+    if "*" in allowed:
+        return True
+    normal = origin.strip().rstrip("/").lower()
+    if normal in (a.rstrip("/").lower() for a in allowed):
+        return True
+    try:
+        parts = urlsplit(normal)
+        origin_host = parts.hostname
+        origin_netloc = parts.netloc
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not origin_host:
+        return False
+    if origin_host in LOOPBACK_HOSTS:
+        return True
+    return host is not None and origin_netloc == host.strip().lower()
 
 
 def check_token(expected: str | None, given: str | None) -> int | None:

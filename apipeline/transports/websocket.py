@@ -28,15 +28,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from apipeline.errors import SessionRefused, TransportClosed
+from apipeline.transports.auth import Auth
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
-from apipeline.transports.session import PipelineFactory, SessionQuery, check_token, parse_query
+from apipeline.transports.session import (
+    Admission,
+    PipelineFactory,
+    SessionQuery,
+    check_session_settings,
+    origin_allowed,
+    parse_query,
+)
 from apipeline.transports.stats import ServerStats
 
 logger = logging.getLogger("apipeline.transports")
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 SESSION_PATH = "/ws"
+WEBSOCKET = "websocket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,14 @@ class ServerConfig:
     token: str | None = None
     max_message_size: int = 1 << 20
     max_sessions: int = 64
+    #: seconds a client has to complete the HTTP/WebSocket handshake once connected
+    handshake_timeout: float = 10.0
+    #: browser origins allowed besides the server's own and loopback pages (``*``: any)
+    allowed_origins: tuple[str, ...] = ()
+    #: secret for signed session tokens (see :mod:`apipeline.transports.auth`); with ``token``, either
+    secret: str | None = None
+    #: TLS (``wss://``, ``https://``): a server-side ``ssl.SSLContext``
+    ssl: Any = None
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 2.0
@@ -87,6 +104,11 @@ def _closed(exc: Any) -> TransportClosed:
     return TransportClosed(frame.code, frame.reason)
 
 
+def url_host(host: str) -> str:
+    """``host`` as written in a URL: IPv6 addresses in brackets (``[::]``), the wildcard ``""`` as is."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def close_reason(text: str) -> str:
     """A close reason that fits the 123-byte limit of a close frame, cut on a character boundary."""
     data = text.encode()
@@ -98,10 +120,19 @@ def close_reason(text: str) -> str:
 class WebsocketServer:
     """Serves ``factory``'s pipelines over WebSocket: ``async with WebsocketServer(f, cfg) as server:``."""
 
-    def __init__(self, factory: PipelineFactory, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        factory: PipelineFactory,
+        config: ServerConfig | None = None,
+        *,
+        admission: Admission | None = None,
+    ) -> None:
         self.factory = factory
         self.config = config or ServerConfig()
         self.stats = ServerStats()
+        #: the open-session count, shared with a GrpcServer beside this one (``--max-sessions``)
+        self.admission = admission or Admission(self.config.max_sessions)
+        self.auth = Auth(self.config.token, self.config.secret)
         self.sessions: set[ServerSession] = set()
         self.ready = False
         self.warm_up_error: str | None = None
@@ -111,6 +142,23 @@ class WebsocketServer:
         self._static = _static_files(self.config.web_root)
         self._idle = asyncio.Event()
         self._idle.set()
+        #: set by a worker of ``apipeline serve --workers N``: ``all_ready()`` for ``/ready`` and
+        #: ``render_metrics(stats)`` for ``/metrics`` over every worker (see :mod:`.workers`)
+        self.cluster: Any = None
+        self._handover = False
+        self._adopted = 0
+
+    async def adopt(self, sock: Any) -> Any:
+        """Serve one connection accepted elsewhere (handover mode): returns the websockets connection."""
+        loop = asyncio.get_running_loop()
+        factory = self._server.server._protocol_factory  # the websockets protocol factory of this server
+        cfg = self.config
+        extra: dict[str, Any] = {}
+        if cfg.ssl is not None:
+            extra = {"ssl": cfg.ssl, "ssl_handshake_timeout": cfg.handshake_timeout}
+        _, connection = await loop.connect_accepted_socket(factory, sock, **extra)
+        self._adopted += 1
+        return connection
 
     @property
     def port(self) -> int:
@@ -120,20 +168,46 @@ class WebsocketServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}{SESSION_PATH}"
+        """The session URL (``ws://`` or, with TLS, ``wss://``); an IPv6 host is bracketed."""
+        scheme = "wss" if self.config.ssl is not None else "ws"
+        return f"{scheme}://{url_host(self.config.host)}:{self.port}{SESSION_PATH}"
 
-    async def start(self) -> None:
-        """Listen, and start warming the factory up (``/ready`` turns 200 when that is done)."""
+    @property
+    def page_url(self) -> str:
+        """The browser page's URL (``http://`` or ``https://``)."""
+        scheme = "https" if self.config.ssl is not None else "http"
+        return f"{scheme}://{url_host(self.config.host)}:{self.port}/"
+
+    async def start(self, *, handover: bool = False) -> None:
+        """Listen, and start warming the factory up (``/ready`` turns 200 when that is done).
+
+        ``handover``: listen on nothing; connections accepted elsewhere (the supervisor of
+        ``--workers``) are given to :meth:`adopt`.
+        """
         from websockets.asyncio.server import serve
 
         cfg = self.config
+        where: dict[str, Any] = {"host": cfg.host, "port": cfg.port}
+        if handover:
+            # websockets needs a listening socket to build its server on (and answers 503 while that
+            # server is not serving): an abstract Unix address private to this process.
+            import os
+            import secrets
+            import socket
+
+            dummy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            dummy.bind(f"\0apipeline-{os.getpid()}-{secrets.token_hex(4)}")
+            dummy.listen(1)
+            where = {"sock": dummy}
+            self._handover = True
         self._server = await serve(
             self._handle,
-            cfg.host,
-            cfg.port,
+            **where,
             process_request=self._process_request,
             compression=None,  # audio does not deflate; compression would cost CPU per message
             max_size=cfg.max_message_size,
+            open_timeout=cfg.handshake_timeout,
+            ssl=cfg.ssl,
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
             close_timeout=cfg.close_timeout,
@@ -204,15 +278,17 @@ class WebsocketServer:
         url = urlsplit(request.path)
         path = url.path
         if path == SESSION_PATH:
-            return self._admit(connection, url.query)
+            return self._admit(connection, request, url.query)
         if path == "/health":
             return connection.respond(200, "ok\n")
         if path == "/ready":
-            if self.ready:
+            if self.ready and (self.cluster is None or self.cluster.all_ready()):
                 return connection.respond(200, "ready\n")
-            return connection.respond(503, f"not ready: {self.warm_up_error or 'warming up'}\n")
+            waiting = self.warm_up_error or ("warming up" if not self.ready else "other workers warming up")
+            return connection.respond(503, f"not ready: {waiting}\n")
         if path == "/metrics":
-            response = connection.respond(200, self.stats.render())
+            text = self.stats.render() if self.cluster is None else self.cluster.render_metrics(self.stats)
+            response = connection.respond(200, text)
             response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
             return response
         static = self._static.get("/index.html" if path == "/" else path)
@@ -224,28 +300,43 @@ class WebsocketServer:
             return response
         return connection.respond(404, f"no such endpoint: {path}\n")
 
-    def _admit(self, connection: Any, query_string: str) -> Any:
+    def _admit(self, connection: Any, request: Any, query_string: str) -> Any:
+        refuse = self._refuse
+        origin = request.headers.get("Origin")
+        if not origin_allowed(origin, request.headers.get("Host"), self.config.allowed_origins):
+            return refuse(connection, 403, "origin", f"origin {origin!r} is not allowed (--allowed-origin)")
         try:
             query = parse_query(query_string)
         except SessionRefused as exc:
-            return connection.respond(400, f"{exc.reason}\n")
-        status = check_token(self.config.token, query.token)
-        if status is not None:
-            return connection.respond(status, "missing token\n" if status == 401 else "invalid token\n")
+            return refuse(connection, 400, "bad_query", exc.reason)
+        denied = self.auth.check(query.token)
+        if denied is not None:
+            return refuse(connection, *denied)
         if self._closing:
-            return connection.respond(503, "server shutting down\n")
+            return refuse(connection, 503, "shutting_down", "server shutting down")
         if not self.ready:
-            return connection.respond(503, f"not ready: {self.warm_up_error or 'warming up'}\n")
-        if len(self.sessions) >= self.config.max_sessions:
-            return connection.respond(503, f"too many sessions (max_sessions={self.config.max_sessions})\n")
+            return refuse(connection, 503, "not_ready", f"not ready: {self.warm_up_error or 'warming up'}")
         try:
-            settings = self.factory.check_settings(dict(query.settings))
+            settings = check_session_settings(self.factory, query)
         except (ValueError, TypeError) as exc:
-            return connection.respond(400, f"bad session settings: {exc}\n")
+            return refuse(connection, 400, "bad_settings", f"bad session settings: {exc}")
+        if not self.admission.try_acquire():
+            return refuse(
+                connection,
+                503,
+                "too_many_sessions",
+                f"too many sessions (max_sessions={self.admission.limit})",
+            )
+        # The slot is held until the TCP connection is gone, whether or not the handshake completes.
+        connection.connection_lost_waiter.add_done_callback(lambda _: self.admission.release())
         connection.apipeline_query = SessionQuery(
             query.token, query.sample_rate, query.num_channels, settings
         )
         return None
+
+    def _refuse(self, connection: Any, status: int, reason: str, text: str) -> Any:
+        self.stats.refused(WEBSOCKET, reason)
+        return connection.respond(status, text + "\n")
 
     # -- sessions ----------------------------------------------------------------------------------
 

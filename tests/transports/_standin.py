@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 
 from apipeline.frames import AudioRawFrame, Frame
+from apipeline.params import Param, ParamSchema
 from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors import AsyncFrameProcessor, FrameDirection, FrameProcessor
 from apipeline.transports import CallableFactory, SessionSpec
@@ -14,6 +15,8 @@ from apipeline.transports import CallableFactory, SessionSpec
 
 class Gain(FrameProcessor):
     """Multiplies float32 audio by ``gain`` (a setting: ``UpdateSettingsFrame({"gain": 2})``)."""
+
+    settings_schema = ParamSchema([Param("gain", float, 1.0, minimum=0, maximum=100, live=True)])
 
     def __init__(self, gain: float = 1.0, *, sample_rate: int | None = None, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -58,7 +61,9 @@ def gain_factory(*, needs_audio_format: bool = True) -> CallableFactory:
             raise ValueError(f"unknown settings {sorted(unknown)}")
         return settings
 
-    return CallableFactory(build, needs_audio_format=needs_audio_format, check=check)
+    return CallableFactory(
+        build, needs_audio_format=needs_audio_format, check=check, schema=Gain.settings_schema
+    )
 
 
 class AsyncPass(AsyncFrameProcessor):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,27 @@ async def test_shutdown_ends_open_grpc_sessions(grpc_server):
             pass
     assert info.value.code == 1001
     await client.aclose()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["dead", "missing_token", "wrong_token", "refusing"])
+async def test_remote_processor_to_a_dead_or_refusing_server_fails_loudly(grpc_server, case):
+    """No silent success: run() reports a fatal error (and the audio is not passed on as if processed)."""
+    address = f"127.0.0.1:{free_port()}" if case == "dead" else grpc_server.address
+    token = {"dead": "t0k", "missing_token": None, "wrong_token": "nope", "refusing": "t0k"}[case]
+    params = {"bogus": 1} if case == "refusing" else None
+    remote = RemoteProcessor(address, token=token, params=params)
+    frames = chunks(signal(3200, 7), 320)
+    async with asyncio.timeout(20):
+        result = await run_pipeline(Pipeline([remote]), frames)
+    fatal = [e for e in result.errors if e.fatal]
+    assert fatal, result.errors
+    assert address in fatal[0].error
+    assert not [f for f in result.data if isinstance(f, AudioRawFrame)]

@@ -39,6 +39,7 @@ from apipeline.audio.svc import change_rms
 from apipeline.audio.vocoder import GriffinLimVocoder, Vocoder, WorldVocoder
 from apipeline.audio.world import synthesize_phase_locked
 from apipeline.frames import AudioRawFrame, EndFrame, Frame
+from apipeline.params import Param, ParamSchema
 from apipeline.processors.audio.features import (
     COMPUTE_KEY,
     ConvertedFeaturesFrame,
@@ -126,6 +127,8 @@ class VocoderProcessor(ThreadedBlockProcessor):
         lookahead: look-ahead samples of the window geometry (latency only).
         phase_lock: phase-locked WORLD synthesis across blocks.
     """
+
+    settings_schema = ParamSchema([Param("rms_mix_rate", float, 1.0, minimum=0, maximum=1, live=True)])
 
     def __init__(
         self,

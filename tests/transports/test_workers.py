@@ -1,0 +1,75 @@
+"""``apipeline serve --workers 2`` as a user runs it: one port, the least-loaded worker, one session
+limit over both, summed metrics, /ready, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+
+import numpy as np
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from apipeline.frames import AudioRawFrame
+from apipeline.serializers import ProtobufFrameSerializer
+from tests.transports.test_websocket import collect, http_get
+
+SER = ProtobufFrameSerializer()
+
+
+def metric(body: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of every sample of ``name``."""
+    out = {}
+    for line in body.splitlines():
+        m = re.match(rf"{name}(\{{[^}}]*\}})? (\S+)$", line)
+        if m:
+            out[m.group(1) or ""] = float(m.group(2))
+    return out
+
+
+async def test_workers_share_one_port_one_limit_and_stop_together():
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "apipeline.cli.main", "serve", "--port", "0", "--workers", "2",
+        "--max-sessions", "4", "--idle-timeout", "30",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    held = []
+    try:
+        async with asyncio.timeout(60):
+            first = (await proc.stdout.readline()).decode()
+            port = int(re.search(r"http://127\.0\.0\.1:(\d+)/ .*2 workers", first).group(1))
+            assert (await proc.stdout.readline()).decode().strip() == "apipeline serve: ready"
+            assert (await http_get(port, "/ready"))[0] == 200
+            url = f"ws://127.0.0.1:{port}/ws?sample_rate=16000"
+            for _ in range(4):
+                ws = await connect(url, compression=None)
+                await ws.send(SER.serialize(AudioRawFrame(np.zeros(800, np.int16), sample_rate=16000)))
+                held.append(ws)
+            try:  # the limit counts the sessions of both workers
+                async with connect(url):
+                    raise AssertionError("a fifth session was accepted with --max-sessions 4")
+            except InvalidStatus as exc:
+                assert exc.response.status_code == 503
+            for _ in range(100):  # each worker rewrites its snapshot twice a second
+                body = (await http_get(port, "/metrics"))[2]
+                per_worker = metric(body, "apipeline_process_sessions")
+                if sum(per_worker.values()) == 4:
+                    break
+                await asyncio.sleep(0.05)
+            assert sorted(per_worker.values()) == [2.0, 2.0], per_worker  # least-loaded placement
+            assert len(metric(body, "apipeline_process_resident_memory_bytes")) == 2
+            assert metric(body, "apipeline_sessions_active")['{transport="websocket"}'] == 4
+            proc.send_signal(signal.SIGTERM)
+            for ws in held:
+                _, code = await collect(ws)
+                assert code == 1001
+            rest, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        assert "shutting down" in rest.decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
