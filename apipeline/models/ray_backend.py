@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apipeline.errors import ModelError, Overloaded, RemoteError, ServiceStateError
-from apipeline.models._protocol import Hook
+from apipeline.errors import ModelError, Overloaded, RemoteError, ResourceError, ServiceStateError
+from apipeline.models._protocol import Hook, ProtocolKind
 from apipeline.models._ray_actor import ServiceHost
 from apipeline.models.definition import ServiceDefinition
 
@@ -86,19 +86,62 @@ class _Pool:
         self.recoveries: collections.deque[float] = collections.deque(maxlen=64)
 
 
-def _reachable(address: str, timeout: float) -> None:
-    """Fail fast (``RemoteError``) when ``host:port`` of a cluster address does not accept TCP."""
+def _parse_address(address: str) -> tuple[str, int]:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port``; ValueError for anything else."""
     hostport = address.removeprefix("ray://")
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise RemoteError(f"Ray address {address!r}: expected 'auto', 'host:port' or 'ray://host:port'")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host or " " in host:
+        raise ValueError(
+            f"Ray address {address!r} is not one: expected 'local', 'auto', 'host:port' or 'ray://host:port'"
+        )
+    return host.strip("[]"), int(port)
+
+
+def _enable_cluster_token() -> None:
+    """Use the cluster's auth token for an explicit address too.
+
+    Ray 2.60 turns token authentication on by itself only for ``auto``: an explicit ``host:port`` with
+    ``RAY_AUTH_MODE`` unset connects without the token and is refused (``InvalidAuthToken``) over and
+    over. When a token is at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``)
+    and the mode is unset, do what ``auto`` does.
+    """
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # pragma: no cover - another Ray version: leave it to Ray
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """Fail fast (``RemoteError``) when ``host:port`` of a cluster address does not accept TCP."""
+    try:
+        host, port = _parse_address(address)
+    except ValueError as exc:
+        raise RemoteError(str(exc)) from None
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         raise RemoteError(
             f"cannot reach the Ray cluster at {address!r} within {timeout:g} s ({exc}); is "
             f"`ray start --head` running there and the port open?"
         ) from exc
+
+
+def _as_resources(request: Mapping[str, Any]) -> dict[str, float]:
+    """Actor options as Ray's resource names (``CPU``, ``GPU``, ``memory``), zero amounts left out."""
+    names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    return {names[k]: float(v) for k, v in request.items() if k in names and v}
+
+
+def _describe(resources: Mapping[str, float]) -> str:
+    parts = []
+    for k, v in resources.items():
+        parts.append(f"{v / 2**20:.0f} MiB memory" if k == "memory" else f"{v:g} {k}")
+    return ", ".join(parts) or "nothing"
 
 
 class RayBackend:
@@ -109,10 +152,13 @@ class RayBackend:
             ``"auto"`` joins the cluster started on this machine with ``ray start``; ``"host:port"`` or
             ``"ray://host:port"`` joins a remote one.
         replicas: actors per service.
-        num_cpus, num_gpus: resources each actor reserves in the cluster.
+        num_cpus, num_gpus, memory: what each actor reserves in the cluster (cores, GPUs, bytes); by
+            default what the service declares in its info (``resources.cpu``, one GPU per declared
+            GPU id, ``resources.memory``), 1 cpu when it declares none. Checked against the cluster's
+            nodes before any actor is created (:class:`~apipeline.errors.ResourceError`).
         max_concurrency: calls in flight per replica (running or waiting inside it).
         max_in_flight_per_stream: the cap processors apply per stream (calls outstanding at once).
-        threads: threads running service code in each actor (default ``max(1, num_cpus)``).
+        threads: threads running service code in each actor (default: its cpu cores, at least 1).
         call_timeout: the longest a call is awaited (seconds); then it fails with ``RemoteError``.
         heartbeat: seconds between health pings of each replica (``None``: none; failures are then seen
             only when calls fail or time out).
@@ -127,8 +173,9 @@ class RayBackend:
         address: str | None = None,
         *,
         replicas: int = 1,
-        num_cpus: float = 1,
-        num_gpus: float = 0,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        memory: int | None = None,
         max_concurrency: int = 4,
         max_in_flight_per_stream: int = 2,
         threads: int | None = None,
@@ -145,11 +192,25 @@ class RayBackend:
             )
         if call_timeout <= 0 or (heartbeat is not None and heartbeat <= 0):
             raise ValueError(f"call_timeout and heartbeat must be > 0, got {call_timeout}, {heartbeat}")
-        self.address = address
-        self.replicas, self.num_cpus, self.num_gpus = replicas, num_cpus, num_gpus
+        if num_cpus is not None and not num_cpus > 0:
+            raise ValueError(f"num_cpus (cpu cores per replica) must be > 0, got {num_cpus}")
+        if num_gpus is not None and not num_gpus >= 0:
+            raise ValueError(f"num_gpus (GPUs per replica) must be >= 0, got {num_gpus}")
+        if memory is not None and not memory > 0:
+            raise ValueError(f"memory (bytes per replica) must be > 0, got {memory}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        if start_timeout <= 0 or connect_timeout <= 0:
+            raise ValueError(
+                f"start_timeout and connect_timeout must be > 0, got {start_timeout}, {connect_timeout}"
+            )
+        if address is not None and address not in ("auto", "local"):
+            _parse_address(address)  # raises ValueError for what is no address
+        self.address = None if address == "local" else address
+        self.replicas, self.num_cpus, self.num_gpus, self.memory = replicas, num_cpus, num_gpus, memory
         self.max_concurrency = max_concurrency
         self.max_in_flight_per_stream = max_in_flight_per_stream
-        self.threads = threads if threads is not None else max(1, int(num_cpus))
+        self.threads = threads
         self.call_timeout, self.heartbeat = call_timeout, heartbeat
         self.start_timeout, self.connect_timeout = start_timeout, connect_timeout
         self.init_options = dict(init_options or {})
@@ -230,6 +291,8 @@ class RayBackend:
                 options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
                 ray.init(**{**options, **self.init_options})
             else:
+                if self.address != "auto":
+                    _enable_cluster_token()
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         except ConnectionError as exc:
             raise RemoteError(f"cannot join the Ray cluster at {self.address!r}: {exc}") from exc
@@ -237,9 +300,14 @@ class RayBackend:
         return ray
 
     # ---- ModelBackend -------------------------------------------------------------------------------
+    #: The registry leaves the resource check to this backend (against the cluster, not this machine).
+    checks_resources = True
+
     async def attach(self, definition: ServiceDefinition) -> None:
         await self.start()
         self._definitions[definition.name] = definition
+        if definition.protocol is ProtocolKind.MINIMAL and definition.name not in self._pools:
+            await self._create_pool(definition)  # no lifecycle hook will ever ask for the replicas
 
     async def invoke(
         self, service: str, hook: Hook, method: str | None = None, params: Mapping[str, Any] | None = None
@@ -287,26 +355,63 @@ class RayBackend:
     def _new_actor(self, definition: ServiceDefinition, *, bring_up: bool = True) -> Any:
         from ray import cloudpickle
 
+        request = self.request(definition)
         options: dict[str, Any] = {
             "max_restarts": -1,
             "max_task_retries": 0,
             "max_concurrency": self.max_concurrency + _CONTROL_SLOTS,
-            "num_cpus": self.num_cpus,
-            "num_gpus": self.num_gpus,
+            **request,
         }
         path = [p for p in sys.path if p and os.path.isdir(p)]
         source = cloudpickle.dumps(definition.source)
-        return self._remote_cls.options(**options).remote(
-            source, definition.name, path, self.threads, bring_up
+        threads = self.threads if self.threads is not None else max(1, int(request["num_cpus"]))
+        return self._remote_cls.options(**options).remote(source, definition.name, path, threads, bring_up)
+
+    def request(self, definition: ServiceDefinition) -> dict[str, Any]:
+        """What one replica of ``definition`` reserves: Ray's ``num_cpus``/``num_gpus``/``memory``."""
+        needs = definition.info.resources
+        request: dict[str, Any] = {
+            "num_cpus": self.num_cpus if self.num_cpus is not None else (needs.cpu or 1),
+            "num_gpus": self.num_gpus if self.num_gpus is not None else float(len(needs.gpu)),
+        }
+        memory = self.memory if self.memory is not None else needs.memory
+        if memory:
+            request["memory"] = int(memory)
+        return request
+
+    def _check_cluster(self, definition: ServiceDefinition) -> None:
+        """ResourceError when no alive node of the cluster could host one replica (blocking call)."""
+        want = _as_resources(self.request(definition))
+        nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
+        if any(all(node.get(k, 0) >= v for k, v in want.items()) for node in nodes):
+            return
+        largest: dict[str, float] = max(nodes, key=lambda n: tuple(n.get(k, 0) for k in want), default={})
+        has = _describe({k: largest.get(k, 0) for k in want})
+        raise ResourceError(
+            f"service {definition.name!r} needs {_describe(want)} per replica; no node of the Ray cluster "
+            f"at {self.address or 'local'} has that (largest: {has}; {len(nodes)} node(s))"
         )
 
     async def _create_pool(self, definition: ServiceDefinition) -> _Pool:
+        await asyncio.to_thread(self._check_cluster, definition)
         handles = [self._new_actor(definition) for _ in range(self.replicas)]
         try:
             # The constructor brings the service up; its first answer means it is done.
-            answers = await asyncio.gather(
-                *(self._await(h.ping.remote(), self.start_timeout) for h in handles)
-            )
+            pings = [asyncio.ensure_future(self._await(h.ping.remote(), self.start_timeout)) for h in handles]
+            await asyncio.wait(pings)
+            failed = [e for e in (p.exception() for p in pings) if e is not None]
+            if failed:
+                late = len([e for e in failed if isinstance(e.__cause__, TimeoutError)])
+                if late:
+                    free = await asyncio.to_thread(self._ray.available_resources)
+                    want = _as_resources(self.request(definition))
+                    raise ResourceError(
+                        f"{late} of {len(handles)} replicas of {definition.name!r} not placed within "
+                        f"{self.start_timeout:g} s: each needs {_describe(want)}, the Ray cluster has "
+                        f"{_describe({k: free.get(k, 0) for k in want})} free"
+                    )
+                raise failed[0]
+            answers = [p.result() for p in pings]
         except BaseException:
             for h in handles:
                 self._ray.kill(h, no_restart=True)
