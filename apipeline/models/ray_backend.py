@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import signal
 import socket
 import sys
 import threading
@@ -32,9 +33,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apipeline.errors import ModelError, Overloaded, RemoteError, ResourceError, ServiceStateError
+from apipeline.errors import (
+    BackendLost,
+    ModelError,
+    Overloaded,
+    RemoteError,
+    ResourceError,
+    ServiceStateError,
+)
 from apipeline.models._protocol import Hook, ProtocolKind
-from apipeline.models._ray_actor import ServiceHost
+from apipeline.models._ray_actor import ServiceHost, machine_identity
 from apipeline.models.definition import ServiceDefinition
 
 _CONTROL_SLOTS = 8  # actor concurrency kept free for ping/pid/stats beside the service calls
@@ -59,6 +67,7 @@ class PoolStats:
     remote_errors: int
     restarts: int
     recoveries: tuple[float, ...]
+    rerouted: int = 0
 
 
 class _Replica:
@@ -69,6 +78,12 @@ class _Replica:
         self.down: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.down_since = 0.0
         self.reviver: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.watch_fd: int | None = None
+
+
+class _ReplicaDied(RemoteError):
+    """A call's replica died under it (the call may be sent to another one)."""
 
 
 @dataclass(eq=False)
@@ -80,6 +95,7 @@ class _Pool:
     overloaded: int = 0
     remote_errors: int = 0
     restarts: int = 0
+    rerouted: int = 0
     turn: int = 0
 
     def __post_init__(self) -> None:
@@ -131,6 +147,90 @@ def _reachable(address: str, timeout: float) -> None:
         ) from exc
 
 
+def _gcs_address(ray: Any) -> tuple[str, int] | None:
+    """Host and port of the cluster's GCS (its head), where this driver can see it."""
+    try:
+        address = ray._private.worker._global_node.gcs_address
+        host, _, port = str(address).rpartition(":")
+        return host, int(port)
+    except Exception:  # a Ray Client connection or another Ray version: no head check
+        return None
+
+
+def _ray_messages_to_stderr() -> None:
+    """Ray's driver prints cluster messages (``(raylet) A worker died...``) on *stdout*, where they break
+    a command's ``--json``; send them to stderr instead (Ray looks the printer up at each message)."""
+    try:
+        import ray._private.worker as worker
+    except ImportError:  # pragma: no cover
+        return
+    original = worker.print_to_stdstream
+    if getattr(original, "_apipeline_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr._apipeline_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """``pid -> start time`` of every live descendant of ``root`` (from /proc; empty elsewhere)."""
+    parents: dict[int, int] = {}
+    starts: dict[int, str] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        starts[int(entry)] = fields[19]
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = starts[pid]
+                frontier.append(pid)
+    return found
+
+
+def _end_processes(pids: Mapping[int, str], timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``, the processes of ``pids`` still alive (same start time:
+    a pid reused by another process is left alone)."""
+
+    def alive() -> list[int]:
+        out = []
+        for pid, start in pids.items():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[19] == start and fields[0] != "Z":
+                out.append(pid)
+        return out
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in alive():
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def _as_resources(request: Mapping[str, Any]) -> dict[str, float]:
     """Actor options as Ray's resource names (``CPU``, ``GPU``, ``memory``), zero amounts left out."""
     names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
@@ -161,7 +261,10 @@ class RayBackend:
         threads: threads running service code in each actor (default: its cpu cores, at least 1).
         call_timeout: the longest a call is awaited (seconds); then it fails with ``RemoteError``.
         heartbeat: seconds between health pings of each replica (``None``: none; failures are then seen
-            only when calls fail or time out).
+            only when calls fail or time out). A replica on this machine is also watched directly (its
+            worker's pidfd in the event loop), so its death is seen at once.
+        heartbeat_timeout: a replica whose ping is unanswered this long is marked down (a busy machine
+            delays pings: shorter bounds mark healthy replicas down).
         start_timeout: bound on connecting and on bringing a pool up.
         connect_timeout: bound on the TCP check of a cluster address.
         init_options: extra ``ray.init`` keywords for a local instance (``num_cpus``,
@@ -181,6 +284,7 @@ class RayBackend:
         threads: int | None = None,
         call_timeout: float = 1.0,
         heartbeat: float | None = 0.1,
+        heartbeat_timeout: float = 1.0,
         start_timeout: float = 120.0,
         connect_timeout: float = 5.0,
         init_options: Mapping[str, Any] | None = None,
@@ -211,7 +315,9 @@ class RayBackend:
         self.max_concurrency = max_concurrency
         self.max_in_flight_per_stream = max_in_flight_per_stream
         self.threads = threads
-        self.call_timeout, self.heartbeat = call_timeout, heartbeat
+        if heartbeat_timeout <= 0:
+            raise ValueError(f"heartbeat_timeout must be > 0, got {heartbeat_timeout}")
+        self.call_timeout, self.heartbeat, self.heartbeat_timeout = call_timeout, heartbeat, heartbeat_timeout
         self.start_timeout, self.connect_timeout = start_timeout, connect_timeout
         self.init_options = dict(init_options or {})
         self._definitions: dict[str, ServiceDefinition] = {}
@@ -222,6 +328,11 @@ class RayBackend:
         self._closed = False
         self._stop = threading.Event()
         self._stopped: asyncio.Future[Any] | None = None
+        self._lost: BackendLost | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._gcs: tuple[str, int] | None = None
+        self._started_pids: dict[int, str] = {}
+        self._identity = machine_identity()
 
     @property
     def capacity(self) -> int:
@@ -279,11 +390,15 @@ class RayBackend:
                 f"Ray at {self.address or 'local'} did not start within {self.start_timeout:g} s"
             ) from None
         self._remote_cls = self._ray.remote(ServiceHost)
+        self._gcs = _gcs_address(self._ray)
+        if self._owns_ray and self.address is None:
+            self._started_pids = _descendants(os.getpid())  # the Ray processes this start made
 
     def _connect(self) -> Any:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import ray
 
+        _ray_messages_to_stderr()
         if ray.is_initialized():
             return ray
         try:
@@ -314,6 +429,8 @@ class RayBackend:
     ) -> Any:
         if self._closed:
             raise ServiceStateError(f"the Ray backend is closed; cannot call service {service!r}")
+        if self._lost is not None:
+            raise self._lost
         if hook is Hook.SERVICE:
             pool = self._pools.get(service)
             if pool is None:
@@ -331,11 +448,17 @@ class RayBackend:
             finally:
                 self._ray.kill(host, no_restart=True)
         pool = self._pools.get(service) or await self._create_pool(definition)
+        targets = pool.replicas
+        if hook in (Hook.UNLOAD, Hook.CLEANUP):
+            # The pool's actors are killed right after: one that is restarting has nothing to release.
+            targets = [r for r in pool.replicas if r.healthy] or pool.replicas[:0]
         results = await asyncio.gather(
-            *(self._await(r.handle.lifecycle.remote(hook.value), self.start_timeout) for r in pool.replicas)
+            *(self._await(r.handle.lifecycle.remote(hook.value), self.start_timeout) for r in targets)
         )
         if hook in (Hook.UNLOAD, Hook.CLEANUP):
             await self._drop_pool(service)
+        if not results:
+            return True  # every replica was down: nothing held, nothing to release
         return False if any(r is False for r in results) else results[0]
 
     async def detach(self, service: str) -> None:
@@ -344,12 +467,28 @@ class RayBackend:
 
     async def aclose(self) -> None:
         self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
         for service in list(self._pools):
             await self._drop_pool(service)
         if self._ray is not None and self._stopped is not None:
             self._stop.set()
-            await asyncio.wait_for(self._stopped, self.start_timeout)
+            # A lost cluster cannot be left politely: ray.shutdown may wait on the dead head.
+            bound = 2.0 if self._lost is not None else self.start_timeout
+            try:
+                await asyncio.wait_for(asyncio.shield(self._stopped), bound)
+            except TimeoutError:
+                if self._lost is None:
+                    raise
+        if self._started_pids:
+            await asyncio.to_thread(_end_processes, self._started_pids, 5.0)
+            self._started_pids = {}
         self._ray = None
+
+    @property
+    def lost(self) -> BackendLost | None:
+        """Why the cluster is gone (``None`` while it is there)."""
+        return self._lost
 
     # ---- pools ------------------------------------------------------------------------------------
     def _new_actor(self, definition: ServiceDefinition, *, bring_up: bool = True) -> Any:
@@ -419,6 +558,8 @@ class RayBackend:
         replicas = [_Replica(i, h, a) for i, (h, a) in enumerate(zip(handles, answers, strict=True))]
         pool = _Pool(definition, replicas, asyncio.Event())
         pool.all_healthy.set()
+        for r in replicas:
+            r.watcher = asyncio.ensure_future(self._watch(pool, r))
         if self.heartbeat is not None:
             pool.monitor = asyncio.ensure_future(self._monitor(pool))
         self._pools[definition.name] = pool
@@ -428,12 +569,18 @@ class RayBackend:
         pool = self._pools.pop(service, None)
         if pool is None:
             return
-        tasks = [t for t in [pool.monitor, *(r.reviver for r in pool.replicas)] if t is not None]
+        tasks = [
+            t
+            for t in [pool.monitor, *(x for r in pool.replicas for x in (r.reviver, r.watcher))]
+            if t is not None
+        ]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for r in pool.replicas:
-            self._ray.kill(r.handle, no_restart=True)
+            self._unwatch(r)
+            if self._lost is None:
+                self._ray.kill(r.handle, no_restart=True)
 
     async def _await(self, ref: Any, timeout: float) -> Any:
         """Await an actor call; the service's own exception is re-raised unchanged."""
@@ -448,7 +595,9 @@ class RayBackend:
             raise RemoteError(f"{type(exc).__name__}: {exc}") from exc
 
     # ---- calls -------------------------------------------------------------------------------------
-    def _pick(self, pool: _Pool) -> _Replica:
+    def _pick(self, pool: _Pool, exclude: set[int] = frozenset()) -> _Replica:  # type: ignore[assignment]
+        if self._lost is not None:
+            raise self._lost
         best: _Replica | None = None
         n = len(pool.replicas)
         pool.turn = (pool.turn + 1) % n  # ties rotate, so equal replicas share the load
@@ -456,6 +605,7 @@ class RayBackend:
             r = pool.replicas[(pool.turn + k) % n]
             if (
                 r.healthy
+                and r.index not in exclude
                 and r.in_flight < self.max_concurrency
                 and (best is None or r.in_flight < best.in_flight)
             ):
@@ -463,18 +613,40 @@ class RayBackend:
         if best is not None:
             return best
         name = pool.definition.name
-        if not any(r.healthy for r in pool.replicas):
+        up = [r for r in pool.replicas if r.healthy and r.index not in exclude]
+        if not up:
             pool.remote_errors += 1
-            since = time.monotonic() - min(r.down_since for r in pool.replicas)
-            raise RemoteError(f"service {name!r}: all {n} replica(s) are down (restarting for {since:.2f} s)")
+            down = [r for r in pool.replicas if not r.healthy]
+            since = time.monotonic() - min((r.down_since for r in down), default=time.monotonic())
+            raise RemoteError(
+                f"service {name!r}: no replica is up ({len(down)} of {n} restarting for {since:.2f} s)"
+            )
         pool.overloaded += 1
         raise Overloaded(
-            f"service {name!r}: every healthy replica has {self.max_concurrency} calls in flight "
-            f"(replicas {n}, max_concurrency {self.max_concurrency}); call refused"
+            f"admission refused: service {name!r} has {sum(r.in_flight for r in up)} calls in flight "
+            f"(replicas up {len(up)}, max_concurrency {self.max_concurrency} each); call refused"
         )
 
     async def _call(self, pool: _Pool, method: str, params: Mapping[str, Any]) -> Any:
-        r = self._pick(pool)
+        """Call on the least busy replica; when it dies under the call, send it to another one (once
+        per replica): the processor's deadline bounds the whole, so a reroute costs no extra latency
+        beyond what the dead replica already took."""
+        tried: set[int] = set()
+        while True:
+            r = self._pick(pool, tried)
+            try:
+                return await self._call_on(pool, r, method, params)
+            except _ReplicaDied as died:
+                tried.add(r.index)
+                others = [x for x in pool.replicas if x.healthy and x.index not in tried]
+                if self._lost is not None:
+                    raise self._lost from None
+                if not others:
+                    raise RemoteError(f"{died}; no other replica is up: restarting it") from None
+                pool.rerouted += 1
+
+    async def _call_on(self, pool: _Pool, r: _Replica, method: str, params: Mapping[str, Any]) -> Any:
+        name = pool.definition.name
         r.in_flight += 1
         ref = r.handle.call.remote(method, params)
         fut = asyncio.wrap_future(ref.future())
@@ -493,16 +665,15 @@ class RayBackend:
                     raise ModelError(str(exc)) from None
                 except self._ray.exceptions.RayActorError as exc:
                     self._mark_down(pool, r, f"{type(exc).__name__}")
-                    raise RemoteError(
-                        f"service {pool.definition.name!r} replica {r.index} failed during {method!r}: "
-                        f"{type(exc).__name__}"
+                    raise _ReplicaDied(
+                        f"replica {r.index} of {name!r} died during {method!r} ({type(exc).__name__})"
                     ) from exc
             if down.done():
-                reason = down.result()  # the monitor saw it die or restart: fail now, not at timeout
-            else:
-                reason = f"no answer within {self.call_timeout:g} s"
-                self._mark_down(pool, r, reason)
-            raise RemoteError(f"service {pool.definition.name!r} replica {r.index}, {method!r}: {reason}")
+                # the watcher or the heartbeat saw it die or restart: fail now, not at the timeout
+                raise _ReplicaDied(f"replica {r.index} of {name!r} died ({down.result()})")
+            reason = f"no answer within {self.call_timeout:g} s"
+            self._mark_down(pool, r, reason)
+            raise RemoteError(f"replica {r.index} of {name!r}, {method!r}: {reason}")
         except BaseException as exc:
             if not fut.done():
                 fut.cancel()
@@ -530,7 +701,10 @@ class RayBackend:
         pool.all_healthy.clear()
         if not r.down.done():
             r.down.set_result(reason)  # fails every call in flight on this replica now
-        r.reviver = asyncio.ensure_future(self._revive(pool, r))
+        self._unwatch(r)
+        if self._lost is None:
+            r.reviver = asyncio.ensure_future(self._revive(pool, r))
+        self._spawn(self._check_head())
 
     async def _revive(self, pool: _Pool, r: _Replica) -> None:
         # A ping sent to a restarting actor waits in Ray until the new process is up: one long ping
@@ -550,28 +724,113 @@ class RayBackend:
         r.down = asyncio.get_running_loop().create_future()
         r.healthy = True
         r.reviver = None
+        r.watcher = asyncio.ensure_future(self._watch(pool, r))
         if all(x.healthy for x in pool.replicas):
             pool.all_healthy.set()
 
+    async def _watch(self, pool: _Pool, r: _Replica) -> None:
+        """Watch the replica's worker process directly when it runs on this machine (a pidfd in the event
+        loop): its death is seen at once, not at the next heartbeat or when Ray reports it (~1.5 s)."""
+        try:
+            where = await self._await(r.handle.where.remote(), self.start_timeout)
+        except (RemoteError, ModelError):
+            return  # the heartbeat will tell
+        if not hasattr(os, "pidfd_open") or not self._identity["boot_id"]:
+            return
+        if (where.get("boot_id"), where.get("pid_ns")) != (
+            self._identity["boot_id"],
+            self._identity["pid_ns"],
+        ):
+            return  # another machine (or pid namespace): heartbeats only
+        pid = int(where["pid"])
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            self._mark_down(pool, r, f"its worker process {pid} is gone")
+            return
+        self._unwatch(r)
+        r.watch_fd = fd
+        asyncio.get_running_loop().add_reader(fd, self._exited, pool, r, fd, pid)
+
+    def _exited(self, pool: _Pool, r: _Replica, fd: int, pid: int) -> None:
+        if r.watch_fd == fd:
+            self._unwatch(r)
+            self._mark_down(pool, r, f"its worker process {pid} exited")
+
+    def _unwatch(self, r: _Replica) -> None:
+        fd, r.watch_fd = r.watch_fd, None
+        if fd is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(fd)
+            except RuntimeError:  # no running loop (closing): the fd is closed below all the same
+                pass
+            os.close(fd)
+
+    async def _check_head(self) -> None:
+        """Declare the cluster lost when its GCS (the head) refuses connections."""
+        if self._lost is not None or self._gcs is None or self._closed:
+            return
+        host, port = self._gcs
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.heartbeat or 0.5)
+        except ConnectionRefusedError as exc:
+            self._lose(
+                f"the Ray cluster at {self.address or 'local'} was lost (its head at {host}:{port} "
+                f"refuses connections: {exc.strerror or exc})"
+            )
+            return
+        except (OSError, TimeoutError):
+            return  # slow or a passing fault: the next check decides
+        writer.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _lose(self, message: str) -> None:
+        if self._lost is not None:
+            return
+        self._lost = BackendLost(message)
+        for pool in self._pools.values():
+            for r in pool.replicas:
+                if r.reviver is not None:
+                    r.reviver.cancel()
+                    r.reviver = None
+                r.healthy = False
+                if not r.down.done():
+                    r.down.set_result(message)
+                self._unwatch(r)
+
     async def _monitor(self, pool: _Pool) -> None:
         assert self.heartbeat is not None
-        while True:
+        ticks = 0
+        while self._lost is None:
             await asyncio.sleep(self.heartbeat)
+            ticks += 1
+            if ticks % 5 == 0:
+                await self._check_head()
             healthy = [r for r in pool.replicas if r.healthy]
             answers = await asyncio.gather(
-                *(self._await(r.handle.ping.remote(), self.heartbeat) for r in healthy),
+                *(self._await(r.handle.ping.remote(), self.heartbeat_timeout) for r in healthy),
                 return_exceptions=True,
             )
             for r, answer in zip(healthy, answers, strict=True):
-                if isinstance(answer, BaseException) or not answer:
-                    self._mark_down(pool, r, f"missed a heartbeat ({answer!r})")
+                if isinstance(answer, BaseException) and isinstance(answer.__cause__, TimeoutError):
+                    self._mark_down(pool, r, f"no heartbeat answer within {self.heartbeat_timeout:g} s")
+                elif isinstance(answer, BaseException):
+                    self._mark_down(pool, r, f"its worker is gone: {answer}")
+                elif not answer:
+                    self._mark_down(pool, r, "its service is not up in the restarted worker")
                 elif answer != r.incarnation and r.healthy:
                     # Ray restarted the worker between two heartbeats: calls sent to the old process
                     # would only fail when Ray notices (~1.5 s); fail them now, keep routing here.
                     pool.restarts += 1
                     r.incarnation = answer
                     old, r.down = r.down, asyncio.get_running_loop().create_future()
-                    old.set_result("its worker process died and was restarted; the call was lost")
+                    old.set_result("its worker process died and was restarted")
+                    self._unwatch(r)
+                    r.watcher = asyncio.ensure_future(self._watch(pool, r))
 
     # ---- inspection ----------------------------------------------------------------------------------
     def stats(self, service: str) -> PoolStats:
@@ -582,7 +841,13 @@ class RayBackend:
             ReplicaStats(r.index, r.healthy, r.in_flight, r.calls, r.failures) for r in pool.replicas
         )
         return PoolStats(
-            service, reps, pool.overloaded, pool.remote_errors, pool.restarts, tuple(pool.recoveries)
+            service,
+            reps,
+            pool.overloaded,
+            pool.remote_errors,
+            pool.restarts,
+            tuple(pool.recoveries),
+            pool.rerouted,
         )
 
     async def wait_healthy(self, service: str, timeout: float) -> None:

@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from apipeline.errors import ResourceError
 from apipeline.models import ModelRegistry
+from apipeline.models.backends import registry_options
 from apipeline.models.ray_backend import RayBackend
+from apipeline.pipeline.pipeline import Pipeline
+from apipeline.pipeline.task import PipelineTask
+from apipeline.processors.models.remote import RealtimeModelProcessor
 from tests.models._services import Minimal
-from tests.models.ray._services import Heavy, TooHeavy
+from tests.models.ray._services import Heavy, Negator, TooHeavy
+from tests.models.ray.test_ray_backend import CountingSink, chunk, values
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
 
@@ -81,3 +89,52 @@ def test_a_driver_joins_an_explicit_address_with_the_cluster_token(ray_session: 
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["out"] == [-1.0] * 4
     assert "InvalidAuthToken" not in done.stderr
+
+
+async def _stream_with_a_kill(
+    rb: RayBackend, delay: float, deadline: float, n: int = 24, kill_at: int = 10
+) -> tuple[list[float], Any, list[str], Any]:
+    """Stream ``n`` chunks through a negator on ``rb``; SIGKILL replica 0's worker when chunk ``kill_at``
+    comes out (with one worker thread and ``delay`` s per chunk, calls are in flight on every replica)."""
+    reg = ModelRegistry(backend=rb, **registry_options(rb))
+    reg.register(Negator(delay=delay))
+    await reg.ready("negator")
+    pid = (await rb.replica_pids("negator"))[0]
+    killed: list[int] = []
+
+    def kill(count: int) -> None:
+        if count == kill_at and not killed:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(count)
+
+    proc = RealtimeModelProcessor(reg, "negator", "negate", deadline=deadline)
+    sink = CountingSink(kill)
+    task = PipelineTask(Pipeline([proc, sink]))
+    runner = asyncio.ensure_future(task.run())
+    await task.queue_frames([chunk(i) for i in range(n)])
+    await task.stop_when_done()
+    await runner
+    pool = rb.stats("negator")
+    await reg.aclose()
+    assert killed
+    return values(sink.downstream), proc.stats(), [e.error for e in task.errors], pool
+
+
+async def test_a_killed_replica_of_two_is_routed_around(ray_session: Any) -> None:
+    rb = RayBackend(replicas=2, num_cpus=0.5, threads=1, max_in_flight_per_stream=2)
+    got, stats, errors, pool = await _stream_with_a_kill(rb, delay=0.05, deadline=10.0)
+    assert [abs(v) for v in got] == [float(np.float32((i + 1) / 1000)) for i in range(24)]
+    # The call in flight on the killed replica went to the other one: nothing degraded at all.
+    assert stats.degraded == 0, (stats, errors)
+    assert pool.rerouted >= 1
+
+
+async def test_a_killed_single_replica_is_reported_as_dead_not_late(ray_session: Any) -> None:
+    # A deadline shorter than a heartbeat round: the death must be seen before the deadline expires.
+    rb = RayBackend(num_cpus=0.5, threads=1, max_in_flight_per_stream=2)
+    got, stats, errors, _ = await _stream_with_a_kill(rb, delay=0.05, deadline=0.3)
+    assert len(got) == 24 and stats.degraded >= 1
+    first = next(e for e in errors if "unavailable" in e)
+    assert re.search(r"RemoteError: replica 0 of 'negator' died \(its worker process \d+ exited\)", first), (
+        first
+    )
