@@ -55,6 +55,7 @@ class ReplicaStats:
     in_flight: int
     calls: int
     failures: int
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class _Replica:
         self.reviver: asyncio.Task[None] | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.watch_fd: int | None = None
+        self.pid: int | None = None
 
 
 class _ReplicaDied(RemoteError):
@@ -155,6 +157,30 @@ def _gcs_address(ray: Any) -> tuple[str, int] | None:
         return host, int(port)
     except Exception:  # a Ray Client connection or another Ray version: no head check
         return None
+
+
+def _forget_lost_cluster(ray: Any) -> None:
+    """After the head died, ``ray.shutdown`` blocks on it (the core worker's driver shutdown), and Ray's
+    own exit hook would block the interpreter's exit the same way: drop that hook. The processes this
+    backend started are ended by it (:func:`_end_processes`)."""
+    import atexit
+
+    try:
+        atexit.unregister(ray._private.worker.shutdown)
+    except Exception:  # pragma: no cover - another Ray version
+        pass
+    # The core worker's native teardown at interpreter exit then crashes (SIGSEGV, seconds later) for
+    # want of its head; a process that lost its cluster ends at once, with status 1, after flushing.
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(1)
 
 
 def _ray_messages_to_stderr() -> None:
@@ -279,7 +305,7 @@ class RayBackend:
         num_cpus: float | None = None,
         num_gpus: float | None = None,
         memory: int | None = None,
-        max_concurrency: int = 4,
+        max_concurrency: int = 16,
         max_in_flight_per_stream: int = 2,
         threads: int | None = None,
         call_timeout: float = 1.0,
@@ -336,8 +362,12 @@ class RayBackend:
 
     @property
     def capacity(self) -> int:
-        """Calls one service can have in flight: give the registry this as ``max_concurrency``."""
+        """Calls one service can have in flight (beyond that: ``Overloaded``)."""
         return self.replicas * self.max_concurrency
+
+    #: A call cancelled by its caller (a missed deadline) is cancelled in the replica too and frees its
+    #: slot at once, so the registry need not keep the slot until the worker finishes.
+    cancellable = True
 
     # ---- connecting ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -372,7 +402,9 @@ class RayBackend:
             loop.call_soon_threadsafe(deliver, done, ray, None)
             self._stop.wait()
             error: BaseException | None = None
-            if self._owns_ray:
+            if self._lost is not None:
+                _forget_lost_cluster(ray)
+            elif self._owns_ray:
                 try:
                     ray.shutdown()
                 except BaseException as exc:
@@ -391,6 +423,8 @@ class RayBackend:
             ) from None
         self._remote_cls = self._ray.remote(ServiceHost)
         self._gcs = _gcs_address(self._ray)
+        if self._gcs is not None and self.heartbeat is not None:
+            self._spawn(self._watch_head())
         if self._owns_ray and self.address is None:
             self._started_pids = _descendants(os.getpid())  # the Ray processes this start made
 
@@ -430,6 +464,9 @@ class RayBackend:
         if self._closed:
             raise ServiceStateError(f"the Ray backend is closed; cannot call service {service!r}")
         if self._lost is not None:
+            if hook in (Hook.UNLOAD, Hook.CLEANUP):
+                await self._drop_pool(service)
+                return True  # the cluster took the models with it: nothing is left to release
             raise self._lost
         if hook is Hook.SERVICE:
             pool = self._pools.get(service)
@@ -481,7 +518,8 @@ class RayBackend:
                 if self._lost is None:
                     raise
         if self._started_pids:
-            await asyncio.to_thread(_end_processes, self._started_pids, 5.0)
+            # orphans of a lost head get little grace: the run is to end within seconds
+            await asyncio.to_thread(_end_processes, self._started_pids, 0.5 if self._lost else 3.0)
             self._started_pids = {}
         self._ray = None
 
@@ -687,6 +725,8 @@ class RayBackend:
             r.calls += 1
 
     def _cancel(self, ref: Any) -> None:
+        if self._lost is not None:
+            return  # ray.cancel would wait on the dead head
         try:
             self._ray.cancel(ref)
         except Exception:  # the actor may be gone already; nothing is left to cancel then
@@ -735,14 +775,13 @@ class RayBackend:
             where = await self._await(r.handle.where.remote(), self.start_timeout)
         except (RemoteError, ModelError):
             return  # the heartbeat will tell
-        if not hasattr(os, "pidfd_open") or not self._identity["boot_id"]:
-            return
-        if (where.get("boot_id"), where.get("pid_ns")) != (
+        pid = r.pid = int(where["pid"])
+        same = (where.get("boot_id"), where.get("pid_ns")) == (
             self._identity["boot_id"],
             self._identity["pid_ns"],
-        ):
+        )
+        if not hasattr(os, "pidfd_open") or not self._identity["boot_id"] or not same:
             return  # another machine (or pid namespace): heartbeats only
-        pid = int(where["pid"])
         try:
             fd = os.pidfd_open(pid)
         except OSError:
@@ -783,6 +822,13 @@ class RayBackend:
             return  # slow or a passing fault: the next check decides
         writer.close()
 
+    async def _watch_head(self) -> None:
+        """Check the head every ``heartbeat`` (a TCP connect to its GCS), apart from replica pings."""
+        assert self.heartbeat is not None
+        while self._lost is None and not self._closed:
+            await self._check_head()
+            await asyncio.sleep(max(self.heartbeat, 0.25))
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -804,12 +850,8 @@ class RayBackend:
 
     async def _monitor(self, pool: _Pool) -> None:
         assert self.heartbeat is not None
-        ticks = 0
         while self._lost is None:
             await asyncio.sleep(self.heartbeat)
-            ticks += 1
-            if ticks % 5 == 0:
-                await self._check_head()
             healthy = [r for r in pool.replicas if r.healthy]
             answers = await asyncio.gather(
                 *(self._await(r.handle.ping.remote(), self.heartbeat_timeout) for r in healthy),
@@ -838,7 +880,7 @@ class RayBackend:
         if pool is None:
             raise ServiceStateError(f"service {service!r} has no replicas on this backend")
         reps = tuple(
-            ReplicaStats(r.index, r.healthy, r.in_flight, r.calls, r.failures) for r in pool.replicas
+            ReplicaStats(r.index, r.healthy, r.in_flight, r.calls, r.failures, r.pid) for r in pool.replicas
         )
         return PoolStats(
             service,

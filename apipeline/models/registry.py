@@ -406,7 +406,10 @@ class ModelRegistry:
             rec.waiting -= 1
         task = asyncio.ensure_future(self._backend.invoke(service, Hook.SERVICE, method, kwargs))
         task.add_done_callback(lambda t: self._slot_done(rec, sem, t))
-        result = await asyncio.shield(task)
+        if getattr(self._backend, "cancellable", False):
+            result = await task  # a cancelled caller cancels the remote call, which frees the slot
+        else:
+            result = await asyncio.shield(task)
         rec.calls += 1
         returns = rec.definition.info.methods[method].returns
         if not value_matches(result, returns.types):

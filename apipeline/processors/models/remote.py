@@ -137,6 +137,7 @@ class RealtimeModelProcessor(ServiceProcessor):
         self._counts = collections.Counter[str]()
         self._outage_since: float | None = None
         self._recoveries: collections.deque[float] = collections.deque(maxlen=64)
+        self._fatal: asyncio.Future[None] | None = None
 
     def stats(self) -> RealtimeStats:
         c = self._counts
@@ -216,7 +217,9 @@ class RealtimeModelProcessor(ServiceProcessor):
             c["remote"] += 1
             if not c["lost"]:
                 c["lost"] += 1
-                await self.push_error(f"{self.name}: {error}", fatal=True)
+                # Not awaited here: the task's cancel (which a fatal error starts) waits for the
+                # CancelFrame to pass this processor, and that needs this emitter to free slots.
+                self._fatal = asyncio.ensure_future(self.push_error(f"{self.name}: {error}", fatal=True))
             return
         if isinstance(error, RemoteError):
             c["remote"] += 1
