@@ -87,7 +87,7 @@ async def test_a_killed_worker_is_reported_and_the_finished_stream_is_no_failure
     os.kill(pid, signal.SIGKILL)
     result = await run
     remote = result.remote
-    assert remote is not None and remote["degraded"] >= 1 and remote["processed"] > 5
+    assert remote is not None and remote["degraded"] >= 1 and remote["processed"] >= 5
     assert result.errors == []  # the stream finished: degraded blocks are warnings, the exit status 0
     assert any(
         f"replica 0 of 'world_vc' died (its worker process {pid} exited)" in w for w in result.warnings
