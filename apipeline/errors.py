@@ -201,3 +201,8 @@ class SessionRefused(TransportError):
 
 
 # ------------------------------------------------------------------------------------------------------
+
+
+class BackendLost(RemoteError):
+    """The model backend as a whole is gone (a Ray cluster's head died): nothing will recover by itself,
+    so a stream that depends on it ends (``RealtimeModelProcessor`` sends a fatal ``ErrorFrame``)."""

@@ -24,8 +24,15 @@ Writes (each well under 1 MB):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
+import os
+import struct
+import subprocess
+import sys
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -267,18 +274,90 @@ def build_all(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         {"mel": [1], "f0": [1]},
         out / "nsf_hifigan.onnx",
     )
-    paths["nsf_hifigan_ts"] = out / "nsf_hifigan.pt"
+    paths["nsf_hifigan_ts"] = _save_torchscript(vocoder, out / "nsf_hifigan.pt")
+    return paths
+
+
+def _save_torchscript(vocoder: TinyNsfHifiGan, path: Path) -> Path:
+    """Save ``vocoder`` as TorchScript, byte-identical for the same weights.
+
+    Two things vary between runs of a plain ``torch.jit.save``: the order in which a module's constants
+    are written follows a ``set`` of names (str hashing, so ``PYTHONHASHSEED``), and the archive holds a
+    random ``serialization_id``. So the scripting runs in a child with ``PYTHONHASHSEED=0`` (unless this
+    process already has it) and the id is replaced by a digest of the archive's other records.
+    """
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        state = path.with_name(path.name + ".state")
+        torch.save(vocoder.state_dict(), str(state))
+        try:
+            subprocess.run(
+                [sys.executable, __file__, "--torchscript", str(state), str(path)],
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+                check=True,
+            )
+        finally:
+            state.unlink(missing_ok=True)
+        return path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated but still the format
-        torch.jit.save(torch.jit.script(vocoder), str(paths["nsf_hifigan_ts"]))
-    return paths
+        torch.jit.save(torch.jit.script(vocoder), str(path))
+    _fix_serialization_id(path)
+    return path
+
+
+def _fix_serialization_id(path: Path) -> None:
+    """Replace the archive's random ``.data/serialization_id`` with a digest of its other records.
+
+    Patched in place (same length, CRC-32 updated in the local header, the data descriptor and the
+    central directory), so everything else -- torch's 64-byte alignment padding included -- stays.
+    """
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        digest = hashlib.sha256()
+        for info in infos:
+            if not info.filename.endswith(".data/serialization_id"):
+                digest.update(info.filename.encode() + b"\0" + z.read(info))
+        target = next((i for i in infos if i.filename.endswith(".data/serialization_id")), None)
+        central = z.start_dir  # type: ignore[attr-defined]
+    if target is None or target.compress_type != zipfile.ZIP_STORED:
+        return
+    size = target.file_size
+    data = str(int(digest.hexdigest(), 16))[:size].zfill(size).encode()
+    crc = zlib.crc32(data)
+    name_len, extra_len = struct.unpack_from("<HH", raw, target.header_offset + 26)
+    start = target.header_offset + 30 + name_len + extra_len
+    raw[start : start + size] = data
+    if struct.unpack_from("<I", raw, target.header_offset + 14)[0]:
+        struct.pack_into("<I", raw, target.header_offset + 14, crc)
+    if target.flag_bits & 0x08:  # a data descriptor follows the data, with or without its signature
+        at = start + size + (4 if raw[start + size : start + size + 4] == b"PK\x07\x08" else 0)
+        struct.pack_into("<I", raw, at, crc)
+    while raw[central : central + 4] == b"PK\x01\x02":
+        n, m, k = struct.unpack_from("<HHH", raw, central + 28)
+        if raw[central + 46 : central + 46 + n] == target.filename.encode():
+            struct.pack_into("<I", raw, central + 16, crc)
+        central += 46 + n + m + k
+    path.write_bytes(bytes(raw))
+
+
+def _torchscript_child(state: str, path: str) -> None:
+    vocoder = TinyNsfHifiGan().eval()
+    vocoder.load_state_dict(torch.load(state))
+    _save_torchscript(vocoder, Path(path))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir")
+    parser.add_argument("out_dir", nargs="?")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--torchscript", nargs=2, metavar=("STATE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torchscript:
+        _torchscript_child(*args.torchscript)
+        return
+    if args.out_dir is None:
+        parser.error("OUT_DIR is required")
     for name, path in build_all(args.out_dir, args.seed).items():
         print(f"{name:16s} {path}  {path.stat().st_size / 1024:.0f} KiB")
 

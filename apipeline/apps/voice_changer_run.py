@@ -33,7 +33,7 @@ from apipeline.apps.voice_changer import (
 )
 from apipeline.audio.convert import to_float32
 from apipeline.audio.io import PathLike, read_audio, write_audio
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ModelError
 from apipeline.pipeline import Pipeline, PipelineParams, PipelineTask
 from apipeline.processors.audio.io import AudioFileSource, MemoryAudioSink, MemoryAudioSource
 from apipeline.processors.frame_processor import FrameProcessor
@@ -109,7 +109,12 @@ async def run_stream(
         settings, sample_rate=sample_rate, channels=channels, realtime=realtime, backend=backend
     )
     sink = MemoryAudioSink(name="sink")
-    task = PipelineTask(Pipeline([source, vc, sink]), PipelineParams(end_timeout=600.0))
+    from apipeline.models.backends import bring_up_timeout
+
+    # A remote conversion's bring-up (joining a cluster, placing and loading replicas) is bounded by
+    # its backend's start_timeout, not by the generic setup limit.
+    start = bring_up_timeout(getattr(vc, "registry", None))
+    task = PipelineTask(Pipeline([source, vc, sink]), PipelineParams(end_timeout=600.0, start_timeout=start))
     try:
         await task.run()
     finally:
@@ -144,7 +149,17 @@ async def _stream_result(
     wall = time.perf_counter() - t0
     report = vc.report()
     guard = vc.guard
-    errors = [(e.processor or "?", e.error) for e in task.errors]
+    stage = getattr(vc, "stage", None)
+    started = stage is None or (getattr(stage, "_ready", True) and stage.refused is None)
+    if not started and task.errors:
+        # the remote conversion never started: nothing was converted, there is no run to summarise
+        raise ModelError(f"the conversion could not start: {task.errors[0].error}")
+    errors, notes = [], []
+    for e in task.errors:
+        if stage is not None and e.processor == stage.name and not e.fatal:
+            notes.append(e.error)  # blocks degraded, the stream went on: counted in ``remote``
+        else:
+            errors.append((e.processor or "?", e.error))
     return VoiceChangerResult(
         mode="realtime" if realtime else "streamed",
         sample_rate=rate,
@@ -157,7 +172,7 @@ async def _stream_result(
         rtf=report.rtf,
         blocks_gated=vc.gate.blocks_gated,
         errors=errors,
-        warnings=input_warnings(guard.peak, guard.clipped, guard.samples),
+        warnings=input_warnings(guard.peak, guard.clipped, guard.samples) + notes,
         settings=asdict(settings),
         output=_aligned(sink.audio, vc.align_samples, n, channels),
         remote=_remote_stats(vc),

@@ -122,6 +122,9 @@ def add_parser(subparsers: Any) -> None:
         default="pass",
         help="with --ray-address: what a block whose remote call failed becomes (dry input or silence)",
     )
+    from apipeline.models.backends import add_backend_arguments
+
+    add_backend_arguments(p)
 
 
 def _factory(args: argparse.Namespace, placement: Any = None) -> Any:
@@ -162,10 +165,11 @@ async def _remote_registry(args: argparse.Namespace) -> Any:
     if args.ray_address is None or args.graph:
         return None
     from apipeline.models import ModelRegistry
-    from apipeline.models.backends import backend_from_address, registry_options
+    from apipeline.models.backends import backend_from_options, registry_options
     from apipeline.models.services import WorldVcService
 
-    backend = backend_from_address(args.ray_address)
+    backend = backend_from_options(args)
+    assert backend is not None
     limits = registry_options(backend)
     registry = ModelRegistry(
         backend=backend,

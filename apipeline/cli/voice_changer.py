@@ -71,6 +71,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
         default="pass",
         help="with --ray-address: a block whose remote call failed is the dry input (pass) or silence",
     )
+    from apipeline.models.backends import add_backend_arguments
+
+    add_backend_arguments(p)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -129,8 +132,9 @@ def run(args: argparse.Namespace) -> int:
     backend = None
     if args.ray_address is not None:
         from apipeline.apps.voice_changer_remote import RemotePlacement
+        from apipeline.models.backends import backend_from_options
 
-        backend = RemotePlacement(args.ray_address, degrade=args.degrade)
+        backend = RemotePlacement(backend_from_options(args), degrade=args.degrade)
     try:
         result = run_file(
             args.input, args.output, settings, realtime=args.realtime, offline=args.offline, backend=backend

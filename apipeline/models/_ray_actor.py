@@ -34,6 +34,18 @@ from apipeline.models.definition import ServiceDefinition, collect_services
 BRING_UP = (Hook.PREPARE, Hook.LOAD, Hook.TEST)
 
 
+def machine_identity() -> dict[str, str]:
+    """The kernel boot id and pid namespace of this process: equal in two processes iff a pid of one
+    names the same process in the other (so the driver can watch a replica's process directly)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        pid_ns = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # not Linux: no direct watching
+        return {"boot_id": "", "pid_ns": ""}
+    return {"boot_id": boot, "pid_ns": pid_ns}
+
+
 class ServiceHost:
     """Hosts one service in a worker process: rebuilt from ``source``, brought up once, then called.
 
@@ -93,6 +105,10 @@ class ServiceHost:
     # ---- control ---------------------------------------------------------------------------------
     async def pid(self) -> int:
         return os.getpid()
+
+    async def where(self) -> dict[str, Any]:
+        """This worker's pid, and whether the driver can watch it (same kernel, same pid namespace)."""
+        return {"pid": os.getpid(), **machine_identity()}
 
     async def ping(self) -> str:
         """This process's incarnation when the service is ready, ``""`` when its bring-up failed.

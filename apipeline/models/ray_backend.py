@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import signal
 import socket
 import sys
 import threading
@@ -32,9 +33,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apipeline.errors import ModelError, Overloaded, RemoteError, ServiceStateError
-from apipeline.models._protocol import Hook
-from apipeline.models._ray_actor import ServiceHost
+from apipeline.errors import (
+    BackendLost,
+    ModelError,
+    Overloaded,
+    RemoteError,
+    ResourceError,
+    ServiceStateError,
+)
+from apipeline.models._protocol import Hook, ProtocolKind
+from apipeline.models._ray_actor import ServiceHost, machine_identity
 from apipeline.models.definition import ServiceDefinition
 
 _CONTROL_SLOTS = 8  # actor concurrency kept free for ping/pid/stats beside the service calls
@@ -47,6 +55,7 @@ class ReplicaStats:
     in_flight: int
     calls: int
     failures: int
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,7 @@ class PoolStats:
     remote_errors: int
     restarts: int
     recoveries: tuple[float, ...]
+    rerouted: int = 0
 
 
 class _Replica:
@@ -69,6 +79,13 @@ class _Replica:
         self.down: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.down_since = 0.0
         self.reviver: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.watch_fd: int | None = None
+        self.pid: int | None = None
+
+
+class _ReplicaDied(RemoteError):
+    """A call's replica died under it (the call may be sent to another one)."""
 
 
 @dataclass(eq=False)
@@ -80,25 +97,177 @@ class _Pool:
     overloaded: int = 0
     remote_errors: int = 0
     restarts: int = 0
+    rerouted: int = 0
     turn: int = 0
 
     def __post_init__(self) -> None:
         self.recoveries: collections.deque[float] = collections.deque(maxlen=64)
 
 
-def _reachable(address: str, timeout: float) -> None:
-    """Fail fast (``RemoteError``) when ``host:port`` of a cluster address does not accept TCP."""
+def _parse_address(address: str) -> tuple[str, int]:
+    """``(host, port)`` of ``host:port`` or ``ray://host:port``; ValueError for anything else."""
     hostport = address.removeprefix("ray://")
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise RemoteError(f"Ray address {address!r}: expected 'auto', 'host:port' or 'ray://host:port'")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host or " " in host:
+        raise ValueError(
+            f"Ray address {address!r} is not one: expected 'local', 'auto', 'host:port' or 'ray://host:port'"
+        )
+    return host.strip("[]"), int(port)
+
+
+def _enable_cluster_token() -> None:
+    """Use the cluster's auth token for an explicit address too.
+
+    Ray 2.60 turns token authentication on by itself only for ``auto``: an explicit ``host:port`` with
+    ``RAY_AUTH_MODE`` unset connects without the token and is refused (``InvalidAuthToken``) over and
+    over. When a token is at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``)
+    and the mode is unset, do what ``auto`` does.
+    """
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # pragma: no cover - another Ray version: leave it to Ray
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """Fail fast (``RemoteError``) when ``host:port`` of a cluster address does not accept TCP."""
+    try:
+        host, port = _parse_address(address)
+    except ValueError as exc:
+        raise RemoteError(str(exc)) from None
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         raise RemoteError(
             f"cannot reach the Ray cluster at {address!r} within {timeout:g} s ({exc}); is "
             f"`ray start --head` running there and the port open?"
         ) from exc
+
+
+def _gcs_address(ray: Any) -> tuple[str, int] | None:
+    """Host and port of the cluster's GCS (its head), where this driver can see it."""
+    try:
+        address = ray._private.worker._global_node.gcs_address
+        host, _, port = str(address).rpartition(":")
+        return host, int(port)
+    except Exception:  # a Ray Client connection or another Ray version: no head check
+        return None
+
+
+def _forget_lost_cluster(ray: Any) -> None:
+    """After the head died, ``ray.shutdown`` blocks on it (the core worker's driver shutdown), and Ray's
+    own exit hook would block the interpreter's exit the same way: drop that hook. The processes this
+    backend started are ended by it (:func:`_end_processes`)."""
+    import atexit
+
+    try:
+        atexit.unregister(ray._private.worker.shutdown)
+    except Exception:  # pragma: no cover - another Ray version
+        pass
+    # The core worker's native teardown at interpreter exit then crashes (SIGSEGV, seconds later) for
+    # want of its head; a process that lost its cluster ends at once, with status 1, after flushing.
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(1)
+
+
+def _ray_messages_to_stderr() -> None:
+    """Ray's driver prints cluster messages (``(raylet) A worker died...``) on *stdout*, where they break
+    a command's ``--json``; send them to stderr instead (Ray looks the printer up at each message)."""
+    try:
+        import ray._private.worker as worker
+    except ImportError:  # pragma: no cover
+        return
+    original = worker.print_to_stdstream
+    if getattr(original, "_apipeline_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr._apipeline_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """``pid -> start time`` of every live descendant of ``root`` (from /proc; empty elsewhere)."""
+    parents: dict[int, int] = {}
+    starts: dict[int, str] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        starts[int(entry)] = fields[19]
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = starts[pid]
+                frontier.append(pid)
+    return found
+
+
+def _end_processes(pids: Mapping[int, str], timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``, the processes of ``pids`` still alive (same start time:
+    a pid reused by another process is left alone)."""
+
+    def alive() -> list[int]:
+        out = []
+        for pid, start in pids.items():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[19] == start and fields[0] != "Z":
+                out.append(pid)
+        return out
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in alive():
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _as_resources(request: Mapping[str, Any]) -> dict[str, float]:
+    """Actor options as Ray's resource names (``CPU``, ``GPU``, ``memory``), zero amounts left out."""
+    names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    return {names[k]: float(v) for k, v in request.items() if k in names and v}
+
+
+def _describe(resources: Mapping[str, float]) -> str:
+    parts = []
+    for k, v in resources.items():
+        parts.append(f"{v / 2**20:.0f} MiB memory" if k == "memory" else f"{v:g} {k}")
+    return ", ".join(parts) or "nothing"
 
 
 class RayBackend:
@@ -109,13 +278,19 @@ class RayBackend:
             ``"auto"`` joins the cluster started on this machine with ``ray start``; ``"host:port"`` or
             ``"ray://host:port"`` joins a remote one.
         replicas: actors per service.
-        num_cpus, num_gpus: resources each actor reserves in the cluster.
+        num_cpus, num_gpus, memory: what each actor reserves in the cluster (cores, GPUs, bytes); by
+            default what the service declares in its info (``resources.cpu``, one GPU per declared
+            GPU id, ``resources.memory``), 1 cpu when it declares none. Checked against the cluster's
+            nodes before any actor is created (:class:`~apipeline.errors.ResourceError`).
         max_concurrency: calls in flight per replica (running or waiting inside it).
         max_in_flight_per_stream: the cap processors apply per stream (calls outstanding at once).
-        threads: threads running service code in each actor (default ``max(1, num_cpus)``).
+        threads: threads running service code in each actor (default: its cpu cores, at least 1).
         call_timeout: the longest a call is awaited (seconds); then it fails with ``RemoteError``.
         heartbeat: seconds between health pings of each replica (``None``: none; failures are then seen
-            only when calls fail or time out).
+            only when calls fail or time out). A replica on this machine is also watched directly (its
+            worker's pidfd in the event loop), so its death is seen at once.
+        heartbeat_timeout: a replica whose ping is unanswered this long is marked down (a busy machine
+            delays pings: shorter bounds mark healthy replicas down).
         start_timeout: bound on connecting and on bringing a pool up.
         connect_timeout: bound on the TCP check of a cluster address.
         init_options: extra ``ray.init`` keywords for a local instance (``num_cpus``,
@@ -127,13 +302,15 @@ class RayBackend:
         address: str | None = None,
         *,
         replicas: int = 1,
-        num_cpus: float = 1,
-        num_gpus: float = 0,
-        max_concurrency: int = 4,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        memory: int | None = None,
+        max_concurrency: int = 16,
         max_in_flight_per_stream: int = 2,
         threads: int | None = None,
         call_timeout: float = 1.0,
         heartbeat: float | None = 0.1,
+        heartbeat_timeout: float = 1.0,
         start_timeout: float = 120.0,
         connect_timeout: float = 5.0,
         init_options: Mapping[str, Any] | None = None,
@@ -145,12 +322,28 @@ class RayBackend:
             )
         if call_timeout <= 0 or (heartbeat is not None and heartbeat <= 0):
             raise ValueError(f"call_timeout and heartbeat must be > 0, got {call_timeout}, {heartbeat}")
-        self.address = address
-        self.replicas, self.num_cpus, self.num_gpus = replicas, num_cpus, num_gpus
+        if num_cpus is not None and not num_cpus > 0:
+            raise ValueError(f"num_cpus (cpu cores per replica) must be > 0, got {num_cpus}")
+        if num_gpus is not None and not num_gpus >= 0:
+            raise ValueError(f"num_gpus (GPUs per replica) must be >= 0, got {num_gpus}")
+        if memory is not None and not memory > 0:
+            raise ValueError(f"memory (bytes per replica) must be > 0, got {memory}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        if start_timeout <= 0 or connect_timeout <= 0:
+            raise ValueError(
+                f"start_timeout and connect_timeout must be > 0, got {start_timeout}, {connect_timeout}"
+            )
+        if address is not None and address not in ("auto", "local"):
+            _parse_address(address)  # raises ValueError for what is no address
+        self.address = None if address == "local" else address
+        self.replicas, self.num_cpus, self.num_gpus, self.memory = replicas, num_cpus, num_gpus, memory
         self.max_concurrency = max_concurrency
         self.max_in_flight_per_stream = max_in_flight_per_stream
-        self.threads = threads if threads is not None else max(1, int(num_cpus))
-        self.call_timeout, self.heartbeat = call_timeout, heartbeat
+        self.threads = threads
+        if heartbeat_timeout <= 0:
+            raise ValueError(f"heartbeat_timeout must be > 0, got {heartbeat_timeout}")
+        self.call_timeout, self.heartbeat, self.heartbeat_timeout = call_timeout, heartbeat, heartbeat_timeout
         self.start_timeout, self.connect_timeout = start_timeout, connect_timeout
         self.init_options = dict(init_options or {})
         self._definitions: dict[str, ServiceDefinition] = {}
@@ -161,11 +354,20 @@ class RayBackend:
         self._closed = False
         self._stop = threading.Event()
         self._stopped: asyncio.Future[Any] | None = None
+        self._lost: BackendLost | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._gcs: tuple[str, int] | None = None
+        self._started_pids: dict[int, str] = {}
+        self._identity = machine_identity()
 
     @property
     def capacity(self) -> int:
-        """Calls one service can have in flight: give the registry this as ``max_concurrency``."""
+        """Calls one service can have in flight (beyond that: ``Overloaded``)."""
         return self.replicas * self.max_concurrency
+
+    #: A call cancelled by its caller (a missed deadline) is cancelled in the replica too and frees its
+    #: slot at once, so the registry need not keep the slot until the worker finishes.
+    cancellable = True
 
     # ---- connecting ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -200,7 +402,9 @@ class RayBackend:
             loop.call_soon_threadsafe(deliver, done, ray, None)
             self._stop.wait()
             error: BaseException | None = None
-            if self._owns_ray:
+            if self._lost is not None:
+                _forget_lost_cluster(ray)
+            elif self._owns_ray:
                 try:
                     ray.shutdown()
                 except BaseException as exc:
@@ -218,11 +422,17 @@ class RayBackend:
                 f"Ray at {self.address or 'local'} did not start within {self.start_timeout:g} s"
             ) from None
         self._remote_cls = self._ray.remote(ServiceHost)
+        self._gcs = _gcs_address(self._ray)
+        if self._gcs is not None and self.heartbeat is not None:
+            self._spawn(self._watch_head())
+        if self._owns_ray and self.address is None:
+            self._started_pids = _descendants(os.getpid())  # the Ray processes this start made
 
     def _connect(self) -> Any:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import ray
 
+        _ray_messages_to_stderr()
         if ray.is_initialized():
             return ray
         try:
@@ -230,6 +440,8 @@ class RayBackend:
                 options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
                 ray.init(**{**options, **self.init_options})
             else:
+                if self.address != "auto":
+                    _enable_cluster_token()
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         except ConnectionError as exc:
             raise RemoteError(f"cannot join the Ray cluster at {self.address!r}: {exc}") from exc
@@ -237,15 +449,25 @@ class RayBackend:
         return ray
 
     # ---- ModelBackend -------------------------------------------------------------------------------
+    #: The registry leaves the resource check to this backend (against the cluster, not this machine).
+    checks_resources = True
+
     async def attach(self, definition: ServiceDefinition) -> None:
         await self.start()
         self._definitions[definition.name] = definition
+        if definition.protocol is ProtocolKind.MINIMAL and definition.name not in self._pools:
+            await self._create_pool(definition)  # no lifecycle hook will ever ask for the replicas
 
     async def invoke(
         self, service: str, hook: Hook, method: str | None = None, params: Mapping[str, Any] | None = None
     ) -> Any:
         if self._closed:
             raise ServiceStateError(f"the Ray backend is closed; cannot call service {service!r}")
+        if self._lost is not None:
+            if hook in (Hook.UNLOAD, Hook.CLEANUP):
+                await self._drop_pool(service)
+                return True  # the cluster took the models with it: nothing is left to release
+            raise self._lost
         if hook is Hook.SERVICE:
             pool = self._pools.get(service)
             if pool is None:
@@ -263,11 +485,17 @@ class RayBackend:
             finally:
                 self._ray.kill(host, no_restart=True)
         pool = self._pools.get(service) or await self._create_pool(definition)
+        targets = pool.replicas
+        if hook in (Hook.UNLOAD, Hook.CLEANUP):
+            # The pool's actors are killed right after: one that is restarting has nothing to release.
+            targets = [r for r in pool.replicas if r.healthy] or pool.replicas[:0]
         results = await asyncio.gather(
-            *(self._await(r.handle.lifecycle.remote(hook.value), self.start_timeout) for r in pool.replicas)
+            *(self._await(r.handle.lifecycle.remote(hook.value), self.start_timeout) for r in targets)
         )
         if hook in (Hook.UNLOAD, Hook.CLEANUP):
             await self._drop_pool(service)
+        if not results:
+            return True  # every replica was down: nothing held, nothing to release
         return False if any(r is False for r in results) else results[0]
 
     async def detach(self, service: str) -> None:
@@ -276,37 +504,91 @@ class RayBackend:
 
     async def aclose(self) -> None:
         self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
         for service in list(self._pools):
             await self._drop_pool(service)
         if self._ray is not None and self._stopped is not None:
             self._stop.set()
-            await asyncio.wait_for(self._stopped, self.start_timeout)
+            # A lost cluster cannot be left politely: ray.shutdown may wait on the dead head.
+            bound = 2.0 if self._lost is not None else self.start_timeout
+            try:
+                await asyncio.wait_for(asyncio.shield(self._stopped), bound)
+            except TimeoutError:
+                if self._lost is None:
+                    raise
+        if self._started_pids:
+            # orphans of a lost head get little grace: the run is to end within seconds
+            await asyncio.to_thread(_end_processes, self._started_pids, 0.5 if self._lost else 3.0)
+            self._started_pids = {}
         self._ray = None
+
+    @property
+    def lost(self) -> BackendLost | None:
+        """Why the cluster is gone (``None`` while it is there)."""
+        return self._lost
 
     # ---- pools ------------------------------------------------------------------------------------
     def _new_actor(self, definition: ServiceDefinition, *, bring_up: bool = True) -> Any:
         from ray import cloudpickle
 
+        request = self.request(definition)
         options: dict[str, Any] = {
             "max_restarts": -1,
             "max_task_retries": 0,
             "max_concurrency": self.max_concurrency + _CONTROL_SLOTS,
-            "num_cpus": self.num_cpus,
-            "num_gpus": self.num_gpus,
+            **request,
         }
         path = [p for p in sys.path if p and os.path.isdir(p)]
         source = cloudpickle.dumps(definition.source)
-        return self._remote_cls.options(**options).remote(
-            source, definition.name, path, self.threads, bring_up
+        threads = self.threads if self.threads is not None else max(1, int(request["num_cpus"]))
+        return self._remote_cls.options(**options).remote(source, definition.name, path, threads, bring_up)
+
+    def request(self, definition: ServiceDefinition) -> dict[str, Any]:
+        """What one replica of ``definition`` reserves: Ray's ``num_cpus``/``num_gpus``/``memory``."""
+        needs = definition.info.resources
+        request: dict[str, Any] = {
+            "num_cpus": self.num_cpus if self.num_cpus is not None else (needs.cpu or 1),
+            "num_gpus": self.num_gpus if self.num_gpus is not None else float(len(needs.gpu)),
+        }
+        memory = self.memory if self.memory is not None else needs.memory
+        if memory:
+            request["memory"] = int(memory)
+        return request
+
+    def _check_cluster(self, definition: ServiceDefinition) -> None:
+        """ResourceError when no alive node of the cluster could host one replica (blocking call)."""
+        want = _as_resources(self.request(definition))
+        nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
+        if any(all(node.get(k, 0) >= v for k, v in want.items()) for node in nodes):
+            return
+        largest: dict[str, float] = max(nodes, key=lambda n: tuple(n.get(k, 0) for k in want), default={})
+        has = _describe({k: largest.get(k, 0) for k in want})
+        raise ResourceError(
+            f"service {definition.name!r} needs {_describe(want)} per replica; no node of the Ray cluster "
+            f"at {self.address or 'local'} has that (largest: {has}; {len(nodes)} node(s))"
         )
 
     async def _create_pool(self, definition: ServiceDefinition) -> _Pool:
+        await asyncio.to_thread(self._check_cluster, definition)
         handles = [self._new_actor(definition) for _ in range(self.replicas)]
         try:
             # The constructor brings the service up; its first answer means it is done.
-            answers = await asyncio.gather(
-                *(self._await(h.ping.remote(), self.start_timeout) for h in handles)
-            )
+            pings = [asyncio.ensure_future(self._await(h.ping.remote(), self.start_timeout)) for h in handles]
+            await asyncio.wait(pings)
+            failed = [e for e in (p.exception() for p in pings) if e is not None]
+            if failed:
+                late = len([e for e in failed if isinstance(e.__cause__, TimeoutError)])
+                if late:
+                    free = await asyncio.to_thread(self._ray.available_resources)
+                    want = _as_resources(self.request(definition))
+                    raise ResourceError(
+                        f"{late} of {len(handles)} replicas of {definition.name!r} not placed within "
+                        f"{self.start_timeout:g} s: each needs {_describe(want)}, the Ray cluster has "
+                        f"{_describe({k: free.get(k, 0) for k in want})} free"
+                    )
+                raise failed[0]
+            answers = [p.result() for p in pings]
         except BaseException:
             for h in handles:
                 self._ray.kill(h, no_restart=True)
@@ -314,6 +596,8 @@ class RayBackend:
         replicas = [_Replica(i, h, a) for i, (h, a) in enumerate(zip(handles, answers, strict=True))]
         pool = _Pool(definition, replicas, asyncio.Event())
         pool.all_healthy.set()
+        for r in replicas:
+            r.watcher = asyncio.ensure_future(self._watch(pool, r))
         if self.heartbeat is not None:
             pool.monitor = asyncio.ensure_future(self._monitor(pool))
         self._pools[definition.name] = pool
@@ -323,12 +607,18 @@ class RayBackend:
         pool = self._pools.pop(service, None)
         if pool is None:
             return
-        tasks = [t for t in [pool.monitor, *(r.reviver for r in pool.replicas)] if t is not None]
+        tasks = [
+            t
+            for t in [pool.monitor, *(x for r in pool.replicas for x in (r.reviver, r.watcher))]
+            if t is not None
+        ]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for r in pool.replicas:
-            self._ray.kill(r.handle, no_restart=True)
+            self._unwatch(r)
+            if self._lost is None:
+                self._ray.kill(r.handle, no_restart=True)
 
     async def _await(self, ref: Any, timeout: float) -> Any:
         """Await an actor call; the service's own exception is re-raised unchanged."""
@@ -343,7 +633,9 @@ class RayBackend:
             raise RemoteError(f"{type(exc).__name__}: {exc}") from exc
 
     # ---- calls -------------------------------------------------------------------------------------
-    def _pick(self, pool: _Pool) -> _Replica:
+    def _pick(self, pool: _Pool, exclude: set[int] = frozenset()) -> _Replica:  # type: ignore[assignment]
+        if self._lost is not None:
+            raise self._lost
         best: _Replica | None = None
         n = len(pool.replicas)
         pool.turn = (pool.turn + 1) % n  # ties rotate, so equal replicas share the load
@@ -351,6 +643,7 @@ class RayBackend:
             r = pool.replicas[(pool.turn + k) % n]
             if (
                 r.healthy
+                and r.index not in exclude
                 and r.in_flight < self.max_concurrency
                 and (best is None or r.in_flight < best.in_flight)
             ):
@@ -358,18 +651,40 @@ class RayBackend:
         if best is not None:
             return best
         name = pool.definition.name
-        if not any(r.healthy for r in pool.replicas):
+        up = [r for r in pool.replicas if r.healthy and r.index not in exclude]
+        if not up:
             pool.remote_errors += 1
-            since = time.monotonic() - min(r.down_since for r in pool.replicas)
-            raise RemoteError(f"service {name!r}: all {n} replica(s) are down (restarting for {since:.2f} s)")
+            down = [r for r in pool.replicas if not r.healthy]
+            since = time.monotonic() - min((r.down_since for r in down), default=time.monotonic())
+            raise RemoteError(
+                f"service {name!r}: no replica is up ({len(down)} of {n} restarting for {since:.2f} s)"
+            )
         pool.overloaded += 1
         raise Overloaded(
-            f"service {name!r}: every healthy replica has {self.max_concurrency} calls in flight "
-            f"(replicas {n}, max_concurrency {self.max_concurrency}); call refused"
+            f"admission refused: service {name!r} has {sum(r.in_flight for r in up)} calls in flight "
+            f"(replicas up {len(up)}, max_concurrency {self.max_concurrency} each); call refused"
         )
 
     async def _call(self, pool: _Pool, method: str, params: Mapping[str, Any]) -> Any:
-        r = self._pick(pool)
+        """Call on the least busy replica; when it dies under the call, send it to another one (once
+        per replica): the processor's deadline bounds the whole, so a reroute costs no extra latency
+        beyond what the dead replica already took."""
+        tried: set[int] = set()
+        while True:
+            r = self._pick(pool, tried)
+            try:
+                return await self._call_on(pool, r, method, params)
+            except _ReplicaDied as died:
+                tried.add(r.index)
+                others = [x for x in pool.replicas if x.healthy and x.index not in tried]
+                if self._lost is not None:
+                    raise self._lost from None
+                if not others:
+                    raise RemoteError(f"{died}; no other replica is up: restarting it") from None
+                pool.rerouted += 1
+
+    async def _call_on(self, pool: _Pool, r: _Replica, method: str, params: Mapping[str, Any]) -> Any:
+        name = pool.definition.name
         r.in_flight += 1
         ref = r.handle.call.remote(method, params)
         fut = asyncio.wrap_future(ref.future())
@@ -388,16 +703,15 @@ class RayBackend:
                     raise ModelError(str(exc)) from None
                 except self._ray.exceptions.RayActorError as exc:
                     self._mark_down(pool, r, f"{type(exc).__name__}")
-                    raise RemoteError(
-                        f"service {pool.definition.name!r} replica {r.index} failed during {method!r}: "
-                        f"{type(exc).__name__}"
+                    raise _ReplicaDied(
+                        f"replica {r.index} of {name!r} died during {method!r} ({type(exc).__name__})"
                     ) from exc
             if down.done():
-                reason = down.result()  # the monitor saw it die or restart: fail now, not at timeout
-            else:
-                reason = f"no answer within {self.call_timeout:g} s"
-                self._mark_down(pool, r, reason)
-            raise RemoteError(f"service {pool.definition.name!r} replica {r.index}, {method!r}: {reason}")
+                # the watcher or the heartbeat saw it die or restart: fail now, not at the timeout
+                raise _ReplicaDied(f"replica {r.index} of {name!r} died ({down.result()})")
+            reason = f"no answer within {self.call_timeout:g} s"
+            self._mark_down(pool, r, reason)
+            raise RemoteError(f"replica {r.index} of {name!r}, {method!r}: {reason}")
         except BaseException as exc:
             if not fut.done():
                 fut.cancel()
@@ -411,6 +725,8 @@ class RayBackend:
             r.calls += 1
 
     def _cancel(self, ref: Any) -> None:
+        if self._lost is not None:
+            return  # ray.cancel would wait on the dead head
         try:
             self._ray.cancel(ref)
         except Exception:  # the actor may be gone already; nothing is left to cancel then
@@ -425,7 +741,10 @@ class RayBackend:
         pool.all_healthy.clear()
         if not r.down.done():
             r.down.set_result(reason)  # fails every call in flight on this replica now
-        r.reviver = asyncio.ensure_future(self._revive(pool, r))
+        self._unwatch(r)
+        if self._lost is None:
+            r.reviver = asyncio.ensure_future(self._revive(pool, r))
+        self._spawn(self._check_head())
 
     async def _revive(self, pool: _Pool, r: _Replica) -> None:
         # A ping sent to a restarting actor waits in Ray until the new process is up: one long ping
@@ -445,28 +764,115 @@ class RayBackend:
         r.down = asyncio.get_running_loop().create_future()
         r.healthy = True
         r.reviver = None
+        r.watcher = asyncio.ensure_future(self._watch(pool, r))
         if all(x.healthy for x in pool.replicas):
             pool.all_healthy.set()
 
+    async def _watch(self, pool: _Pool, r: _Replica) -> None:
+        """Watch the replica's worker process directly when it runs on this machine (a pidfd in the event
+        loop): its death is seen at once, not at the next heartbeat or when Ray reports it (~1.5 s)."""
+        try:
+            where = await self._await(r.handle.where.remote(), self.start_timeout)
+        except (RemoteError, ModelError):
+            return  # the heartbeat will tell
+        pid = r.pid = int(where["pid"])
+        same = (where.get("boot_id"), where.get("pid_ns")) == (
+            self._identity["boot_id"],
+            self._identity["pid_ns"],
+        )
+        if not hasattr(os, "pidfd_open") or not self._identity["boot_id"] or not same:
+            return  # another machine (or pid namespace): heartbeats only
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            self._mark_down(pool, r, f"its worker process {pid} is gone")
+            return
+        self._unwatch(r)
+        r.watch_fd = fd
+        asyncio.get_running_loop().add_reader(fd, self._exited, pool, r, fd, pid)
+
+    def _exited(self, pool: _Pool, r: _Replica, fd: int, pid: int) -> None:
+        if r.watch_fd == fd:
+            self._unwatch(r)
+            self._mark_down(pool, r, f"its worker process {pid} exited")
+
+    def _unwatch(self, r: _Replica) -> None:
+        fd, r.watch_fd = r.watch_fd, None
+        if fd is not None:
+            try:
+                asyncio.get_running_loop().remove_reader(fd)
+            except RuntimeError:  # no running loop (closing): the fd is closed below all the same
+                pass
+            os.close(fd)
+
+    async def _check_head(self) -> None:
+        """Declare the cluster lost when its GCS (the head) refuses connections."""
+        if self._lost is not None or self._gcs is None or self._closed:
+            return
+        host, port = self._gcs
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.heartbeat or 0.5)
+        except ConnectionRefusedError as exc:
+            self._lose(
+                f"the Ray cluster at {self.address or 'local'} was lost (its head at {host}:{port} "
+                f"refuses connections: {exc.strerror or exc})"
+            )
+            return
+        except (OSError, TimeoutError):
+            return  # slow or a passing fault: the next check decides
+        writer.close()
+
+    async def _watch_head(self) -> None:
+        """Check the head every ``heartbeat`` (a TCP connect to its GCS), apart from replica pings."""
+        assert self.heartbeat is not None
+        while self._lost is None and not self._closed:
+            await self._check_head()
+            await asyncio.sleep(max(self.heartbeat, 0.25))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _lose(self, message: str) -> None:
+        if self._lost is not None:
+            return
+        self._lost = BackendLost(message)
+        for pool in self._pools.values():
+            for r in pool.replicas:
+                if r.reviver is not None:
+                    r.reviver.cancel()
+                    r.reviver = None
+                r.healthy = False
+                if not r.down.done():
+                    r.down.set_result(message)
+                self._unwatch(r)
+
     async def _monitor(self, pool: _Pool) -> None:
         assert self.heartbeat is not None
-        while True:
+        while self._lost is None:
             await asyncio.sleep(self.heartbeat)
             healthy = [r for r in pool.replicas if r.healthy]
             answers = await asyncio.gather(
-                *(self._await(r.handle.ping.remote(), self.heartbeat) for r in healthy),
+                *(self._await(r.handle.ping.remote(), self.heartbeat_timeout) for r in healthy),
                 return_exceptions=True,
             )
             for r, answer in zip(healthy, answers, strict=True):
-                if isinstance(answer, BaseException) or not answer:
-                    self._mark_down(pool, r, f"missed a heartbeat ({answer!r})")
+                if isinstance(answer, BaseException) and isinstance(answer.__cause__, TimeoutError):
+                    self._mark_down(pool, r, f"no heartbeat answer within {self.heartbeat_timeout:g} s")
+                elif isinstance(answer, BaseException):
+                    self._mark_down(pool, r, f"its worker is gone: {answer}")
+                elif not answer:
+                    self._mark_down(pool, r, "its service is not up in the restarted worker")
                 elif answer != r.incarnation and r.healthy:
                     # Ray restarted the worker between two heartbeats: calls sent to the old process
                     # would only fail when Ray notices (~1.5 s); fail them now, keep routing here.
                     pool.restarts += 1
                     r.incarnation = answer
                     old, r.down = r.down, asyncio.get_running_loop().create_future()
-                    old.set_result("its worker process died and was restarted; the call was lost")
+                    old.set_result("its worker process died and was restarted")
+                    self._unwatch(r)
+                    r.watcher = asyncio.ensure_future(self._watch(pool, r))
 
     # ---- inspection ----------------------------------------------------------------------------------
     def stats(self, service: str) -> PoolStats:
@@ -474,10 +880,16 @@ class RayBackend:
         if pool is None:
             raise ServiceStateError(f"service {service!r} has no replicas on this backend")
         reps = tuple(
-            ReplicaStats(r.index, r.healthy, r.in_flight, r.calls, r.failures) for r in pool.replicas
+            ReplicaStats(r.index, r.healthy, r.in_flight, r.calls, r.failures, r.pid) for r in pool.replicas
         )
         return PoolStats(
-            service, reps, pool.overloaded, pool.remote_errors, pool.restarts, tuple(pool.recoveries)
+            service,
+            reps,
+            pool.overloaded,
+            pool.remote_errors,
+            pool.restarts,
+            tuple(pool.recoveries),
+            pool.rerouted,
         )
 
     async def wait_healthy(self, service: str, timeout: float) -> None:

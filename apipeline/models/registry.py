@@ -269,8 +269,10 @@ class ModelRegistry:
         ) from cause
 
     async def _make_room(self, rec: _Record) -> None:
-        machine = self._machine() if callable(self._machine) else (self._machine or probe_machine())
-        check_fits(rec.name, rec.definition.info.resources, machine)
+        if self._machine is not None or not getattr(self._backend, "checks_resources", False):
+            # A backend that places services elsewhere (a Ray cluster) checks against that instead.
+            machine = self._machine() if callable(self._machine) else (self._machine or probe_machine())
+            check_fits(rec.name, rec.definition.info.resources, machine)
         budget, need = self.memory_budget, rec.memory
         if budget is None or need == 0:
             return
@@ -404,7 +406,10 @@ class ModelRegistry:
             rec.waiting -= 1
         task = asyncio.ensure_future(self._backend.invoke(service, Hook.SERVICE, method, kwargs))
         task.add_done_callback(lambda t: self._slot_done(rec, sem, t))
-        result = await asyncio.shield(task)
+        if getattr(self._backend, "cancellable", False):
+            result = await task  # a cancelled caller cancels the remote call, which frees the slot
+        else:
+            result = await asyncio.shield(task)
         rec.calls += 1
         returns = rec.definition.info.methods[method].returns
         if not value_matches(result, returns.types):

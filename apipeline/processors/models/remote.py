@@ -13,7 +13,8 @@ through the registry, whatever its backend. Per stream (one processor is one str
   every chunk gives exactly one output chunk and the output keeps the input's clock. A non-fatal
   ``ErrorFrame`` goes upstream when an outage starts (and for every error of the service itself); the
   stream recovers by itself with the first call that succeeds. Counts are in :meth:`stats` and in a
-  ``MetricsFrame`` before ``EndFrame``.
+  ``MetricsFrame`` before ``EndFrame``. A lost backend (:class:`~apipeline.errors.BackendLost`: the
+  cluster's head died) does not come back by itself: one fatal ``ErrorFrame`` ends the run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from apipeline.errors import Overloaded, RemoteError
+from apipeline.errors import BackendLost, Overloaded, RemoteError
 from apipeline.frames import AudioRawFrame, CancelFrame, EndFrame, Frame, MetricsFrame, SystemFrame
 from apipeline.models import ModelRegistry
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
@@ -136,6 +137,7 @@ class RealtimeModelProcessor(ServiceProcessor):
         self._counts = collections.Counter[str]()
         self._outage_since: float | None = None
         self._recoveries: collections.deque[float] = collections.deque(maxlen=64)
+        self._fatal: asyncio.Future[None] | None = None
 
     def stats(self) -> RealtimeStats:
         c = self._counts
@@ -211,6 +213,14 @@ class RealtimeModelProcessor(ServiceProcessor):
                 self._outage_since = None
             return
         c["degraded"] += 1
+        if isinstance(error, BackendLost):  # nothing comes back by itself: the stream ends
+            c["remote"] += 1
+            if not c["lost"]:
+                c["lost"] += 1
+                # Not awaited here: the task's cancel (which a fatal error starts) waits for the
+                # CancelFrame to pass this processor, and that needs this emitter to free slots.
+                self._fatal = asyncio.ensure_future(self.push_error(f"{self.name}: {error}", fatal=True))
+            return
         if isinstance(error, RemoteError):
             c["remote"] += 1
         elif isinstance(error, Overloaded):

@@ -95,3 +95,29 @@ class Negator:
     @service_method()
     def history(self) -> list[str]:
         return list(self.lifecycle)
+
+
+class Heavy:
+    """A minimal-protocol service declaring 3 cpu cores (more than this 2-core driver machine has)."""
+
+    service_name = "heavy"
+    cpu: float = 3
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "service_name": self.service_name,
+            "resources": {"cpu": self.cpu, "memory": 64 * 2**20},
+            "methods": [{"name": "assigned", "params": [], "return": {"type": "dict"}}],
+        }
+
+    @service_method()
+    def assigned(self) -> dict[str, float]:
+        """The resources Ray reserved for the worker running this replica."""
+        import ray
+
+        return {k: float(v) for k, v in ray.get_runtime_context().get_assigned_resources().items()}
+
+
+class TooHeavy(Heavy):
+    service_name = "too_heavy"
+    cpu = 64

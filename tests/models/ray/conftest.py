@@ -1,6 +1,6 @@
 """One local Ray instance for every Ray test (starting Ray takes seconds and ~0.5 GiB: never per test).
 
-Small on purpose: 2 CPUs, a 100 MB object store, no dashboard, usage stats off, worker logs not
+Small on purpose: 4 logical CPUs, a 100 MB object store, no dashboard, usage stats off, worker logs not
 forwarded. Backends created by the tests find Ray initialised and reuse it (and leave it running).
 """
 
@@ -20,7 +20,7 @@ def ray_session() -> Iterator[Any]:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     if not ray.is_initialized():
         ray.init(
-            num_cpus=2,
+            num_cpus=4,  # logical: more than this 2-core machine, as a cluster would have
             object_store_memory=100 * 2**20,
             include_dashboard=False,
             log_to_driver=False,
