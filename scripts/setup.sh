@@ -21,5 +21,5 @@ $PIP install "setuptools<81" wheel "numpy>=1.24" cython
 $PIP install --no-build-isolation "pyworld>=0.3.4"
 $PIP install --no-deps "torchfcpe==0.0.4" "torchcrepe==0.0.24" "silero-vad==6.2.3" einops local-attention hyper-connections
 $PIP install resampy tqdm
-$PIP install -e ".[audio,models,cli,serve,ray,dev]"
+$PIP install -e ".[audio,models,cli,serve,ray,dev,chat]"
 echo "$want" > "$stamp"
