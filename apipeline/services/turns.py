@@ -5,7 +5,8 @@
 user's turns (``UserStartedSpeakingFrame`` from the VAD, the user's audio, transcripts). When the user
 starts speaking it pushes ``StartInterruptionFrame`` downstream — to the context aggregator, LLM, TTS and
 output, which drop and cancel what they have in flight — at once if the bot is not speaking (a pending
-answer is cancelled: the user had not finished), and while the bot speaks when the strategy agrees:
+answer is cancelled: the user had not finished; nothing is pushed when nothing is in flight), and
+while the bot speaks when the strategy agrees:
 
 * :class:`ImmediateInterruption`: at the user's first word (the VAD's start);
 * :class:`MinDurationInterruption`: after ``ms`` of user speech (coughs and short noises do not cut in);
@@ -112,6 +113,7 @@ class TurnTakingProcessor(FrameProcessor):
         self.ignored_turns = 0
         self.last_user_start_ns: int | None = None
         self._pending = False  # a user turn over the bot, not (yet) an interruption
+        self._awaiting_answer = False  # a user turn ended and the bot has not answered it yet
         self._interrupted = False
         self._speech_s = 0.0
         self._held: list[Frame] = []
@@ -125,6 +127,7 @@ class TurnTakingProcessor(FrameProcessor):
                 self.bot_speaking = True
             elif isinstance(frame, BotStoppedSpeakingFrame):
                 self.bot_speaking = False
+                self._awaiting_answer = False
             await self.push_frame(frame, direction)
             return
         if isinstance(frame, UserStartedSpeakingFrame):
@@ -133,6 +136,8 @@ class TurnTakingProcessor(FrameProcessor):
         if self._pending:
             await self._pending_frame(frame, direction)
             return
+        if isinstance(frame, UserStoppedSpeakingFrame):
+            self._awaiting_answer = True
         if isinstance(frame, UserStoppedSpeakingFrame) and self._interrupted:
             self._interrupted = False
             await self.push_frame(frame, direction)
@@ -163,7 +168,7 @@ class TurnTakingProcessor(FrameProcessor):
     async def _user_started(self, frame: UserStartedSpeakingFrame) -> None:
         self.last_user_start_ns = monotonic_ns()
         self._speech_s, self._words, self._interim_words, self._held = 0.0, 0, 0, []
-        if not self.allow_interruptions:
+        if not self.allow_interruptions or not (self.bot_speaking or self._awaiting_answer):
             await self.push_frame(frame)
             return
         if self.bot_speaking and not self.strategy.should_interrupt(0.0, 0):
