@@ -22,5 +22,5 @@ $PIP install --no-build-isolation "pyworld>=0.3.4"
 $PIP install --no-deps "torchfcpe==0.0.4" "torchcrepe==0.0.24" "silero-vad==6.2.3" einops local-attention hyper-connections
 $PIP install resampy tqdm
 # editable "compat" mode: a plain path entry that type checkers (mypy, pyright) follow, not an import hook
-$PIP install -e ".[audio,voice,models,cli,serve,ray,video,webrtc,dev]" --config-settings editable_mode=compat
+$PIP install -e ".[audio,voice,models,cli,serve,ray,video,webrtc,chat,dev]" --config-settings editable_mode=compat
 echo "$want" > "$stamp"

@@ -7,6 +7,7 @@
 * :mod:`~apipeline.frames.control`: start, end, sync, notify, settings and voice-activity frames.
 * :mod:`~apipeline.frames.data`: text, raw audio and raw image frames.
 * :mod:`~apipeline.frames.video`: :class:`VideoFrame`, an RGB picture with its presentation time.
+* :mod:`~apipeline.frames.conversation`: transcripts, LLM turns, speech synthesis, who is speaking.
 """
 
 from apipeline.frames.base import AppFrame as AppFrame
@@ -21,6 +22,20 @@ from apipeline.frames.control import SyncNotifyFrame as SyncNotifyFrame
 from apipeline.frames.control import UpdateSettingsFrame as UpdateSettingsFrame
 from apipeline.frames.control import UserStartedSpeakingFrame as UserStartedSpeakingFrame
 from apipeline.frames.control import UserStoppedSpeakingFrame as UserStoppedSpeakingFrame
+from apipeline.frames.conversation import BotStartedSpeakingFrame as BotStartedSpeakingFrame
+from apipeline.frames.conversation import BotStoppedSpeakingFrame as BotStoppedSpeakingFrame
+from apipeline.frames.conversation import InterimTranscriptionFrame as InterimTranscriptionFrame
+from apipeline.frames.conversation import LLMContextFrame as LLMContextFrame
+from apipeline.frames.conversation import LLMFullResponseEndFrame as LLMFullResponseEndFrame
+from apipeline.frames.conversation import LLMFullResponseStartFrame as LLMFullResponseStartFrame
+from apipeline.frames.conversation import LLMMessagesFrame as LLMMessagesFrame
+from apipeline.frames.conversation import LLMTextFrame as LLMTextFrame
+from apipeline.frames.conversation import TranscriptionFrame as TranscriptionFrame
+from apipeline.frames.conversation import TTSAudioRawFrame as TTSAudioRawFrame
+from apipeline.frames.conversation import TTSSpeakFrame as TTSSpeakFrame
+from apipeline.frames.conversation import TTSStartedFrame as TTSStartedFrame
+from apipeline.frames.conversation import TTSStoppedFrame as TTSStoppedFrame
+from apipeline.frames.conversation import TTSTextFrame as TTSTextFrame
 from apipeline.frames.data import AudioRawFrame as AudioRawFrame
 from apipeline.frames.data import ImageRawFrame as ImageRawFrame
 from apipeline.frames.data import TextFrame as TextFrame
@@ -33,6 +48,20 @@ from apipeline.frames.system import StopTaskFrame as StopTaskFrame
 from apipeline.frames.video import VideoFrame as VideoFrame
 
 __all__ = [
+    "BotStartedSpeakingFrame",
+    "BotStoppedSpeakingFrame",
+    "InterimTranscriptionFrame",
+    "LLMContextFrame",
+    "LLMFullResponseEndFrame",
+    "LLMFullResponseStartFrame",
+    "LLMMessagesFrame",
+    "LLMTextFrame",
+    "TTSAudioRawFrame",
+    "TTSSpeakFrame",
+    "TTSStartedFrame",
+    "TTSStoppedFrame",
+    "TTSTextFrame",
+    "TranscriptionFrame",
     "AppFrame",
     "AudioRawFrame",
     "CancelFrame",
