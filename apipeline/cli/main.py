@@ -24,7 +24,7 @@ from typing import Any
 from apipeline import __version__
 from apipeline.errors import ApipelineError, GraphError
 
-SUBCOMMANDS = ("run", "convert", "graph", "list_cmd", "bench", "voice_changer", "serve")
+SUBCOMMANDS = ("run", "convert", "graph", "list_cmd", "bench", "voice_changer", "serve", "devices")
 ENTRY_POINT_GROUP = "apipeline.cli"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

@@ -143,7 +143,7 @@ async def _serve(args: argparse.Namespace, registry: Any) -> int:
 
     placement = None
     if registry is not None:
-        from apipeline.apps.voice_changer_remote import RemotePlacement
+        from apipeline.voice_changer.remote import RemotePlacement
 
         placement = RemotePlacement(registry=registry, degrade=args.degrade)
     factory = _factory(args, placement)

@@ -92,12 +92,12 @@ class GraphFactory:
 
 
 class VoiceChangerFactory:
-    """Serves the streaming voice changer (``apipeline.apps.voice_changer``), one per session."""
+    """Serves the streaming voice changer (``apipeline.voice_changer``), one per session."""
 
     needs_audio_format = True
 
     def __init__(self, placement: Any = None, **defaults: Any) -> None:
-        """``placement``: an ``apipeline.apps.voice_changer_remote.RemotePlacement`` to run the per-block
+        """``placement``: an ``apipeline.voice_changer.RemotePlacement`` to run the per-block
         conversion on a model backend shared by every session (``None``: in-process)."""
         self.defaults = defaults
         self.placement = placement
@@ -105,7 +105,7 @@ class VoiceChangerFactory:
 
     def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Reject unknown or ill-typed ``VoiceChangerSettings`` fields (ValueError/TypeError)."""
-        from apipeline.apps.voice_changer import VoiceChangerSettings
+        from apipeline.voice_changer import VoiceChangerSettings
 
         known = {f.name: f for f in dataclasses.fields(VoiceChangerSettings)}
         for key, value in settings.items():
@@ -119,7 +119,7 @@ class VoiceChangerFactory:
         return settings
 
     def build(self, spec: SessionSpec) -> FrameProcessor:
-        from apipeline.apps.voice_changer import VoiceChangerSettings, build_voice_changer
+        from apipeline.voice_changer import VoiceChangerSettings, build_voice_changer
 
         if spec.sample_rate is None:
             raise ValueError("the voice changer needs the session's sample rate")
