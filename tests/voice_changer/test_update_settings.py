@@ -72,3 +72,26 @@ def test_the_schema_marks_what_is_live_and_bounds_every_size():
         assert p.minimum is not None and p.maximum is not None and not p.live, name
     assert schema["f0"].choices and not schema["f0"].live
     assert schema.json_schema()["additionalProperties"] is False
+
+
+async def test_the_remote_placement_applies_live_settings_to_the_next_calls():
+    from apipeline.models import LocalBackend
+    from apipeline.voice_changer.remote import RemotePlacement
+
+    x, sr = speech(0.4)
+    local_backend = RemotePlacement(LocalBackend(1), deadline=10.0)
+    vc = build_voice_changer(
+        VoiceChangerSettings(pitch=2.0, vad=False), sample_rate=sr, backend=local_backend
+    )
+    step = sr // 50
+    params = vc.stage.params_from  # the stream side of each call: what the next window sends
+    frames = [AudioRawFrame(x[:step].copy(), sr, 1), UpdateSettingsFrame({"pitch": 100})]
+    frames += [UpdateSettingsFrame({"pitch": -4.0})]
+    frames += [AudioRawFrame(x[i : i + step].copy(), sr, 1) for i in range(step, len(x), step)]
+    try:
+        result = await run_pipeline(vc, frames)
+    finally:
+        await vc.aclose()
+    assert [e for e in result.errors if "pitch must be within" in e.error]  # 100 refused
+    assert vc.settings.pitch == -4.0
+    assert params(AudioRawFrame(np.zeros(10, np.float32), sr, 1))["conversion"]["pitch"] == -4.0
