@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.convert import to_float32
 from apipeline.audio.io import AudioFileWriter, PathLike, input_subtype, output_subtype, read_audio
-from apipeline.audio.level import ABSOLUTE_FLOOR_DB
+from apipeline.audio.level import ABSOLUTE_FLOOR_DB, soft_limit
 from apipeline.errors import AudioFormatError
 from apipeline.frames import AudioRawFrame, Frame
 from apipeline.outputs import AtomicOutput, check_output_path
@@ -284,7 +284,8 @@ def render_offline_array(
 ) -> NDArray[np.float32]:
     """The whole signal converted in one shot with the same settings (no blocks, no SOLA, no delay).
 
-    Stereo is converted as mono and duplicated, as in the streamed DAG; a processing rate is honoured by
+    Several channels: their mean is converted and each channel's side (its difference from the mean)
+    added back, as in the streamed DAG (then limited, as there); a processing rate is honoured by
     resampling in one shot. Raises AudioFormatError for empty input or NaN/Inf samples.
     """
     from apipeline.audio.voice_changer import render_offline
@@ -299,7 +300,8 @@ def render_offline_array(
             f"offline render: {int((~np.isfinite(x)).sum())} NaN/Inf sample(s) in the input"
         )
     channels = 1 if x.ndim == 1 else x.shape[1]
-    mono = x if x.ndim == 1 else x.mean(axis=1, dtype=np.float32)
+    mid = x if x.ndim == 1 else x.mean(axis=1, dtype=np.float32)
+    mono = mid
     rate = processing_rate(s, sample_rate)
     if rate != sample_rate:
         mono = np.asarray(soxr.resample(mono, sample_rate, rate, quality="HQ"), np.float32)
@@ -310,7 +312,9 @@ def render_offline_array(
     if rate != sample_rate:
         y = np.asarray(soxr.resample(y, rate, sample_rate, quality="HQ"), np.float32)
     y = _aligned(y, 0, x.shape[0], 1)
-    return y if channels == 1 else np.repeat(y[:, None], channels, axis=1)
+    if channels > 1:
+        y = y[:, None] + (x - mid[:, None])
+    return soft_limit(y) if s.limiter else y
 
 
 def _render_griffin_lim(x: NDArray[np.float32], rate: int, s: VoiceChangerSettings) -> NDArray[np.float32]:

@@ -175,3 +175,12 @@ def test_ctrl_c_leaves_an_existing_output_unchanged(long_clip, tmp_path):
     assert res.returncode == 130 and "left unchanged" in res.stderr, res.stderr
     assert out.read_bytes() == b"previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["o.wav"]
+
+
+def test_the_offline_render_keeps_stereo_too(sources):
+    from apipeline.voice_changer import VoiceChangerSettings, render_offline_array
+
+    x, sr = sf.read(sources["stereo"], dtype="float32")
+    y = render_offline_array(x, sr, VoiceChangerSettings(pitch=3.0))
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y[:, 0] - y[:, 1], x[:, 0] - x[:, 1], atol=1e-5)
