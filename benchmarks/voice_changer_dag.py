@@ -1,7 +1,8 @@
 """The voice changer DAG on a long stream: latency, per-block compute vs deadline, underruns, RTF.
 
 Loops the sample into a ``--seconds`` stream (60 s by default) and runs it through the full pipeline
-(:func:`apipeline.apps.build_voice_changer`: guard, re-block, gate + VAD, F0, WORLD analysis, conversion,
+(:func:`apipeline.voice_changer.build_voice_changer`: guard, re-block, gate + VAD, F0, WORLD analysis,
+conversion,
 synthesis, SOLA) behind a memory source, as fast as possible and (``--realtime``) paced in real time, then
 once more through the command line (``apipeline voice-changer --json``) on the same stream written to a
 temporary file. Prints the declared algorithmic latency, per-block compute p50/p99/max against the
@@ -45,12 +46,17 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apipeline.apps import VoiceChangerSettings, build_voice_changer, convert_array, render_offline_array
-from apipeline.apps.voice_changer_remote import remote_settings
-from apipeline.apps.voice_changer_run import VoiceChangerResult
 from apipeline.audio.f0 import get_f0_estimator
 from apipeline.audio.io import read_audio
 from apipeline.audio.metrics import cents_error, click_score
+from apipeline.voice_changer import (
+    VoiceChangerSettings,
+    build_voice_changer,
+    convert_array,
+    render_offline_array,
+)
+from apipeline.voice_changer.remote import remote_settings
+from apipeline.voice_changer.run import VoiceChangerResult
 
 
 def line(label: str, r: VoiceChangerResult) -> str:
@@ -73,8 +79,8 @@ def quality(x: np.ndarray, sr: int, args: argparse.Namespace) -> None:
     def run(settings: VoiceChangerSettings) -> np.ndarray:
         backend = None
         if args.remote:  # a run closes its backend: a fresh one each time
-            from apipeline.apps.voice_changer_remote import RemotePlacement
             from apipeline.models import LocalBackend
+            from apipeline.voice_changer.remote import RemotePlacement
 
             backend = RemotePlacement(LocalBackend(2), deadline=10.0)
         result = asyncio.run(convert_array(x, sr, settings, backend=backend))

@@ -2,7 +2,7 @@
 
     python examples/voice_changer.py [out.wav]
 
-Builds the pipeline with :func:`apipeline.apps.build_voice_changer`, queues the sample as 20 ms audio
+Builds the pipeline with :func:`apipeline.voice_changer.build_voice_changer`, queues the sample as 20 ms audio
 frames with an ``UpdateSettingsFrame`` halfway that raises the pitch and the formants further: the change
 travels in order with the audio and applies from the first block after it. Prints the latency the
 processors declare and what the monitor measured.
@@ -14,12 +14,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from apipeline.apps import VoiceChangerSettings, build_voice_changer
 from apipeline.audio.io import read_audio
 from apipeline.frames import AudioRawFrame, Frame, UpdateSettingsFrame
 from apipeline.pipeline import Pipeline, PipelineTask
 from apipeline.pipeline.negotiation import latency_path
 from apipeline.processors.audio import AudioFileSink
+from apipeline.voice_changer import VoiceChangerSettings, build_voice_changer
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "speech.wav"
 

@@ -162,7 +162,8 @@ class AudioFileWriter:
     """Append audio to a file block by block; the file stays valid after each flush.
 
     Args:
-        path: destination; the container comes from the extension (``.wav``, ``.flac``, ``.ogg``).
+        path: destination; the container comes from the extension (:data:`OUTPUT_FORMATS`: ``.wav``,
+            ``.flac``, ``.ogg``, ``.opus``, ``.mp3``...; :func:`output_subtype` picks and checks a subtype).
         sample_rate, channels: the stream's format; every written block must have ``channels``.
         subtype: libsndfile sample encoding (``PCM_16``, ``PCM_24``, ``FLOAT``, ``VORBIS``...).
         flush_every_s: also flush automatically after this many seconds of audio (``None``: never).
@@ -186,7 +187,8 @@ class AudioFileWriter:
         self._flush_every = None if flush_every_s is None else max(1, int(flush_every_s * sample_rate))
         self._since_flush = 0
         try:
-            self._file = sf.SoundFile(str(self.path), "w", sample_rate, channels, subtype)
+            fmt = OUTPUT_FORMATS.get(self.path.suffix.lower())
+            self._file = sf.SoundFile(str(self.path), "w", sample_rate, channels, subtype, format=fmt)
         except (sf.LibsndfileError, TypeError, ValueError) as exc:
             raise AudioFileError(f"{self.path}: cannot open for writing ({exc})") from exc
 
@@ -228,3 +230,75 @@ class AudioFileWriter:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+# -- output formats ---------------------------------------------------------------------------------
+
+OUTPUT_FORMATS = {
+    ".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".oga": "OGG", ".opus": "OGG", ".mp3": "MP3",
+    ".aif": "AIFF", ".aiff": "AIFF", ".caf": "CAF", ".w64": "W64", ".rf64": "RF64",
+}  # fmt: skip
+"""Output suffixes and their libsndfile container."""
+_PCM_LIKE = ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+_COMPRESSED_DEFAULT = {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}
+_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def output_subtype(
+    path: PathLike,
+    *,
+    sample_rate: int,
+    channels: int,
+    subtype: str | None = None,
+    input_subtype: str | None = None,
+) -> str:
+    """The libsndfile subtype to write ``path`` with; AudioFormatError for a choice libsndfile refuses.
+
+    The container comes from the suffix (:data:`OUTPUT_FORMATS`). Without ``subtype`` the input's sample
+    format is kept where the container holds it (16/24/32-bit, float); FLAC, which has no float, gets
+    24 bits for float input; compressed inputs and anything else give 16 bits; OGG is Vorbis (Opus for
+    ``.opus``) and MP3 MPEG layer III. Checked without writing anything: call before any processing.
+    """
+    suffix = Path(path).suffix.lower()
+    fmt = OUTPUT_FORMATS.get(suffix)
+    if fmt is None:
+        known = ", ".join(sorted(OUTPUT_FORMATS))
+        raise AudioFormatError(
+            f"{path}: cannot tell the output format from {suffix or 'no suffix'!r} ({known})"
+        )
+    if fmt not in sf.available_formats():
+        raise AudioFormatError(f"{path}: this libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}")
+    if subtype is None:
+        if suffix == ".opus":
+            subtype = "OPUS"
+        elif fmt in _COMPRESSED_DEFAULT:
+            subtype = _COMPRESSED_DEFAULT[fmt]
+        elif input_subtype in _PCM_LIKE and sf.check_format(fmt, input_subtype):
+            subtype = input_subtype
+        elif fmt == "FLAC" and input_subtype in ("FLOAT", "DOUBLE", "PCM_32"):
+            subtype = "PCM_24"
+        else:
+            subtype = "PCM_16"
+    subtype = subtype.upper()
+    if not sf.check_format(fmt, subtype):
+        usable = ", ".join(sf.available_subtypes(fmt))
+        raise AudioFormatError(f"{path}: {fmt} cannot hold {subtype} samples (it takes: {usable})")
+    if subtype == "OPUS" and sample_rate not in _OPUS_RATES:
+        raise AudioFormatError(
+            f"{path}: Opus takes {', '.join(map(str, _OPUS_RATES))} Hz, not {sample_rate} "
+            "(use .ogg for Vorbis)"
+        )
+    if fmt == "MP3" and sample_rate not in _MP3_RATES:
+        raise AudioFormatError(f"{path}: MP3 takes {', '.join(map(str, _MP3_RATES))} Hz, not {sample_rate}")
+    if fmt == "MP3" and channels > 2:
+        raise AudioFormatError(f"{path}: MP3 holds at most 2 channels, not {channels}")
+    return subtype
+
+
+def input_subtype(path: PathLike) -> str | None:
+    """The libsndfile subtype of an existing audio file (``PCM_24``, ``FLOAT``...), or None."""
+    try:
+        return str(sf.info(str(path)).subtype)
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None

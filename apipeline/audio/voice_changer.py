@@ -62,8 +62,12 @@ from apipeline.errors import AudioFormatError
 
 
 @dataclass(frozen=True, slots=True)
-class VoiceChangerSettings:
-    """Everything that shapes the converted sound, shared by the streamed and the offline render."""
+class CoreSettings:
+    """Everything that shapes the converted sound, shared by the streamed and the offline render.
+
+    Its field defaults are the voice changer's DSP defaults, written once: the app's settings
+    (:mod:`apipeline.voice_changer.settings`) and :meth:`BlockGeometry.from_ms` read them.
+    """
 
     block_ms: float = 35.0
     crossfade_ms: float = 14.5
@@ -112,7 +116,7 @@ class StreamingVoiceChanger:
     ``process_block`` takes exactly :attr:`block_size` samples and returns as many; ``push`` takes any
     number and returns the completed blocks' output (possibly empty); ``flush`` ends the stream and
     returns the rest, so the total output is the input, delayed, rounded up to whole blocks. Keyword
-    arguments are :class:`VoiceChangerSettings` fields. Raises AudioFormatError on bad input.
+    arguments are :class:`CoreSettings` fields. Raises AudioFormatError on bad input.
     """
 
     def __init__(self, sample_rate: int, **settings: object) -> None:
@@ -120,7 +124,7 @@ class StreamingVoiceChanger:
             raise AudioFormatError(
                 f"StreamingVoiceChanger: sample_rate must be a positive int, got {sample_rate!r}"
             )
-        self.settings = VoiceChangerSettings(**settings)  # type: ignore[arg-type]
+        self.settings = CoreSettings(**settings)  # type: ignore[arg-type]
         s = self.settings
         self.sample_rate = int(sample_rate)
         self.hop, self.frame_period_ms = frame_period_for(self.sample_rate, s.frame_ms)
@@ -264,7 +268,7 @@ def render_offline(x: NDArray[np.floating], sample_rate: int, **settings: object
     Output has the input's length and no delay: the ideal the streamed render is compared against.
     """
     audio = check_mono(x, sample_rate, "render_offline")
-    s = VoiceChangerSettings(**settings)  # type: ignore[arg-type]
+    s = CoreSettings(**settings)  # type: ignore[arg-type]
     _, period_ms = frame_period_for(sample_rate, s.frame_ms)
     features = analyze(audio, sample_rate, s.estimator(sample_rate), period_ms)
     conversion = s.conversion()

@@ -288,7 +288,7 @@ async def _serve(args: argparse.Namespace, registry: Any) -> int:
     config, session, tls = server_configs(args)
     placement = None
     if registry is not None:
-        from apipeline.apps.voice_changer_remote import RemotePlacement
+        from apipeline.voice_changer.remote import RemotePlacement
 
         placement = RemotePlacement(registry=registry, degrade=args.degrade)
     factory = _factory(args, placement)

@@ -4,11 +4,23 @@ Converts a voice in an audio file with the streaming voice changer DAG (blocks, 
 conversion, WORLD synthesis, SOLA) and prints the algorithmic latency, per-block compute p50/p99 against
 the block deadline, underruns and the real-time factor (``--json``: the same as one JSON object on
 stdout). ``--realtime`` paces the source in real time (underruns are only meaningful then);
-``--offline`` renders the whole file in one shot with the same settings, for comparison.
+``--offline`` renders the whole file in one shot with the same settings, for comparison; ``--live``
+converts the microphone to the speakers until Ctrl-C (``apipeline devices`` lists the devices).
 
-Exit codes: 0 ok (warnings, e.g. silent or clipped input, go to stderr); 2 usage or input errors (missing,
-truncated or non-audio file, unsupported sample rate, NaN/Inf samples: the output is still written with
-silence in their place when streaming); 1 runtime failures.
+The output format follows the suffix (.wav, .flac, .ogg, .mp3 where libsndfile has it) and the sample
+format the input's (16/24-bit, float) unless ``--subtype``; an unsupported choice, an output that is
+the input, a missing folder or an unwritable place are refused before any processing. The file is
+written beside the target and renamed into place when complete; Ctrl-C keeps the converted part as a
+valid file only where no file existed (and says so), otherwise nothing changes.
+
+Every voice-changer setting has an option (generated from ``VoiceChangerSettings.schema()``: the same
+names, defaults and bounds as graph files and served sessions); a value out of bounds, NaN or a crossfade
+longer than the block is a usage error.
+
+Exit codes: 0 ok (warnings, e.g. silent, clipped or mostly gated input, go to stderr); 2 usage or input
+errors (bad options, missing, truncated or non-audio file, unsupported sample rate or output format,
+refused output path, NaN/Inf samples: the output is still written with silence in their place when
+streaming); 1 runtime failures (and ``--realtime`` runs with late blocks); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,48 +28,78 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 PROG = "apipeline voice-changer"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-F0_CHOICES = ("dio", "harvest", "fcpe", "crepe")
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+SHORT = {"pitch": "pitch shift", "formant": "formant warp"}
+ALIASES = {"sample_rate": "--sample-rate"}
 
 
-def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-i", "--input", required=True, help="input audio file (WAV, FLAC, OGG)")
-    p.add_argument("-o", "--output", required=True, help="output file (PCM16; format from the suffix)")
-    p.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones (default 0)")
-    p.add_argument("--formant", type=float, default=1.0, help="formant warp ratio, >1 brighter (default 1)")
-    p.add_argument("--f0", choices=F0_CHOICES, default="dio", help="F0 estimator (default dio)")
-    p.add_argument("--block-ms", type=float, default=35.0, help="block length in ms (default 35)")
-    p.add_argument("--crossfade-ms", type=float, default=None, help="SOLA crossfade (default 14.5; 10 free)")
-    p.add_argument("--search-ms", type=float, default=None, help="SOLA search window (default 0.5; 15 free)")
-    p.add_argument("--lookahead-ms", type=float, default=None, help="look-ahead (default 10; 0 free)")
-    p.add_argument("--context-ms", type=float, default=110.0, help="left context, compute only (default 110)")
-    p.add_argument("--no-sola", action="store_true", help="plain concatenation of blocks (for comparison)")
+def _option(name: str) -> str:
+    return ALIASES.get(name, "--" + name.replace("_", "-"))
+
+
+def _parse_with(param: Any) -> Any:
+    def parse(text: str) -> Any:
+        from apipeline.errors import ParameterError
+
+        try:
+            return param.parse(text)
+        except ParameterError as exc:
+            raise argparse.ArgumentTypeError("; ".join(exc.problems)) from None
+
+    parse.__name__ = param.type.__name__
+    return parse
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    """One option per voice-changer setting, from the schema (unset options keep the defaults)."""
+    from apipeline.voice_changer.settings import VoiceChangerSettings
+
+    group = p.add_argument_group("voice changer settings (bounds as in graph files and served sessions)")
+    for name, param in VoiceChangerSettings.schema().items():
+        live = "; live-changeable" if param.live else ""
+        text = f"{param.doc} ({param.describe()}; default {param.default}{live})"
+        if param.type is bool and not param.nullable:
+            group.add_argument(
+                _option(name), dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                help=text,
+            )  # fmt: skip
+        else:
+            metavar = "|".join(map(str, param.choices)) if param.choices else name.upper()
+            group.add_argument(
+                _option(name), dest=name, type=_parse_with(param), default=argparse.SUPPRESS,
+                metavar=metavar, help=text,
+            )  # fmt: skip
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of the run itself (files, mode, output, placement): add new ones here."""
+    p.add_argument("-i", "--input", default=None, help="input audio file (WAV, FLAC, OGG, MP3...)")
+    p.add_argument("-o", "--output", default=None, help="output file (format from the suffix)")
     p.add_argument(
-        "--no-phase-lock",
-        action="store_true",
-        help="synthesise each block free-running (for comparison; its defaults are then the free-running "
-        "geometry: 10 ms crossfade, 15 ms search, no look-ahead)",
-    )
-    p.add_argument("--vocoder", choices=("world", "griffin-lim"), default="world")
-    p.add_argument(
-        "--sample-rate",
-        type=int,
+        "--subtype",
         default=None,
-        help="processing rate (default: the input's; another rate adds two resamplers' hold-back)",
+        help="output sample format: PCM_16, PCM_24, PCM_32, FLOAT, DOUBLE, VORBIS, OPUS, MPEG_LAYER_III "
+        "(default: the input's when the output format can hold it, else the format's own)",
     )
-    p.add_argument("--target-f0-mean", type=float, default=None, help="map F0 to this mean (Hz)")
-    p.add_argument("--rms-mix-rate", type=float, default=1.0, help="loudness matching, 1 = off (default)")
-    p.add_argument("--silence-db", type=float, default=-60.0, help="level gate in dBFS (default -60)")
-    p.add_argument("--vad-gate", action="store_true", help="render blocks Silero VAD calls non-speech silent")
-    p.add_argument("--no-vad", action="store_true", help="do not run the VAD at all")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--offline", action="store_true", help="render the whole file in one shot")
     mode.add_argument("--realtime", action="store_true", help="pace the source in real time")
+    mode.add_argument(
+        "--live", action="store_true", help="microphone -> voice changer -> speakers (Ctrl-C ends)"
+    )
+    p.add_argument("--input-device", default=None, help="with --live: input device (index or name part)")
+    p.add_argument("--output-device", default=None, help="with --live: output device (index or name part)")
+    p.add_argument(
+        "--live-rate", type=int, default=48000, help="with --live: device sample rate (default 48000)"
+    )
+    p.add_argument("--duration", type=float, default=None, help="with --live: stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument(
         "--ray-address",
         default=None,
@@ -76,11 +118,22 @@ def _configure(p: argparse.ArgumentParser) -> None:
     add_backend_arguments(p)
 
 
+def _configure(p: argparse.ArgumentParser) -> None:
+    _add_run_options(p)
+    _add_settings(p)
+
+    def error(message: str) -> NoReturn:  # one line, exit 2 (argparse would print the whole usage)
+        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    setattr(p, "error", error)  # noqa: B010 - an instance override of ArgumentParser.error
+
+
 def add_parser(subparsers: Any) -> None:
     """Register ``voice-changer`` on the ``apipeline`` command's subparsers."""
     p = subparsers.add_parser(
         "voice-changer",
-        help="convert a voice in an audio file (streamed, real-time capable)",
+        help="convert a voice in an audio file or live (streamed, real-time capable)",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,30 +141,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from apipeline.apps.voice_changer import FREE_RUNNING_GEOMETRY, VoiceChangerSettings
-
-    # unset geometry options keep the settings' defaults (the free-running ones with --no-phase-lock)
-    geometry: dict[str, Any] = dict(FREE_RUNNING_GEOMETRY) if args.no_phase_lock else {}
-    for key in ("crossfade_ms", "search_ms", "lookahead_ms"):
-        if getattr(args, key) is not None:
-            geometry[key] = getattr(args, key)
-    return VoiceChangerSettings(
-        pitch=args.pitch,
-        formant=args.formant,
-        f0=args.f0,
-        block_ms=args.block_ms,
-        context_ms=args.context_ms,
-        phase_lock=not args.no_phase_lock,
-        **geometry,
-        sola=not args.no_sola,
-        vocoder=args.vocoder,
-        sample_rate=args.sample_rate,
-        target_f0_mean=args.target_f0_mean,
-        rms_mix_rate=args.rms_mix_rate,
-        silence_db=args.silence_db,
-        vad=not args.no_vad,
-        vad_gate=args.vad_gate,
+    """The settings the options ask for; raises ParameterError (cross-field checks)."""
+    from apipeline.voice_changer.settings import (
+        FREE_RUNNING_GEOMETRY,
+        VoiceChangerSettings,
     )
+
+    given = {name: getattr(args, name) for name in VoiceChangerSettings.schema() if hasattr(args, name)}
+    if given.get("phase_lock") is False:  # unset stitch options: the free-running geometry
+        for key, value in FREE_RUNNING_GEOMETRY.items():
+            given.setdefault(key, value)
+    return VoiceChangerSettings.from_values(given)
 
 
 def _error(message: str) -> None:
@@ -120,26 +160,43 @@ def _error(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the conversion; returns the exit code (see the module docstring)."""
-    from apipeline.apps.voice_changer_run import run_file
-    from apipeline.errors import ApipelineError, AudioFileError, AudioFormatError
+    from apipeline.errors import (
+        ApipelineError,
+        AudioFileError,
+        AudioFormatError,
+        ConfigurationError,
+        ParameterError,
+    )
 
     try:
         settings = _settings(args)
-        settings.validate()
-    except ValueError as exc:
-        _error(str(exc))
+    except ParameterError as exc:
+        _error("; ".join(exc.problems))
         return EXIT_USAGE
     backend = None
     if args.ray_address is not None:
-        from apipeline.apps.voice_changer_remote import RemotePlacement
         from apipeline.models.backends import backend_from_options
+        from apipeline.voice_changer.remote import RemotePlacement
 
         backend = RemotePlacement(backend_from_options(args), degrade=args.degrade)
+    if args.live:
+        return _run_live(args, settings, backend)
+    if args.input is None or args.output is None:
+        _error("--input and --output are required (or --live for the microphone)")
+        return EXIT_USAGE
+    from apipeline.voice_changer.run import run_file
+
+    progress = None if args.quiet else _Progress()
     try:
         result = run_file(
-            args.input, args.output, settings, realtime=args.realtime, offline=args.offline, backend=backend
-        )
-    except (AudioFileError, AudioFormatError) as exc:
+            args.input, args.output, settings, realtime=args.realtime, offline=args.offline, backend=backend,
+            subtype=args.subtype, progress=progress,
+        )  # fmt: skip
+    except KeyboardInterrupt as exc:
+        message = str(getattr(exc, "outcome_message", "") or "interrupted")
+        print(f"\n{PROG}: {message}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (AudioFileError, AudioFormatError, ConfigurationError) as exc:
         _error(str(exc))
         return EXIT_USAGE
     except ApipelineError as exc:
@@ -148,19 +205,82 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         _error(f"cannot write {args.output}: {exc}")
         return EXIT_FAILURE
+    finally:
+        if progress is not None:
+            progress.done()
     summary = result.to_dict()
     summary.update(input=str(args.input), output=str(args.output))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         _print_text(summary)
+    return _finish(result)
+
+
+def _finish(result: Any) -> int:
     for warning in result.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     for where, message in result.errors:
         _error(f"[{where}] {message}")
     if result.input_errors:
         return EXIT_USAGE
-    return EXIT_FAILURE if result.errors else EXIT_OK
+    if result.errors:
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _run_live(args: argparse.Namespace, settings: Any, backend: Any) -> int:
+    from apipeline.errors import ApipelineError, ConfigurationError
+    from apipeline.voice_changer.live import run_live
+
+    try:
+        result = run_live(
+            settings, input_device=args.input_device, output_device=args.output_device,
+            sample_rate=args.live_rate, duration=args.duration, backend=backend,
+        )  # fmt: skip
+    except ConfigurationError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except ApipelineError as exc:
+        _error(f"{type(exc).__name__}: {exc}")
+        return EXIT_FAILURE
+    summary = result.to_dict()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_text({**summary, "input": "microphone", "output": "speakers"})
+    return _finish(result)
+
+
+class _Progress:
+    """``converted 12.3 / 600.0 s (2 %)`` on stderr: one refreshed line on a terminal (twice a second),
+    else a line every 10 s; the last one always. stdout stays for the report (``--json``)."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._every = 0.5 if self._tty else 10.0
+        self._last = time.monotonic()
+        self._shown = False
+        self._finished = False
+
+    def __call__(self, done_s: float, total_s: float) -> None:
+        now = time.monotonic()
+        final = done_s >= total_s
+        if self._finished or (now - self._last < self._every and not final):
+            return
+        self._last = now
+        self._finished = final
+        pct = min(100.0, 100.0 * done_s / total_s) if total_s else 100.0
+        line = f"{PROG}: converted {min(done_s, total_s):.1f} / {total_s:.1f} s ({pct:.0f} %)"
+        if self._tty:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+            self._shown = True
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._shown:
+            print(file=sys.stderr)
 
 
 def _print_text(s: dict[str, Any]) -> None:

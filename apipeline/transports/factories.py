@@ -105,12 +105,12 @@ class GraphFactory:
 
 
 class VoiceChangerFactory:
-    """Serves the streaming voice changer (``apipeline.apps.voice_changer``), one per session."""
+    """Serves the streaming voice changer (``apipeline.voice_changer``), one per session."""
 
     needs_audio_format = True
 
     def __init__(self, placement: Any = None, **defaults: Any) -> None:
-        """``placement``: an ``apipeline.apps.voice_changer_remote.RemotePlacement`` to run the per-block
+        """``placement``: an ``apipeline.voice_changer.RemotePlacement`` to run the per-block
         conversion on a model backend shared by every session (``None``: in-process). ``defaults``: any
         ``VoiceChangerSettings`` field (the operator's choice, checked by the voice changer itself);
         clients may then change what :data:`settings_schema` allows, within its bounds."""
@@ -129,14 +129,14 @@ class VoiceChangerFactory:
         return settings
 
     def _checked(self, settings: dict[str, Any]) -> None:
-        from apipeline.apps.voice_changer import VoiceChangerSettings
+        from apipeline.voice_changer import VoiceChangerSettings
 
         merged = VoiceChangerSettings(**{**self.defaults, **settings})
         merged.validate()  # its range checks
         merged.geometry(16000)  # and the block geometry's (e.g. a crossfade longer than the block)
 
     def build(self, spec: SessionSpec) -> FrameProcessor:
-        from apipeline.apps.voice_changer import VoiceChangerSettings, build_voice_changer
+        from apipeline.voice_changer import VoiceChangerSettings, build_voice_changer
 
         if spec.sample_rate is None:
             raise ValueError("the voice changer needs the session's sample rate")

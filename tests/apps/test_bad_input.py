@@ -3,10 +3,15 @@
 import numpy as np
 import pytest
 
-from apipeline.apps import VoiceChangerSettings, build_voice_changer, convert_array, render_offline_array
 from apipeline.errors import AudioFormatError
 from apipeline.frames import AudioRawFrame
 from apipeline.testing import run_pipeline
+from apipeline.voice_changer import (
+    VoiceChangerSettings,
+    build_voice_changer,
+    convert_array,
+    render_offline_array,
+)
 
 SR = 16000
 

@@ -98,8 +98,8 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path):
 def test_geometry_options_default_to_the_settings_and_no_phase_lock_to_the_free_running_ones():
     import argparse
 
-    from apipeline.apps.voice_changer import FREE_RUNNING_GEOMETRY, PHASE_LOCKED_GEOMETRY
     from apipeline.cli.voice_changer import _configure, _settings
+    from apipeline.voice_changer.settings import FREE_RUNNING_GEOMETRY, PHASE_LOCKED_GEOMETRY
 
     parser = argparse.ArgumentParser()
     _configure(parser)

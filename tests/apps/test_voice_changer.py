@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from apipeline.apps import VoiceChangerSettings, build_voice_changer, convert_array, render_offline_array
-from apipeline.apps.voice_changer import check_phase_lock_layout
 from apipeline.audio.f0 import get_f0_estimator
 from apipeline.audio.io import read_audio
+from apipeline.audio.level import soft_limit
 from apipeline.audio.metrics import cents_error, click_score
 from apipeline.audio.voice_changer import StreamingVoiceChanger
 from apipeline.errors import PipelineError
@@ -22,6 +21,13 @@ from apipeline.processors.audio.features import BlockGeometry
 from apipeline.processors.audio.sola import SolaProcessor
 from apipeline.processors.audio.vocoder import VocoderProcessor
 from apipeline.testing import run_pipeline
+from apipeline.voice_changer import (
+    VoiceChangerSettings,
+    build_voice_changer,
+    convert_array,
+    render_offline_array,
+)
+from apipeline.voice_changer.local import check_phase_lock_layout
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "speech.wav"
 RATES = (16000, 22050, 24000, 44100, 48000)
@@ -53,16 +59,22 @@ def test_geometry_matches_the_core_and_default_latency_is_within_60_ms(rate):
 def test_a_processing_rate_adds_the_resamplers_to_the_declared_latency():
     vc = build_voice_changer(VoiceChangerSettings(sample_rate=16000, vad=False), sample_rate=44100)
     names = [p.name for p in vc.processors()]
-    assert names[1] == "resample_in" and "resample_out" in names
+    assert names[names.index("input_guard") + 1] == "resample_in" and "resample_out" in names
     assert pipeline_latency(vc) > vc.geometry.latency_seconds
 
 
 def core_output(x: np.ndarray, sr: int, settings: VoiceChangerSettings) -> np.ndarray:
-    """The pure core's streamed render with the same settings, aligned as the DAG aligns its output."""
+    """The pure core's streamed render with the same settings, aligned as the DAG aligns its output.
+
+    The core has the fixed level gate only (the DAG's adaptive gate decides per block from the noise
+    floor) and no limiter: the DAG's memoryless limiter is applied to the core's output.
+    """
+    assert settings.gate == "fixed", "the core has the fixed gate only"
     core = StreamingVoiceChanger(sr, **settings.core_settings())
     y = np.concatenate([core.push(x), core.flush()])
     a = build_voice_changer(settings, sample_rate=sr).align_samples
-    return y[a : a + len(x)]
+    y = y[a : a + len(x)]
+    return soft_limit(y) if settings.limiter else y
 
 
 async def run_dag(x: np.ndarray, sr: int, settings: VoiceChangerSettings) -> tuple[np.ndarray, Any]:
@@ -83,7 +95,7 @@ def vocoder_of(vc: Any) -> VocoderProcessor:
 
 async def test_the_dag_is_sample_exact_with_the_streaming_core():
     x, sr = speech(1.5)
-    settings = VoiceChangerSettings(pitch=4.0, formant=1.1)  # the defaults: phase-locked, mirrored F0 tail
+    settings = VoiceChangerSettings(pitch=4.0, formant=1.1, gate="fixed")  # phase-locked, mirrored F0 tail
     result = await convert_array(x, sr, settings)
     assert not result.errors and result.output.shape == x.shape
     np.testing.assert_array_equal(result.output, core_output(x, sr, settings))
@@ -101,7 +113,7 @@ async def test_the_dag_is_sample_exact_with_the_streaming_core():
 )
 async def test_every_layout_renders_the_core_samples_and_the_lock_never_misses(layout):
     x, sr = speech(1.5)
-    settings = VoiceChangerSettings(pitch=-5.0, formant=1.1, **layout)
+    settings = VoiceChangerSettings(pitch=-5.0, formant=1.1, gate="fixed", **layout)
     y, vc = await run_dag(x, sr, settings)
     np.testing.assert_array_equal(y, core_output(x, sr, settings))
     assert any(isinstance(p, SyncParallelPipeline) for p in vc.processors()) == settings.use_parallel()
@@ -178,13 +190,17 @@ async def test_stereo_in_stereo_out():
     stereo = np.stack([mono, 0.5 * mono], axis=1)
     result = await convert_array(stereo, 24000, VoiceChangerSettings(pitch=2.0, vad=False))
     assert result.output.shape == stereo.shape and result.channels == 2
-    np.testing.assert_array_equal(result.output[:, 0], result.output[:, 1])
+    # the mid is converted, each channel's side restored aligned: L - R of the output is the input's
+    np.testing.assert_allclose(
+        result.output[:, 0] - result.output[:, 1], stereo[:, 0] - stereo[:, 1], atol=1e-5
+    )
+    assert not np.allclose(result.output[:, 0], result.output[:, 1])
     assert np.sqrt(np.mean(result.output[6000:, 0] ** 2)) > 0.02
 
 
 async def test_fcpe_runs_beside_the_world_analysis():
     x, sr = speech(0.8)
-    settings = VoiceChangerSettings(f0="fcpe", pitch=4.0, vad=False)
+    settings = VoiceChangerSettings(f0="fcpe", pitch=4.0, vad=False, gate="fixed")
     vc = build_voice_changer(settings, sample_rate=sr)
     assert vc.parallel and any(isinstance(p, SyncParallelPipeline) for p in vc.processors())
     result = await convert_array(x, sr, settings)

@@ -5,18 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apipeline.apps.voice_changer import (
-    FREE_RUNNING_GEOMETRY,
-    PHASE_LOCKED_GEOMETRY,
-    VoiceChangerSettings,
-    build_voice_changer,
-)
-from apipeline.apps.voice_changer_remote import RemotePlacement, build_remote_voice_changer, remote_settings
-from apipeline.apps.voice_changer_run import convert_array
 from apipeline.errors import ServiceParamError
 from apipeline.models import LocalBackend
 from apipeline.models.services.world_vc import WorldVcService, geometry_dict
 from apipeline.processors.audio.features import BlockGeometry
+from apipeline.voice_changer import VoiceChangerSettings, build_voice_changer
+from apipeline.voice_changer.remote import RemotePlacement, build_remote_voice_changer, remote_settings
+from apipeline.voice_changer.run import convert_array
+from apipeline.voice_changer.settings import FREE_RUNNING_GEOMETRY, PHASE_LOCKED_GEOMETRY
 
 RATE = 16000
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apipeline.apps.voice_changer import VoiceChangerSettings
-from apipeline.apps.voice_changer_run import run_file
 from apipeline.cli.run import run_built
 from apipeline.errors import GraphError
 from apipeline.graph.build import build_pipeline
 from apipeline.graph.loader import dump_graph, load_graph
 from apipeline.graph.registry import default_registry
+from apipeline.voice_changer.run import run_file
+from apipeline.voice_changer.settings import VoiceChangerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "examples" / "graphs"
@@ -74,7 +74,7 @@ def test_examples_run_and_match_the_voice_changer_command(example: str, clip: Pa
     y, rate = sf.read(out, dtype="float32")
     x, in_rate = sf.read(clip, dtype="float32")
     assert (rate, y.shape) == (in_rate, x.shape)  # aligned and cut at the input's length
-    # the same settings through apipeline.apps give the same samples (both written as PCM16)
+    # the same settings through apipeline.voice_changer give the same samples (both written as PCM16)
     ref = tmp_path / "ref.wav"
     run_file(clip, ref, VoiceChangerSettings(pitch=4.0, formant=1.1))
     np.testing.assert_array_equal(y, sf.read(ref, dtype="float32")[0])

@@ -36,12 +36,19 @@ class Runner:
         check_inputs(self.session, self.rules, self.kind)
 
     def _run(self, feeds: Mapping[str, NDArray[Any]], output: str) -> NDArray[Any]:
-        feeds = {k: v for k, v in feeds.items() if k in self.session.inputs}
+        feeds = {k: self._as_declared(k, v) for k, v in feeds.items() if k in self.session.inputs}
         try:
             return self.session.run(feeds)[output]
         except Exception as exc:
             shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
             raise ModelError(f"{self.path}: {self.kind} inference failed on {shapes}: {exc}") from exc
+
+    def _as_declared(self, name: str, value: NDArray[Any]) -> NDArray[Any]:
+        """A float feed in the float type the model declares for it (half-precision exports take float16)."""
+        declared = self.session.inputs[name].dtype
+        if declared in ("float16", "float32") and value.dtype.kind == "f" and value.dtype != declared:
+            return value.astype(declared)
+        return value
 
     def static_dim(self, name: str, axis: int) -> int | None:
         """A fixed size the model declares for ``name``'s ``axis`` (None when dynamic or unknown)."""

@@ -26,7 +26,8 @@ from apipeline.models.runners.features import (
 )
 from apipeline.models.runners.session import InputRule, SessionConfig
 
-F32, I64 = ("float32",), ("int64",)
+F32, I64 = ("float32", "float16"), ("int64",)
+"""Float inputs may be float32 or float16 (half-precision exports): feeds are cast to the declared type."""
 SpeakerSpec = int | Mapping[int, Any] | ArrayLike
 
 
@@ -89,7 +90,7 @@ class SoVitsSvc(_SvcRunner):
         "mel2ph": InputRule(I64, 2),
         "uv": InputRule(F32, 2),
         "noise": InputRule(F32, 3),
-        "sid": InputRule(("int64", "float32"), None),
+        "sid": InputRule(("int64", "float32", "float16"), None),
         "vol": InputRule(F32, 2, required=False),
     }
 
@@ -104,7 +105,7 @@ class SoVitsSvc(_SvcRunner):
     ) -> None:
         super().__init__(path, config, sample_rate=sample_rate, hop=hop, speakers=speakers)
         sid = self.session.inputs["sid"]
-        self.mix = sid.dtype == "float32"
+        self.mix = sid.dtype in ("float32", "float16")
         if self.mix:
             declared = self.static_dim("sid", 1)
             if declared is None and speakers is None:
@@ -122,7 +123,7 @@ class SoVitsSvc(_SvcRunner):
         if "sid" in self.session.inputs:
             sid = self.session.inputs["sid"]
             rank = None if sid.shape is None else len(sid.shape)
-            if rank is not None and (sid.dtype, rank) not in (("int64", 1), ("float32", 2)):
+            if rank is not None and (sid.dtype, rank) not in (("int64", 1), ("float32", 2), ("float16", 2)):
                 raise ModelSignatureError(
                     f"{self.path}: not a {self.kind} model: input 'sid' is {sid.describe()}; "
                     f"expected int64 [1] (speaker id) or float32 [T,n_spk] (speaker mix)"
@@ -176,14 +177,7 @@ class SoVitsSvc(_SvcRunner):
             "sid": self._speaker(speaker, frames, where),
         }
         if self.takes_vol:
-            if vol is None:
-                raise ValueError(
-                    f"{where}: {self.path} takes a 'vol' input; pass vol=(T,) loudness per frame"
-                )
-            v = np.asarray(vol, dtype=np.float32)
-            if v.shape != (frames,):
-                raise ValueError(f"{where}: vol must have shape ({frames},) like f0, got {v.shape}")
-            feeds["vol"] = v[None]
+            feeds["vol"] = _vol(vol, frames, where, self.path)[None]
         out = self._run(feeds, self.output_name)
         if self.outputs_mel:
             mel = out[0]
@@ -209,7 +203,7 @@ class SoVitsSvc(_SvcRunner):
 
 
 class RvcModel(_SvcRunner):
-    """RVC ONNX export: ``phone, phone_lengths, pitch, pitchf, ds, rnd -> audio``.
+    """RVC ONNX export: ``phone, phone_lengths, pitch, pitchf, ds, rnd [, vol] -> audio``.
 
     ``phone`` is content at 100 frames/s (the 50 Hz features repeated), ``pitch`` the coarse 1..255 bins
     of ``pitchf`` (Hz). Default grid: 40 kHz, hop 400.
@@ -227,6 +221,7 @@ class RvcModel(_SvcRunner):
         "pitchf": InputRule(F32, 2),
         "ds": InputRule(I64, 1),
         "rnd": InputRule(F32, 3),
+        "vol": InputRule(F32, 2, required=False),
     }
 
     def __init__(
@@ -240,11 +235,22 @@ class RvcModel(_SvcRunner):
     ) -> None:
         super().__init__(path, config, sample_rate=sample_rate, hop=hop, speakers=speakers)
         self.output_name = "audio" if "audio" in self.session.outputs else next(iter(self.session.outputs))
+        self.takes_vol = "vol" in self.session.inputs
 
     def infer(
-        self, content: ArrayLike, f0: ArrayLike, speaker: int = 0, *, noise_scale: float = 1.0, seed: int = 0
+        self,
+        content: ArrayLike,
+        f0: ArrayLike,
+        speaker: int = 0,
+        *,
+        vol: ArrayLike | None = None,
+        noise_scale: float = 1.0,
+        seed: int = 0,
     ) -> NDArray[np.float32]:
-        """Convert one segment: content ``(T_c, D)``, F0 ``(T,)`` Hz on the model's grid -> ``(T*hop,)``."""
+        """Convert one segment: content ``(T_c, D)``, F0 ``(T,)`` Hz on the model's grid -> ``(T*hop,)``.
+
+        ``vol``: ``(T,)`` loudness per frame, required by (and only by) exports with a ``vol`` input.
+        """
         where = f"{type(self).__name__}.infer"
         c = self._content(content, where)
         f0_arr = track_1d(f0, where, "f0")
@@ -259,4 +265,17 @@ class RvcModel(_SvcRunner):
             "ds": np.array([speaker], dtype=np.int64),
             "rnd": self._noise(frames, noise_scale, seed),
         }
+        if self.takes_vol:
+            feeds["vol"] = _vol(vol, frames, where, self.path)[None]
+        elif vol is not None:
+            raise ValueError(f"{where}: {self.path} has no 'vol' input; leave vol=None")
         return self._check_audio(self._run(feeds, self.output_name), frames)
+
+
+def _vol(vol: ArrayLike | None, frames: int, where: str, path: str) -> NDArray[np.float32]:
+    if vol is None:
+        raise ValueError(f"{where}: {path} takes a 'vol' input; pass vol=(T,) loudness per frame")
+    v = np.asarray(vol, dtype=np.float32)
+    if v.shape != (frames,) or not np.isfinite(v).all():
+        raise ValueError(f"{where}: vol must have shape ({frames},) like f0, finite, got {v.shape}")
+    return v

@@ -19,13 +19,14 @@ conversion joins F0 and spectral features) pairs them by block, never by arrival
   one-thread executor (see its docstring for when that pays off).
 
 ``metadata["compute_ns"]`` on every frame of this family is the compute time spent on the block so far
-along its critical path (a join takes the maximum of its inputs); :mod:`apipeline.apps` reads it to
+along its critical path (a join takes the maximum of its inputs); :mod:`apipeline.voice_changer` reads it to
 report per-block compute against the block deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Track
+from apipeline.audio.voice_changer import CoreSettings
 from apipeline.audio.world import WorldFeatures, frame_period_for
 from apipeline.frames import DataFrame, SystemFrame
 from apipeline.processors.async_frame_processor import AsyncFrameProcessor
@@ -59,6 +61,7 @@ def block_metadata(seq: int, compute_ns: int, source: dict[str, Any]) -> dict[st
     return meta
 
 
+_CORE = CoreSettings()
 MIN_F0_FRAMES = 30  # DIO calls nothing voiced in windows shorter than ~24 frames
 
 
@@ -91,27 +94,30 @@ class BlockGeometry:
         cls,
         sample_rate: int,
         *,
-        block_ms: float = 35.0,
-        crossfade_ms: float = 14.5,
-        search_ms: float = 0.5,
-        context_ms: float = 110.0,
-        lookahead_ms: float = 10.0,
-        warmup_ms: float = 20.0,
-        frame_ms: float = 5.0,
-        sola: bool = True,
+        block_ms: float = _CORE.block_ms,
+        crossfade_ms: float = _CORE.crossfade_ms,
+        search_ms: float = _CORE.search_ms,
+        context_ms: float = _CORE.context_ms,
+        lookahead_ms: float = _CORE.lookahead_ms,
+        warmup_ms: float = _CORE.warmup_ms,
+        frame_ms: float = _CORE.frame_ms,
+        sola: bool = _CORE.sola,
     ) -> BlockGeometry:
         """Round each length to the WORLD hop as the streaming core does (block and context to whole hops).
 
-        The defaults are :class:`~apipeline.audio.voice_changer.VoiceChangerSettings`' (phase-locked
+        The defaults are :class:`~apipeline.audio.voice_changer.CoreSettings`' (phase-locked
         synthesis: a short search, the rest spent on crossfade and look-ahead; 59.9 ms at 22.05 kHz).
         """
-        if sample_rate <= 0 or block_ms <= 0 or frame_ms <= 0:
+        if sample_rate <= 0 or not block_ms > 0 or not frame_ms > 0:
             raise ValueError(
                 f"BlockGeometry: sample_rate, block_ms and frame_ms must be positive, "
                 f"got {sample_rate}, {block_ms}, {frame_ms}"
             )
-        if min(crossfade_ms, search_ms, context_ms, lookahead_ms, warmup_ms) < 0:
-            raise ValueError("BlockGeometry: crossfade, search, context, look-ahead and warm-up must be >= 0")
+        lengths = (crossfade_ms, search_ms, context_ms, lookahead_ms, warmup_ms)
+        if not all(math.isfinite(v) and v >= 0 for v in lengths):
+            raise ValueError(
+                "BlockGeometry: crossfade, search, context, look-ahead and warm-up must be finite and >= 0"
+            )
         hop, period_ms = frame_period_for(sample_rate, frame_ms)
         block = _hops(block_ms, sample_rate, hop, hop)
         crossfade = min(round(crossfade_ms * sample_rate / 1000.0), block) if sola else 0

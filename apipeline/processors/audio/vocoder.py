@@ -12,7 +12,8 @@ chose when it stitched block ``n``, which only SOLA has. The design:
 * SOLA (``SolaProcessor(report_offset=True)``) answers every block upstream with a
   :class:`~apipeline.processors.audio.features.SolaOffsetFrame` before it pushes the stitched block on.
 
-Why the answer is always there in time, in the DAG :func:`~apipeline.apps.voice_changer.build_voice_changer`
+Why the answer is always there in time, in the DAG
+:func:`~apipeline.voice_changer.local.build_local_voice_changer`
 builds (it checks this layout): SOLA is a synchronous processor directly after the vocoder, so the
 vocoder's ``push_frame`` of block ``n`` runs SOLA's stitch in the vocoder's own worker task and returns
 only after it; SOLA's answer is a system frame, which an asynchronous processor handles on arrival in

@@ -3,8 +3,8 @@
 * ``service`` -- :class:`ServiceProcessor` (services readied at start; a failed self-test refuses the
   start with a fatal ``ErrorFrame``) and :class:`ModelServiceProcessor` (any service method per frame).
 * ``frames`` -- :class:`VoiceChunkFrame`, one conversion window and what the stages made of it.
-* ``voice`` -- :class:`ContentEncoderProcessor` (content || F0), :class:`F0Processor`,
-  :class:`SvcModelProcessor`, :class:`VocoderProcessor`, :class:`ChunkStitchProcessor` (SOLA).
+* ``voice`` -- :class:`ContentEncoderProcessor` (content || F0), :class:`F0ServiceProcessor`,
+  :class:`SvcModelProcessor`, :class:`VocoderServiceProcessor`, :class:`ChunkStitchProcessor` (SOLA).
 * ``graph`` -- :func:`neural_voice_changer`, the stages in order.
 """
 
@@ -16,18 +16,18 @@ from apipeline.processors.models.service import ModelServiceProcessor as ModelSe
 from apipeline.processors.models.service import ServiceProcessor as ServiceProcessor
 from apipeline.processors.models.voice import ChunkStitchProcessor as ChunkStitchProcessor
 from apipeline.processors.models.voice import ContentEncoderProcessor as ContentEncoderProcessor
-from apipeline.processors.models.voice import F0Processor as F0Processor
+from apipeline.processors.models.voice import F0ServiceProcessor as F0ServiceProcessor
 from apipeline.processors.models.voice import SvcModelProcessor as SvcModelProcessor
-from apipeline.processors.models.voice import VocoderProcessor as VocoderProcessor
+from apipeline.processors.models.voice import VocoderServiceProcessor as VocoderServiceProcessor
 
 __all__ = [
     "ChunkStitchProcessor",
     "ContentEncoderProcessor",
-    "F0Processor",
+    "F0ServiceProcessor",
     "ModelServiceProcessor",
     "ServiceProcessor",
     "SvcModelProcessor",
-    "VocoderProcessor",
+    "VocoderServiceProcessor",
     "VoiceChunkFrame",
     "neural_voice_changer",
 ]

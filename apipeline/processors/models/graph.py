@@ -17,7 +17,7 @@ from apipeline.processors.models.voice import (
     ChunkStitchProcessor,
     ContentEncoderProcessor,
     SvcModelProcessor,
-    VocoderProcessor,
+    VocoderServiceProcessor,
 )
 
 
@@ -55,6 +55,6 @@ def neural_voice_changer(
         SvcModelProcessor(registry, svc_service, speaker=speaker, pitch=pitch, seed=seed),
     ]
     if vocoder_service is not None:
-        stages.append(VocoderProcessor(registry, vocoder_service))
+        stages.append(VocoderServiceProcessor(registry, vocoder_service))
     stages.append(ChunkStitchProcessor(crossfade_ms=crossfade_ms, search_ms=search_ms))
     return stages

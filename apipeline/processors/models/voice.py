@@ -81,7 +81,7 @@ class ContentEncoderProcessor(ServiceProcessor):
         return chunk
 
 
-class F0Processor(ServiceProcessor):
+class F0ServiceProcessor(ServiceProcessor):
     """Adds the F0 of each :class:`VoiceChunkFrame` (when the content stage did not)."""
 
     def __init__(self, registry: ModelRegistry, service: str = "f0_fcpe", *, name: str | None = None) -> None:
@@ -152,7 +152,7 @@ class SvcModelProcessor(ServiceProcessor):
         return frame
 
 
-class VocoderProcessor(ServiceProcessor):
+class VocoderServiceProcessor(ServiceProcessor):
     """Turns each window's mel (and model-grid F0) into audio; windows that already have audio pass."""
 
     def __init__(self, registry: ModelRegistry, service: str = "vocoder", *, name: str | None = None) -> None:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apipeline.apps.voice_changer import VoiceChangerSettings
-from apipeline.apps.voice_changer_remote import RemotePlacement, remote_settings
-from apipeline.apps.voice_changer_run import convert_array, run_file
 from apipeline.models import LocalBackend
 from apipeline.models.ray_backend import RayBackend
+from apipeline.voice_changer.remote import RemotePlacement, remote_settings
+from apipeline.voice_changer.run import convert_array, run_file
+from apipeline.voice_changer.settings import VoiceChangerSettings
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(120)]
 

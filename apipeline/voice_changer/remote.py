@@ -1,16 +1,19 @@
 """The voice changer with its conversion on a model backend (in-process threads or a Ray actor pool).
 
-:func:`build_remote_voice_changer` builds the DAG of :func:`~apipeline.apps.voice_changer.build_voice_changer`
-with one change: F0, WORLD analysis, conversion and synthesis of each window run as one call of the
-stateless :class:`~apipeline.models.services.world_vc.WorldVcService` through a
+:func:`build_remote_voice_changer` builds the DAG of
+:func:`~apipeline.voice_changer.local.build_local_voice_changer` -- the same front and back
+(:mod:`apipeline.voice_changer.dag`) -- with one change: F0, WORLD analysis, conversion and synthesis
+of each window run as one call of the stateless
+:class:`~apipeline.models.services.world_vc.WorldVcService` through a
 :class:`~apipeline.processors.models.remote.RealtimeModelProcessor`::
 
-    InputGuard -> [Resample] -> StreamPadder -> Reblock -> BlockGate
+    front (settings guard, input guard, [resample], pad, re-block, gate)
       -> RealtimeModelProcessor(world_vc.convert)   # on the backend; pipelined, ordered, degrading
-      -> SolaProcessor -> BlockMonitor -> [Resample] -> [ChannelMixer]
+      -> SolaProcessor -> back (monitor, [resample], limiter, [up-mix])
 
 Re-blocking, the gate and SOLA stay local: they are cheap and hold the stream's state, so the backend
-sees independent windows and one actor pool serves many streams. When a call fails (actor died, pool
+sees independent windows and one actor pool serves many streams. Live settings (``pitch``...) reach
+the calls from the next window on. When a call fails (actor died, pool
 saturated, no answer by ``deadline``) the block is degraded -- ``"pass"`` sends the dry input's kept span
 to SOLA, ``"silence"`` zeros -- and the output keeps real time; counts are in ``pipeline.stage.stats()``.
 
@@ -38,28 +41,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from apipeline.apps.gate import BlockGate, InputGuard, StreamPadder
-from apipeline.apps.monitor import BlockMonitor
-from apipeline.apps.voice_changer import VoiceChangerPipeline, VoiceChangerSettings, processing_rate
 from apipeline.audio.format import AudioFormat
-from apipeline.errors import AudioFormatError
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, Frame
 from apipeline.models import ModelBackend, ModelRegistry
 from apipeline.models.backends import backend_from_address, registry_options
 from apipeline.models.services.world_vc import WorldVcService, geometry_dict
-from apipeline.processors.audio.convert import ChannelMixer
-from apipeline.processors.audio.features import (
-    COMPUTE_KEY,
-    GATE_KEY,
-    SEQ_KEY,
-    BlockGeometry,
-    block_metadata,
-)
-from apipeline.processors.audio.reblock import ReblockProcessor
-from apipeline.processors.audio.resample import ResampleProcessor
+from apipeline.processors.audio.features import COMPUTE_KEY, GATE_KEY, SEQ_KEY, BlockGeometry, block_metadata
 from apipeline.processors.audio.sola import SolaProcessor
-from apipeline.processors.frame_processor import FrameProcessor
 from apipeline.processors.models.remote import RealtimeModelProcessor
+from apipeline.voice_changer.dag import Front, VoiceChangerPipeline
+from apipeline.voice_changer.monitor import BlockMonitor
+from apipeline.voice_changer.settings import VoiceChangerSettings
 
 SERVICE = WorldVcService.service_name
 
@@ -111,6 +104,14 @@ class WindowCalls:
             "analysis_f0": settings.analysis_f0 if settings.use_parallel() else None,
         }
         self.stats: list[float] | None = [0.0, 0.0, 0] if settings.target_f0_mean is not None else None
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply accepted live settings to the calls that follow (the conversion's keys only)."""
+        for key in ("pitch", "formant", "target_f0_mean", "target_f0_range"):
+            if key in changes:
+                self.conversion = {**self.conversion, key: changes[key]}
+        if "target_f0_mean" in changes and self.stats is None and changes["target_f0_mean"] is not None:
+            self.stats = [0.0, 0.0, 0]
 
     def params(self, frame: AudioRawFrame) -> dict[str, Any]:
         if frame.metadata.get(GATE_KEY, True):
@@ -195,7 +196,7 @@ def build_remote_voice_changer(
     """The voice changer DAG with its conversion on a model backend (see the module docstring).
 
     Args:
-        settings, sample_rate, channels, realtime: as :func:`~apipeline.apps.build_voice_changer`;
+        settings, sample_rate, channels, realtime: as :func:`~apipeline.voice_changer.build_voice_changer`;
             the pipeline renders (and its ``settings`` hold) :func:`remote_settings` of ``settings``.
         backend: a :class:`ModelBackend`, an address for :func:`backend_from_address` (``"local"`` starts
             Ray here, ``"auto"``, ``"host:port"``, ``"ray://host:port"`` join a cluster) or None (an
@@ -207,16 +208,13 @@ def build_remote_voice_changer(
         deadline: seconds a call may take before its block is degraded (default: twice the block, at
             least 0.1 s).
 
-    Raises ValueError (settings, degrade) and AudioFormatError (rate, channels), before anything starts.
+    Raises ParameterError (settings, degrade) and AudioFormatError (rate, channels), before anything starts.
     """
     s = remote_settings(settings or VoiceChangerSettings())
-    s.validate()
     if degrade not in ("pass", "silence"):
-        raise ValueError(f"degrade must be 'pass' or 'silence', got {degrade!r}")
-    if channels < 1:
-        raise AudioFormatError(f"voice changer: channels must be >= 1, got {channels}")
-    rate = processing_rate(s, sample_rate)
-    g = s.geometry(rate)
+        raise ParameterError(f"degrade must be 'pass' or 'silence', got {degrade!r}")
+    front = Front.build(s, sample_rate, channels)
+    rate, g = front.rate, front.geometry
     owns = registry is None
     if registry is None:
         chosen = backend if isinstance(backend, ModelBackend) else backend_from_address(backend)
@@ -244,38 +242,10 @@ def build_remote_voice_changer(
     )
     stage.input_format = stage.output_format = AudioFormat(rate, 1, "float32")
     stage.latency = g.lookahead / rate  # the kept span ends that far before the newest input
-    guard = InputGuard(sample_rate, channels, name="input_guard")
-    procs: list[FrameProcessor] = [guard]
-    if rate != sample_rate:
-        procs.append(
-            ResampleProcessor(rate, in_rate=sample_rate, quality=s.resample_quality, name="resample_in")
-        )
-    gate = BlockGate(g, silence_db=s.silence_db, vad=s.vad, vad_gate=s.vad_gate, name="gate")
+    sola = SolaProcessor(g.block, g.crossfade, g.search, sample_rate=rate, fade=s.fade, name="sola")
     monitor = BlockMonitor(g.block / rate, realtime=realtime, name="monitor")
-    procs += [
-        StreamPadder(g.block, g.latency_samples - g.block, name="pad"),
-        ReblockProcessor(g.ms(g.block), g.ms(g.context), sample_rate=rate, name="reblock"),
-        gate,
-        stage,
-        SolaProcessor(g.block, g.crossfade, g.search, sample_rate=rate, fade=s.fade, name="sola"),
-        monitor,
-    ]
-    if rate != sample_rate:
-        procs.append(
-            ResampleProcessor(sample_rate, in_rate=rate, quality=s.resample_quality, name="resample_out")
-        )
-    if channels > 1:
-        procs.append(ChannelMixer(channels, name="upmix"))
-    return RemoteVoiceChangerPipeline(
-        procs,
-        settings=s,
-        geometry=g,
-        monitor=monitor,
-        guard=guard,
-        gate=gate,
-        sample_rate=sample_rate,
-        channels=channels,
-        registry=registry,
-        owns_registry=owns,
-        stage=stage,
+    vc = RemoteVoiceChangerPipeline(
+        front, [stage, sola], monitor, registry=registry, owns_registry=owns, stage=stage
     )
+    vc.on_settings_change(calls.update)
+    return vc

@@ -5,7 +5,7 @@ entries the voice-changer stages leave on every block:
 
 * ``compute_ns``: compute spent on the block along its critical path (the F0 and spectral branches
   count as their maximum when they run side by side): the block's share of CPU work.
-* ``ready_ns``: when its window was complete (stamped by :class:`~apipeline.apps.gate.BlockGate`).
+* ``ready_ns``: when its window was complete (stamped by :class:`~apipeline.voice_changer.gate.BlockGate`).
 
 ``turnaround = now - ready_ns`` adds the time the block waited in queues. A block *underruns* when its
 turnaround exceeds the block duration: a live output device asking for the block one block after its

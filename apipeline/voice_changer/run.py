@@ -2,20 +2,27 @@
 
 :func:`run_file` is what ``apipeline voice-changer`` calls: it opens the input (AudioFileError for a
 missing, empty, truncated-header or non-audio file), runs the DAG of
-:func:`~apipeline.apps.voice_changer.build_voice_changer` behind a file source (as fast as possible or
+:func:`~apipeline.voice_changer.build_voice_changer` behind a file source (as fast as possible or
 paced in real time), aligns the output to the input (it is delayed by the stitch) and writes it with the
 input's length, rate and channel count. ``offline=True`` renders the whole file in one shot with the same
 settings instead (:func:`render_offline_array`), the reference the streamed output is compared with.
 
+Output files follow :mod:`apipeline.outputs`: the path (not the input, folder exists and is writable) and
+the format (:func:`~apipeline.audio.io.output_subtype`: container from the suffix, sample format from the
+input or ``subtype``) are checked before any processing; the streamed output is written block by block to
+a file beside the target, renamed into place at the end. A failed run leaves nothing; Ctrl-C
+(:class:`ConversionInterrupted`) keeps the converted prefix as a valid file only where nothing existed.
+
 The :class:`VoiceChangerResult` lists what was measured and every problem met: ``errors`` are
 ``(where, message)`` pairs from ErrorFrames (the stream goes on after each), ``warnings`` name valid but
-suspicious input (silence, clipping).
+suspicious input (silence, clipping, most blocks gated).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,23 +31,35 @@ import numpy as np
 import soxr
 from numpy.typing import NDArray
 
-from apipeline.apps.monitor import RealtimeReport
-from apipeline.apps.voice_changer import (
-    VoiceChangerPipeline,
-    VoiceChangerSettings,
-    build_voice_changer,
-    processing_rate,
-)
 from apipeline.audio.convert import to_float32
-from apipeline.audio.io import PathLike, read_audio, write_audio
+from apipeline.audio.io import AudioFileWriter, PathLike, input_subtype, output_subtype, read_audio
+from apipeline.audio.level import ABSOLUTE_FLOOR_DB, soft_limit
 from apipeline.errors import AudioFormatError, ModelError
+from apipeline.frames import AudioRawFrame, Frame
+from apipeline.outputs import AtomicOutput, check_output_path
 from apipeline.pipeline import Pipeline, PipelineParams, PipelineTask
 from apipeline.processors.audio.io import AudioFileSource, MemoryAudioSink, MemoryAudioSource
-from apipeline.processors.frame_processor import FrameProcessor
+from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
+from apipeline.voice_changer.build import build_voice_changer
+from apipeline.voice_changer.dag import VoiceChangerPipeline
+from apipeline.voice_changer.monitor import RealtimeReport
+from apipeline.voice_changer.nodes import OutputAligner
+from apipeline.voice_changer.settings import VoiceChangerSettings, processing_rate
 
 INPUT_STAGES = ("input_guard", "source")
 """Processors whose errors are the input's fault (the CLI exits 2 for them, 1 for any other)."""
-SILENCE_DBFS = -60.0
+GATED_WARNING = 0.5
+"""Warn when more than this share of the blocks of a non-silent input was gated as silence."""
+Progress = Callable[[float, float], None]
+"""``progress(seconds_done, seconds_total)``, called as the output grows."""
+
+
+class ConversionInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_file`; :attr:`message` says what happened to the output file."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass
@@ -62,6 +81,9 @@ class VoiceChangerResult:
     settings: dict[str, Any] = field(default_factory=dict)
     output: NDArray[np.float32] | None = None
     remote: dict[str, Any] | None = None
+    blocks: int = 0
+    output_path: str | None = None
+    subtype: str | None = None
 
     @property
     def input_errors(self) -> list[str]:
@@ -74,14 +96,32 @@ class VoiceChangerResult:
         return out
 
 
-def input_warnings(peak: float, clipped: int, samples: int) -> list[str]:
-    """Warnings for valid but suspicious input: digital or near silence, clipped samples."""
+def input_warnings(
+    peak: float, clipped: int, samples: int, *, blocks: int = 0, gated: int = 0, settings: Any = None
+) -> list[str]:
+    """Warnings for valid but suspicious input: digital or near silence, clipping, most blocks gated."""
     warnings = []
+    floor = ABSOLUTE_FLOOR_DB
+    if settings is not None and settings.gate == "fixed" and settings.silence_db is not None:
+        floor = settings.silence_db
+    silent = False
     if samples and peak == 0.0:
         warnings.append("input is digital silence: the output is silence")
-    elif samples and 20.0 * np.log10(peak) < SILENCE_DBFS:
+        silent = True
+    elif samples and 20.0 * np.log10(peak) < floor:
         warnings.append(
             f"input peaks at {20 * np.log10(peak):.1f} dBFS (near silence): the output is silence"
+        )
+        silent = True
+    if not silent and blocks and gated > GATED_WARNING * blocks:
+        hint = (
+            "lower --silence-db or use --gate adaptive"
+            if settings is not None and settings.gate == "fixed"
+            else "raise --input-gain-db or try --agc, or lower --gate-margin-db"
+        )
+        warnings.append(
+            f"{gated} of {blocks} blocks ({100.0 * gated / blocks:.0f} %) were gated as silence and are "
+            f"silent in the output (input peak {20 * np.log10(max(peak, 1e-12)):.1f} dBFS); {hint}"
         )
     if clipped:
         warnings.append(
@@ -89,6 +129,32 @@ def input_warnings(peak: float, clipped: int, samples: int) -> list[str]:
             f"at full scale; converted as they are"
         )
     return warnings
+
+
+class WriterSink(FrameProcessor):
+    """Write every downstream audio frame to an :class:`AudioFileWriter` and report progress."""
+
+    def __init__(
+        self,
+        writer: AudioFileWriter,
+        *,
+        total_s: float = 0.0,
+        progress: Progress | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.writer = writer
+        self.total_s = total_s
+        self.progress = progress
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM and isinstance(frame, AudioRawFrame):
+            self.writer.write(np.asarray(frame.audio))
+            if self.progress is not None:
+                self.progress(self.writer.frames_written / self.writer.sample_rate, self.total_s)
+            return
+        await self.push_frame(frame, direction)
 
 
 async def run_stream(
@@ -99,11 +165,13 @@ async def run_stream(
     channels: int,
     realtime: bool = False,
     backend: Any = None,
+    tail: Callable[[VoiceChangerPipeline], list[FrameProcessor]] | None = None,
 ) -> tuple[VoiceChangerPipeline, MemoryAudioSink, PipelineTask]:
-    """Run ``source -> voice changer -> memory sink`` to the end; return the DAG, the sink and the task.
+    """Run ``source -> voice changer -> [tail] -> memory sink`` to the end; return the DAG, sink and task.
 
     ``backend`` places the conversion on a model backend (see :func:`build_voice_changer`); it is
-    closed when the run ends, however it ends.
+    closed when the run ends, however it ends. ``tail(vc)`` gives processors (e.g. an aligner and a file
+    writer) that see the output before the memory sink, which then only keeps what they pass on.
     """
     vc = build_voice_changer(
         settings, sample_rate=sample_rate, channels=channels, realtime=realtime, backend=backend
@@ -114,7 +182,10 @@ async def run_stream(
     # A remote conversion's bring-up (joining a cluster, placing and loading replicas) is bounded by
     # its backend's start_timeout, not by the generic setup limit.
     start = bring_up_timeout(getattr(vc, "registry", None))
-    task = PipelineTask(Pipeline([source, vc, sink]), PipelineParams(end_timeout=600.0, start_timeout=start))
+    task = PipelineTask(
+        Pipeline([source, vc, *(tail(vc) if tail else []), sink]),
+        PipelineParams(end_timeout=600.0, start_timeout=start),
+    )
     try:
         await task.run()
     finally:
@@ -141,10 +212,19 @@ async def _stream_result(
     realtime: bool,
     n: int,
     backend: Any = None,
+    writer: AudioFileWriter | None = None,
+    progress: Progress | None = None,
 ) -> VoiceChangerResult:
     t0 = time.perf_counter()
+    tail = None
+    if writer is not None:  # aligned and written as it comes; nothing kept in memory
+
+        def tail(vc: VoiceChangerPipeline) -> list[FrameProcessor]:
+            aligner = OutputAligner(vc.align_samples, length=(n, rate), name="align")
+            return [aligner, WriterSink(writer, total_s=n / rate, progress=progress, name="writer")]
+
     vc, sink, task = await run_stream(
-        source, settings, sample_rate=rate, channels=channels, realtime=realtime, backend=backend
+        source, settings, sample_rate=rate, channels=channels, realtime=realtime, backend=backend, tail=tail
     )
     wall = time.perf_counter() - t0
     report = vc.report()
@@ -172,10 +252,19 @@ async def _stream_result(
         rtf=report.rtf,
         blocks_gated=vc.gate.blocks_gated,
         errors=errors,
-        warnings=input_warnings(guard.peak, guard.clipped, guard.samples) + notes,
+        warnings=input_warnings(
+            guard.peak,
+            guard.clipped,
+            guard.samples,
+            blocks=vc.gate.blocks,
+            gated=vc.gate.blocks_gated,
+            settings=settings,
+        )
+        + notes,
         settings=asdict(settings),
-        output=_aligned(sink.audio, vc.align_samples, n, channels),
+        output=None if writer is not None else _aligned(sink.audio, vc.align_samples, n, channels),
         remote=_remote_stats(vc),
+        blocks=vc.gate.blocks,
     )
 
 
@@ -212,7 +301,8 @@ def render_offline_array(
 ) -> NDArray[np.float32]:
     """The whole signal converted in one shot with the same settings (no blocks, no SOLA, no delay).
 
-    Stereo is converted as mono and duplicated, as in the streamed DAG; a processing rate is honoured by
+    Several channels: their mean is converted and each channel's side (its difference from the mean)
+    added back, as in the streamed DAG (then limited, as there); a processing rate is honoured by
     resampling in one shot. Raises AudioFormatError for empty input or NaN/Inf samples.
     """
     from apipeline.audio.voice_changer import render_offline
@@ -227,7 +317,8 @@ def render_offline_array(
             f"offline render: {int((~np.isfinite(x)).sum())} NaN/Inf sample(s) in the input"
         )
     channels = 1 if x.ndim == 1 else x.shape[1]
-    mono = x if x.ndim == 1 else x.mean(axis=1, dtype=np.float32)
+    mid = x if x.ndim == 1 else x.mean(axis=1, dtype=np.float32)
+    mono = mid
     rate = processing_rate(s, sample_rate)
     if rate != sample_rate:
         mono = np.asarray(soxr.resample(mono, sample_rate, rate, quality="HQ"), np.float32)
@@ -238,7 +329,9 @@ def render_offline_array(
     if rate != sample_rate:
         y = np.asarray(soxr.resample(y, rate, sample_rate, quality="HQ"), np.float32)
     y = _aligned(y, 0, x.shape[0], 1)
-    return y if channels == 1 else np.repeat(y[:, None], channels, axis=1)
+    if channels > 1:
+        y = y[:, None] + (x - mid[:, None])
+    return soft_limit(y) if s.limiter else y
 
 
 def _render_griffin_lim(x: NDArray[np.float32], rate: int, s: VoiceChangerSettings) -> NDArray[np.float32]:
@@ -267,18 +360,66 @@ def run_file(
     offline: bool = False,
     chunk_ms: float = 10.0,
     backend: Any = None,
+    subtype: str | None = None,
+    progress: Progress | None = None,
 ) -> VoiceChangerResult:
-    """Convert ``input_path`` into ``output_path`` (PCM16 WAV/FLAC/OGG by suffix; None: keep in memory).
+    """Convert ``input_path`` into ``output_path`` (format from the suffix; None: keep it in memory).
 
-    ``backend`` (a ``ModelBackend`` or an address such as ``"local"``, ``"auto"``, ``"host:port"``)
-    runs the streamed conversion on a model backend, closed at the end of the run; offline renders
-    ignore it.
+    The output keeps the input's rate, channels and sample format (``subtype`` overrides it: ``PCM_16``,
+    ``PCM_24``, ``FLOAT``, ``VORBIS``...). ``backend`` (a ``ModelBackend`` or an address such as
+    ``"local"``, ``"auto"``, ``"host:port"``) runs the streamed conversion on a model backend, closed at
+    the end of the run; offline renders ignore it. ``progress(done_s, total_s)`` is called as the
+    streamed output is written.
 
-    Raises AudioFileError (missing/empty/truncated header/not audio), AudioFormatError (unsupported rate
-    without a processing rate; NaN in offline mode) and ValueError (settings) before any output is written.
+    Raises, before any processing: AudioFileError (missing/empty/truncated header/not audio),
+    AudioFormatError (unsupported rate without a processing rate; an output format or subtype that
+    cannot be written), OutputPathError (output is the input, missing folder, not writable) and
+    ParameterError (settings). Raises :class:`ConversionInterrupted` on Ctrl-C, saying what was kept.
     """
     s = settings or VoiceChangerSettings()
     s.validate()
+    source = AudioFileSource(input_path, chunk_ms, realtime, name="source")  # checks the input
+    rate, channels = source.sample_rate, source.channels
+    processing_rate(s, rate)  # refuse an unsupported rate before running
+    if output_path is None:
+        return _run_to(None, input_path, source, s, realtime, offline, backend, None, progress)
+    check_output_path(output_path, inputs=[input_path])
+    chosen = output_subtype(
+        output_path,
+        sample_rate=rate,
+        channels=channels,
+        subtype=subtype,
+        input_subtype=input_subtype(input_path),
+    )
+    atomic = AtomicOutput(output_path, inputs=[input_path], validate=_readable)
+    try:
+        with atomic:
+            with AudioFileWriter(atomic.path, rate, channels, subtype=chosen) as writer:
+                result = _run_to(writer, input_path, source, s, realtime, offline, backend, chosen, progress)
+    except KeyboardInterrupt:
+        raise ConversionInterrupted(atomic.message or "interrupted: nothing was written") from None
+    result.output_path = str(output_path)
+    return result
+
+
+def _readable(path: Path) -> None:
+    import soundfile as sf
+
+    if sf.info(str(path)).frames <= 0:
+        raise ValueError("no audio frames were written")
+
+
+def _run_to(
+    writer: AudioFileWriter | None,
+    input_path: PathLike,
+    source: AudioFileSource,
+    s: VoiceChangerSettings,
+    realtime: bool,
+    offline: bool,
+    backend: Any,
+    subtype: str | None,
+    progress: Progress | None,
+) -> VoiceChangerResult:
     if offline:
         audio, rate = read_audio(input_path)
         t0 = time.perf_counter()
@@ -288,22 +429,20 @@ def run_file(
         x = to_float32(audio)
         peak = float(np.max(np.abs(x))) if x.size else 0.0
         clipped = int(np.count_nonzero(np.abs(x) >= 0.999)) // channels
+        if writer is not None:
+            writer.write(y)
         result = VoiceChangerResult(
             mode="offline", sample_rate=rate, channels=channels, processing_rate=processing_rate(s, rate),
             duration_s=len(audio) / rate, latency_ms=None, report=None, wall_s=wall,
-            rtf=wall / (len(audio) / rate), warnings=input_warnings(peak, clipped, len(audio)),
-            settings=asdict(s), output=y,
+            rtf=wall / (len(audio) / rate), warnings=input_warnings(peak, clipped, len(audio), settings=s),
+            settings=asdict(s), output=None if writer is not None else y, subtype=subtype,
         )  # fmt: skip
-    else:
-        source = AudioFileSource(input_path, chunk_ms, realtime, name="source")
-        processing_rate(s, source.sample_rate)  # refuse an unsupported rate before running
-        n = _frames_in(input_path)
-        result = asyncio.run(
-            _stream_result(source, s, source.sample_rate, source.channels, realtime, n, backend)
-        )
-    if output_path is not None and result.output is not None:
-        Path(output_path).parent.mkdir(parents=True, exist_ok=True)
-        write_audio(output_path, result.output, result.sample_rate)
+        return result
+    n = _frames_in(input_path)
+    result = asyncio.run(
+        _stream_result(source, s, source.sample_rate, source.channels, realtime, n, backend, writer, progress)
+    )
+    result.subtype = subtype
     return result
 
 
