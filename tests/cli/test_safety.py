@@ -164,3 +164,15 @@ def test_output_equal_input_refused_even_with_cwd_relative_paths(tmp_path):
     rel = os.path.relpath(src, ROOT)
     result = cli("run", PASSTHROUGH, "-i", src, "-o", rel)
     assert result.returncode == 2 and "is the input" in result.stderr
+
+
+def test_convert_into_a_folder_inside_the_input_folder_skips_its_own_outputs(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    tone(d / "a.wav", 0.3)
+    for _ in range(2):  # the second run must not take the first run's outputs as inputs
+        result = cli("convert", PASSTHROUGH, d, d / "out", "--jobs", "1", "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["files"] == 1
+    assert sorted(p.relative_to(d).as_posix() for p in d.rglob("*.wav")) == ["a.wav", "out/a.wav"]
+    assert _partials(tmp_path) == []
