@@ -11,7 +11,7 @@ geometry and the conversion settings come with every call (small dicts); the run
 used to map F0 onto a target speaker come in as ``stats`` (the stream's sums so far) and the window's
 own contribution goes back in the result, for the stream to add. A stream that maps F0 therefore needs
 its calls in sequence (one in flight); one that does not can pipeline them. Synthesis is WORLD's
-free-running one (the local DAG is phase-locked; :mod:`apipeline.apps.voice_changer_remote` says why
+free-running one (the local DAG is phase-locked; :mod:`apipeline.voice_changer.remote` says why
 phase-locked synthesis is not offered remotely). F0 estimators are built once per service instance
 and cached by settings.
 """

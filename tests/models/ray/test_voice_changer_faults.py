@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apipeline.apps.voice_changer import VoiceChangerSettings
-from apipeline.apps.voice_changer_remote import RemotePlacement
-from apipeline.apps.voice_changer_run import convert_array
 from apipeline.cli.voice_changer import main
 from apipeline.models.ray_backend import RayBackend
+from apipeline.voice_changer import VoiceChangerSettings
+from apipeline.voice_changer.remote import RemotePlacement
+from apipeline.voice_changer.run import convert_array
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(180)]
 
