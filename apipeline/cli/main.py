@@ -29,7 +29,8 @@ from apipeline import __version__
 from apipeline.errors import ApipelineError, ConfigurationError, GraphError
 
 SUBCOMMANDS = (
-    "run", "convert", "graph", "list_cmd", "bench", "voice_changer", "serve", "talking_head", "chat", "devices",
+    "run", "convert", "graph", "list_cmd", "bench",
+    "voice_changer", "serve", "talking_head", "chat", "devices",
 )  # fmt: skip
 ENTRY_POINT_GROUP = "apipeline.cli"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from apipeline.audio.format import AudioFormat
@@ -37,6 +38,9 @@ from apipeline.frames import (
     UpdateSettingsFrame,
 )
 from apipeline.processors.metrics import ProcessorMetrics
+
+#: A processor event handler: ``fn(processor, *args)``, sync or async.
+EventHandler = Callable[..., Any]
 
 logger = logging.getLogger("apipeline")
 
@@ -70,12 +74,15 @@ class FrameProcessor:
       processor has its own queue and task, as :class:`AsyncFrameProcessor` does), so what it produces
       may come out later, from another task. Containers decide how to wait on a processor from this
       declaration, never from its class.
+    * ``EVENTS``: the names of the events the processor fires (see :meth:`event_handler`); a handler for
+      any other name is refused when it is registered, so a misspelled event cannot wait in silence.
     """
 
     input_format: AudioFormat | None = None
     output_format: AudioFormat | None = None
     latency: float = 0.0
     is_async: ClassVar[bool] = False
+    EVENTS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, name: str | None = None, **kwargs: Any) -> None:
         if kwargs:
@@ -91,6 +98,38 @@ class FrameProcessor:
         self.allow_interruptions = False
         self.enable_metrics = False
         self.metrics: ProcessorMetrics | None = None
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def event_handler(self, event: str) -> Callable[[EventHandler], EventHandler]:
+        """Decorator registering a handler (sync or async, called as ``fn(processor, *args)``) for one of
+        the events in :attr:`EVENTS`.
+
+        Raises:
+            PipelineError: ``event`` is not one of this processor's events (the message lists them).
+        """
+
+        def register(fn: EventHandler) -> EventHandler:
+            self.add_event_handler(event, fn)
+            return fn
+
+        return register
+
+    def add_event_handler(self, event: str, fn: EventHandler) -> None:
+        """Register ``fn`` for ``event`` (see :meth:`event_handler`)."""
+        if event not in self.EVENTS:
+            valid = ", ".join(self.EVENTS) or "none"
+            raise PipelineError(f"{self.name}: unknown event {event!r}; valid events: {valid}")
+        handlers: dict[str, list[EventHandler]] = self.__dict__.setdefault("_event_handlers", {})
+        handlers.setdefault(event, []).append(fn)
+
+    async def _call_event_handler(self, event: str, *args: Any) -> None:
+        """Call the handlers of ``event`` in registration order; an exception propagates to the caller
+        (inside :meth:`process_frame` it becomes an ``ErrorFrame`` like any other)."""
+        for fn in self.__dict__.get("_event_handlers", {}).get(event, ()):
+            result = fn(self, *args)
+            if inspect.isawaitable(result):
+                await result
 
     # -- structure -----------------------------------------------------------------------------
 

@@ -97,6 +97,8 @@ class LLMUserContextAggregator(FrameProcessor):
     Events: ``on_user_turn`` ``(aggregator, text)`` when a turn is added to the context.
     """
 
+    EVENTS = ("on_user_turn",)
+
     def __init__(self, context: LLMContext, *, name: str | None = None) -> None:
         super().__init__(name=name)
         self.context = context
@@ -149,6 +151,8 @@ class LLMAssistantContextAggregator(FrameProcessor):
 
     Events: ``on_assistant_turn`` ``(aggregator, text, interrupted)``.
     """
+
+    EVENTS = ("on_assistant_turn",)
 
     def __init__(self, context: LLMContext, *, name: str | None = None) -> None:
         super().__init__(name=name)
