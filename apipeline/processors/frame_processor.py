@@ -109,17 +109,22 @@ class FrameProcessor:
             PipelineError: ``event`` is not one of this processor's events (the message lists them).
         """
 
+        self._check_event(event)
+
         def register(fn: EventHandler) -> EventHandler:
             self.add_event_handler(event, fn)
             return fn
 
         return register
 
-    def add_event_handler(self, event: str, fn: EventHandler) -> None:
-        """Register ``fn`` for ``event`` (see :meth:`event_handler`)."""
+    def _check_event(self, event: str) -> None:
         if event not in self.EVENTS:
             valid = ", ".join(self.EVENTS) or "none"
             raise PipelineError(f"{self.name}: unknown event {event!r}; valid events: {valid}")
+
+    def add_event_handler(self, event: str, fn: EventHandler) -> None:
+        """Register ``fn`` for ``event`` (see :meth:`event_handler`)."""
+        self._check_event(event)
         handlers: dict[str, list[EventHandler]] = self.__dict__.setdefault("_event_handlers", {})
         handlers.setdefault(event, []).append(fn)
 
