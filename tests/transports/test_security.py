@@ -188,3 +188,11 @@ async def test_grpc_over_tls_with_a_signed_token(certs):
         async with GrpcFrameClient(server.address, token=token, tls=cert) as client:
             out = [f async for f in client.stream(frames)]
         assert [f.num_frames for f in out] == [160, 160, 160]
+
+
+def test_print_token_mints_a_valid_session_token(capsys):
+    assert main(["serve", "--secret", SECRET, "--print-token", "60"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert Auth(secret=SECRET).check(token) is None
+    assert "needs --secret" in bad_start(capsys, "--print-token", "60")
+    assert "lifetime" in bad_start(capsys, "--secret", SECRET, "--print-token", "0")
