@@ -49,6 +49,14 @@ def add_parser(subparsers: Any) -> None:
         help="accept short-lived signed session tokens (HMAC over session id and expiry; see "
         "apipeline.transports.auth.make_session_token); default $APIPELINE_SECRET. With --token, either",
     )
+    p.add_argument(
+        "--print-token",
+        type=float,
+        default=None,
+        metavar="TTL_S",
+        help="print a session token signed with --secret, valid TTL_S seconds, and exit (for scripts; an "
+        "application backend mints them with apipeline.transports.auth.make_session_token)",
+    )
     p.add_argument("--certfile", default=None, help="TLS certificate chain (PEM): serve https/wss")
     p.add_argument("--keyfile", default=None, help="TLS private key (PEM) of --certfile")
     p.add_argument(
@@ -357,6 +365,13 @@ def warn_if_open(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.print_token is not None:
+            from apipeline.transports.auth import make_session_token
+
+            if not args.secret:
+                raise ConfigurationError("--print-token needs --secret (or $APIPELINE_SECRET)")
+            print(make_session_token(args.secret, ttl_s=args.print_token))
+            return 0
         server_configs(args)  # bad options fail before any model loads or any port opens
         workers = args.workers if args.workers is not None else default_workers()
         if args.ray_address is not None:

@@ -36,15 +36,22 @@ def open_call(
     params: dict[str, Any] | None = None,
     token: str | None = None,
     max_message_size: int = 1 << 22,
+    tls: bool | bytes = False,
 ) -> tuple[Any, Any]:
-    """``(channel, call)``: a fresh channel to ``address`` and one ``Stream`` call on it (raw bytes)."""
-    channel = grpc.aio.insecure_channel(
-        address,
-        options=[
-            ("grpc.max_receive_message_length", max_message_size),
-            ("grpc.max_send_message_length", max_message_size),
-        ],
-    )
+    """``(channel, call)``: a fresh channel to ``address`` and one ``Stream`` call on it (raw bytes).
+
+    ``tls``: ``True`` for TLS with the system's root certificates, or the PEM bytes of the certificates
+    to trust (e.g. a self-signed server's); ``False``: plain.
+    """
+    options = [
+        ("grpc.max_receive_message_length", max_message_size),
+        ("grpc.max_send_message_length", max_message_size),
+    ]
+    if tls is False:
+        channel = grpc.aio.insecure_channel(address, options=options)
+    else:
+        roots = tls if isinstance(tls, bytes) else None
+        channel = grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
     metadata: list[tuple[str, str]] = []
     query = {
         k: str(v).lower() if isinstance(v, bool) else str(v)
@@ -91,10 +98,12 @@ class GrpcFrameClient:
         token: str | None = None,
         serializer: FrameSerializer | None = None,
         max_message_size: int = 1 << 22,
+        tls: bool | bytes = False,
     ) -> None:
         self.address = address
         self.params = params
         self.token = token
+        self.tls = tls
         self.serializer = serializer or ProtobufFrameSerializer()
         self.max_message_size = max_message_size
         self._channel: Any = None
@@ -102,7 +111,11 @@ class GrpcFrameClient:
 
     async def connect(self) -> None:
         self._channel, self.call = open_call(
-            self.address, params=self.params, token=self.token, max_message_size=self.max_message_size
+            self.address,
+            params=self.params,
+            token=self.token,
+            max_message_size=self.max_message_size,
+            tls=self.tls,
         )
 
     async def aclose(self) -> None:

@@ -124,8 +124,13 @@ class VoiceChangerFactory:
     def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Refuse what a client may not set (ParameterError: unknown names, wrong types, out of the
         bounds that keep a session real-time), then the voice changer's own cross-field checks."""
+        from apipeline.transports.voice_changer_params import GEOMETRY, check_session_cost
+
         settings = self.settings_schema.check(settings)
         self._checked(settings)
+        if any(k in settings for k in GEOMETRY):  # the operator's own defaults are the operator's call
+            merged = {**self.settings_schema.defaults(), **self.defaults, **settings}
+            check_session_cost({k: float(merged[k]) for k in GEOMETRY})
         return settings
 
     def _checked(self, settings: dict[str, Any]) -> None:

@@ -41,8 +41,9 @@ class RemoteProcessor(FrameProcessor):
     Args:
         address: ``host:port`` of a :class:`~apipeline.transports.grpc_service.GrpcServer`.
         params: session settings (as in the query string: ``{"pitch": 4}``).
-        token: the server's token, if any.
+        token: the server's token (or a signed session token), if any.
         max_message_size: largest message either way.
+        tls: connect with TLS: ``True`` (system roots) or the PEM certificates to trust.
     """
 
     def __init__(
@@ -53,9 +54,11 @@ class RemoteProcessor(FrameProcessor):
         token: str | None = None,
         serializer: FrameSerializer | None = None,
         max_message_size: int = 1 << 22,
+        tls: bool | bytes = False,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        self.tls = tls
         self.address = address
         self.params = dict(params or {})
         self.token = token
@@ -73,7 +76,11 @@ class RemoteProcessor(FrameProcessor):
 
         await super().start(frame)
         self._channel, self._call = open_call(
-            self.address, params=self.params, token=self.token, max_message_size=self.max_message_size
+            self.address,
+            params=self.params,
+            token=self.token,
+            max_message_size=self.max_message_size,
+            tls=self.tls,
         )
         self._reader = asyncio.get_running_loop().create_task(self._read(), name=f"{self.name}.reader")
 

@@ -15,6 +15,7 @@ choosing (the processing rate, the vocoder, threads, estimator options) are not 
 
 from __future__ import annotations
 
+from apipeline.errors import ParameterError
 from apipeline.params import Param, ParamSchema
 
 VOICE_CHANGER_SESSION_PARAMS = ParamSchema(
@@ -31,13 +32,13 @@ VOICE_CHANGER_SESSION_PARAMS = ParamSchema(
         ),
         Param("rms_mix_rate", float, 1.0, minimum=0, maximum=1, live=True, doc="loudness matching (1 = off)"),
         Param("f0", str, "dio", choices=("dio",), doc="F0 estimator"),
-        Param("block_ms", float, 35.0, minimum=20, maximum=200, unit="ms", doc="block length"),
+        Param("block_ms", float, 35.0, minimum=25, maximum=200, unit="ms", doc="block length"),
         Param("crossfade_ms", float, 14.5, minimum=0, maximum=50, unit="ms", doc="SOLA crossfade"),
         Param("search_ms", float, 0.5, minimum=0, maximum=20, unit="ms", doc="SOLA search window"),
         Param("context_ms", float, 110.0, minimum=0, maximum=200, unit="ms", doc="analysis context"),
         Param("lookahead_ms", float, 10.0, minimum=0, maximum=50, unit="ms", doc="look-ahead"),
         Param("warmup_ms", float, 20.0, minimum=0, maximum=100, unit="ms", doc="warm-up"),
-        Param("frame_ms", float, 5.0, minimum=4, maximum=10, unit="ms", doc="analysis hop"),
+        Param("frame_ms", float, 5.0, minimum=5, maximum=10, unit="ms", doc="analysis hop"),
         Param("f0_pad_ms", float, 50.0, minimum=0, maximum=100, unit="ms", doc="mirrored F0 tail"),
         Param("sola", bool, True, doc="SOLA alignment"),
         Param("fade", str, "sin2", choices=("sin2", "linear", "equal_power"), doc="crossfade shape"),
@@ -47,6 +48,30 @@ VOICE_CHANGER_SESSION_PARAMS = ParamSchema(
         Param("vad_gate", bool, False, doc="gate on voice activity"),
     ]
 )  # fmt: skip
+
+
+#: the longest analysis a block may cost, in blocks: (block + context + look-ahead + crossfade + search +
+#: F0 tail) / block. The defaults are 6.3 (phase-locked and free-running geometries alike).
+MAX_WORK_PER_BLOCK = 7.0
+GEOMETRY = ("block_ms", "context_ms", "lookahead_ms", "crossfade_ms", "search_ms", "f0_pad_ms")
+
+
+def check_session_cost(settings: dict[str, float]) -> None:
+    """Refuse a geometry whose analysis per block exceeds :data:`MAX_WORK_PER_BLOCK` blocks.
+
+    Each bound alone is not enough: a short block with a long context analyses the context again for
+    every few milliseconds of output. Measured (CPU time per second of audio, 48 kHz, shared machine):
+    defaults 0.63; block 25 ms at 7 blocks of analysis 0.64; block 20 ms at 7 blocks 0.91; block 20 ms
+    with every other bound at its maximum 2.1 (not real time) -- hence block >= 25 ms and this rule.
+    """
+    block = settings["block_ms"]
+    work = sum(settings[k] for k in GEOMETRY) / block
+    if work > MAX_WORK_PER_BLOCK:
+        raise ParameterError(
+            f"block geometry too costly: block + context + look-ahead + crossfade + search + F0 tail = "
+            f"{work:.1f} blocks of analysis per block (at most {MAX_WORK_PER_BLOCK:g}); lengthen block_ms "
+            "or shorten the others"
+        )
 
 
 def voice_changer_schema() -> ParamSchema:

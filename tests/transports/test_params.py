@@ -37,6 +37,9 @@ def vc_factory():
         ("search_ms=5000", "search_ms"),
         ("block_ms=5", "block_ms"),
         ("frame_ms=0.1", "frame_ms"),
+        ("block_ms=20", "block_ms must be within 25..200"),
+        ("block_ms=25&context_ms=200", "block geometry too costly"),
+        ("search_ms=20&crossfade_ms=50&lookahead_ms=50", "block geometry too costly"),
         ("f0=crepe-full", "f0 must be one of"),
         ("pitch=99", "pitch must be within -36..36"),
         ("formant=1000", "formant"),
@@ -144,3 +147,10 @@ async def test_library_update_settings_checks_declared_bounds_all_or_nothing():
     )
     assert r.errors and "suffix must be text" in r.errors[0].error
     assert s.suffix == "-1"
+
+
+async def test_voice_changer_accepts_geometry_within_the_budget(make_server, vc_factory):
+    server = await make_server(vc_factory)
+    async with connect(f"{server.url}?block_ms=100&context_ms=200&search_ms=10&pitch=-3&f0=dio") as ws:
+        await ws.close()
+    assert ws.close_code == 1000

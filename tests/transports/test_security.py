@@ -170,3 +170,29 @@ async def test_ipv6_server_prints_a_usable_url(make_server):
     async with connect(server.url) as ws:
         await ws.send(SER.serialize(AudioRawFrame(np.zeros(160, np.float32), 16000)))
         assert isinstance(SER.deserialize(await ws.recv()), AudioRawFrame)
+
+
+async def test_grpc_over_tls_with_a_signed_token(certs):
+    from apipeline.client import GrpcFrameClient
+    from apipeline.transports.grpc_service import GrpcServer
+    from tests.transports._standin import gain_factory
+
+    (certfile, keyfile), _ = certs
+    from apipeline.cli.serve import tls_config
+
+    _, (key, cert) = tls_config(certfile, keyfile)
+    server = GrpcServer(gain_factory(), host="localhost", port=0, ready=True, secret=SECRET, tls=(key, cert))
+    async with server:
+        token = make_session_token(SECRET, ttl_s=30)
+        frames = [AudioRawFrame(np.full(160, 0.5, np.float32), 16000) for _ in range(3)]
+        async with GrpcFrameClient(server.address, token=token, tls=cert) as client:
+            out = [f async for f in client.stream(frames)]
+        assert [f.num_frames for f in out] == [160, 160, 160]
+
+
+def test_print_token_mints_a_valid_session_token(capsys):
+    assert main(["serve", "--secret", SECRET, "--print-token", "60"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert Auth(secret=SECRET).check(token) is None
+    assert "needs --secret" in bad_start(capsys, "--print-token", "60")
+    assert "lifetime" in bad_start(capsys, "--secret", SECRET, "--print-token", "0")
