@@ -249,25 +249,25 @@ class InputGuard(FrameProcessor):
         if audio.shape[0] == 0:
             raise AudioFormatError(f"{self.name}: empty audio frame {frame.name} (dropped)")
         x = to_float32(audio)
-        side = None
-        if x.ndim == 2:
-            if x.shape[1] > 1:
-                x = np.where(np.isfinite(x), x, np.float32(0.0)) if not np.isfinite(x).all() else x
-                mid = x.mean(axis=1, dtype=np.float32)
-                side = x - mid[:, None]
-                x = mid
-            else:
-                x = x[:, 0]
         finite = np.isfinite(x)
         bad = int(x.size - np.count_nonzero(finite))
         if bad:
             x = np.where(finite, x, np.float32(0.0)).astype(np.float32)
             self.non_finite_frames += 1
+        level = np.abs(x) if x.ndim == 1 else np.abs(x).max(axis=1)  # per frame, over the channels
+        self.clipped += int(np.count_nonzero(level >= 0.999))
+        self.peak = max(self.peak, float(np.max(level)))
+        side = None
+        if x.ndim == 2:
+            if x.shape[1] > 1:
+                mid = x.mean(axis=1, dtype=np.float32)
+                side = x - mid[:, None]
+                x = mid
+            else:
+                x = x[:, 0]
         if self.side is not None:
             self.side.push(side if side is not None else np.zeros((x.shape[0], self.channels), np.float32))
         self.samples += x.shape[0]
-        self.clipped += int(np.count_nonzero(np.abs(x) >= 0.999))
-        self.peak = max(self.peak, float(np.max(np.abs(x))))
         if self.input_gain_db:
             x = (x * np.float32(10.0 ** (self.input_gain_db / 20.0))).astype(np.float32)
         if self.agc:

@@ -72,6 +72,7 @@ class VoiceChangerNode(Pipeline):
         )
         super().__init__([vc, self.aligner], name=name or "voice_changer")
         self.voice_changer = vc
+        vc.settings_guard.owner = self.name  # "<node id>.pitch" addresses this node's settings
         self.ray_address = own["ray_address"]
         self.input_format = AudioFormat(sample_rate, own["channels"])
         self.output_format = AudioFormat(sample_rate, own["channels"], "float32")

@@ -164,3 +164,11 @@ def test_a_live_run_converts_the_microphone_to_the_speaker():
     assert kw["blocksize"] == block  # the device is fed whole blocks
     played = np.concatenate(speakers[0].played)
     assert np.sqrt(np.mean(played**2)) > 0.01  # converted speech reached the speaker
+
+
+def test_the_speaker_buffer_follows_the_block_by_default():
+    from apipeline.processors.audio.sounddevice_io import SpeakerSink
+
+    sink = SpeakerSink(sample_rate=48000, block_ms=35.0)
+    assert sink.capacity == round(0.070 * 48000) and sink.latency == pytest.approx(0.070)
+    assert SpeakerSink(sample_rate=48000, block_ms=10.0, buffer_ms=100.0).capacity == 4800

@@ -184,3 +184,14 @@ def test_the_offline_render_keeps_stereo_too(sources):
     y = render_offline_array(x, sr, VoiceChangerSettings(pitch=3.0))
     assert y.shape == x.shape
     np.testing.assert_allclose(y[:, 0] - y[:, 1], x[:, 0] - x[:, 1], atol=1e-5)
+
+
+async def test_nan_in_one_channel_of_stereo_is_reported_and_silenced():
+    from apipeline.voice_changer import VoiceChangerSettings, convert_array
+
+    x, sr = speech(0.5)
+    stereo = np.stack([x, x], axis=1)
+    stereo[1000:1010, 1] = np.nan
+    result = await convert_array(stereo, sr, VoiceChangerSettings(vad=False))
+    assert any("NaN/Inf" in message for _, message in result.errors)
+    assert result.output is not None and np.isfinite(result.output).all()

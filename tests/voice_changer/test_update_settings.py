@@ -95,3 +95,17 @@ async def test_the_remote_placement_applies_live_settings_to_the_next_calls():
     assert [e for e in result.errors if "pitch must be within" in e.error]  # 100 refused
     assert vc.settings.pitch == -4.0
     assert params(AudioRawFrame(np.zeros(10, np.float32), sr, 1))["conversion"]["pitch"] == -4.0
+
+
+async def test_a_voice_changer_graph_node_takes_updates_addressed_to_its_id():
+    from apipeline.voice_changer.node import VoiceChangerNode
+
+    x, sr = speech(0.3)
+    node = VoiceChangerNode(sample_rate=sr, pitch=1.0, vad=False, name="vc")
+    step = sr // 50
+    frames = [AudioRawFrame(x[:step].copy(), sr, 1), UpdateSettingsFrame({"vc.pitch": 5.0})]
+    frames += [UpdateSettingsFrame({"vc.pitchh": 1.0})]
+    frames += [AudioRawFrame(x[i : i + step].copy(), sr, 1) for i in range(step, len(x), step)]
+    result = await run_pipeline(node, frames)
+    assert svc_of(node.voice_changer).pitch == 5.0
+    assert [e for e in result.errors if "did you mean 'pitch'" in e.error]

@@ -148,9 +148,10 @@ class MicrophoneSource(InputProcessor):
 class SpeakerSink(OutputProcessor):
     """Play float32/int16 audio frames of ``sample_rate`` and ``channels`` on an output device.
 
-    At most ``buffer_ms`` of audio waits for the device; :meth:`write_frame` waits for room beyond that,
-    which paces a faster-than-real-time pipeline. At ``EndFrame`` the sink waits (bounded by
-    ``drain_timeout``) until the buffered audio has been played.
+    At most ``buffer_ms`` of audio waits for the device (default: two blocks, one being played and one
+    arriving; it is latency, so it follows the block rather than a fixed 200 ms); :meth:`write_frame`
+    waits for room beyond that, which paces a faster-than-real-time pipeline. At ``EndFrame`` the sink
+    waits (bounded by ``drain_timeout``) until the buffered audio has been played.
     """
 
     def __init__(
@@ -159,7 +160,7 @@ class SpeakerSink(OutputProcessor):
         sample_rate: int = 16000,
         channels: int = 1,
         block_ms: float = 20.0,
-        buffer_ms: float = 200.0,
+        buffer_ms: float | None = None,
         device: int | str | None = None,
         drain_timeout: float = 5.0,
         stream_factory: StreamFactory | None = None,
@@ -169,6 +170,10 @@ class SpeakerSink(OutputProcessor):
         self.sample_rate = sample_rate
         self.channels = channels
         self.block_frames = max(1, round(block_ms * sample_rate / 1000))
+        if buffer_ms is None:
+            buffer_ms = 2.0 * block_ms
+        if not buffer_ms > 0:
+            raise ValueError(f"buffer_ms must be positive, got {buffer_ms}")
         self.capacity = max(self.block_frames, round(buffer_ms * sample_rate / 1000))
         self.device = device
         self.drain_timeout = drain_timeout
