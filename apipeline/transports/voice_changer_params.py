@@ -1,8 +1,9 @@
 """What a client of the served voice changer may set, and the bounds: one :class:`ParamSchema`.
 
 The one place the server takes the voice changer's parameters from (the handshake query and mid-stream
-``UpdateSettingsFrame``). ``VOICE_CHANGER_SESSION_PARAMS`` is meant to become the voice changer's own
-schema (``VoiceChangerSettings.schema()``) when that exists: re-point :func:`voice_changer_schema` there.
+``UpdateSettingsFrame``). It is derived from the voice changer's own schema
+(``VoiceChangerSettings.schema()``: names, types, defaults, which parameters may change live): a subset
+of it, with tighter bounds where a client must be held to less than an operator.
 
 Bounds keep one session's cost within a real-time budget: everything that sizes memory or compute per
 block (block, search, context, look-ahead, crossfade, warm-up, the analysis hop, the F0 method) is
@@ -15,39 +16,37 @@ choosing (the processing rate, the vocoder, threads, estimator options) are not 
 
 from __future__ import annotations
 
-from apipeline.errors import ParameterError
-from apipeline.params import Param, ParamSchema
+import dataclasses
+from typing import Any
 
-VOICE_CHANGER_SESSION_PARAMS = ParamSchema(
-    [
-        Param("pitch", float, 0.0, minimum=-36, maximum=36, live=True, unit="semitones", doc="pitch shift"),
-        Param("formant", float, 1.0, minimum=0.25, maximum=4.0, live=True, doc="formant warp ratio"),
-        Param(
-            "target_f0_mean", float, None, minimum=40, maximum=1000, nullable=True, live=True, unit="Hz",
-            doc="map F0 onto a target speaker's mean",
-        ),
-        Param(
-            "target_f0_range", float, None, minimum=0, maximum=24, nullable=True, live=True, unit="semitones",
-            doc="the target speaker's F0 spread",
-        ),
-        Param("rms_mix_rate", float, 1.0, minimum=0, maximum=1, live=True, doc="loudness matching (1 = off)"),
-        Param("f0", str, "dio", choices=("dio",), doc="F0 estimator"),
-        Param("block_ms", float, 35.0, minimum=25, maximum=200, unit="ms", doc="block length"),
-        Param("crossfade_ms", float, 14.5, minimum=0, maximum=50, unit="ms", doc="SOLA crossfade"),
-        Param("search_ms", float, 0.5, minimum=0, maximum=20, unit="ms", doc="SOLA search window"),
-        Param("context_ms", float, 110.0, minimum=0, maximum=200, unit="ms", doc="analysis context"),
-        Param("lookahead_ms", float, 10.0, minimum=0, maximum=50, unit="ms", doc="look-ahead"),
-        Param("warmup_ms", float, 20.0, minimum=0, maximum=100, unit="ms", doc="warm-up"),
-        Param("frame_ms", float, 5.0, minimum=5, maximum=10, unit="ms", doc="analysis hop"),
-        Param("f0_pad_ms", float, 50.0, minimum=0, maximum=100, unit="ms", doc="mirrored F0 tail"),
-        Param("sola", bool, True, doc="SOLA alignment"),
-        Param("fade", str, "sin2", choices=("sin2", "linear", "equal_power"), doc="crossfade shape"),
-        Param("phase_lock", bool, True, doc="phase-locked synthesis"),
-        Param("silence_db", float, -60.0, minimum=-120, maximum=0, nullable=True, unit="dBFS", doc="gate"),
-        Param("vad", bool, True, doc="voice-activity events"),
-        Param("vad_gate", bool, False, doc="gate on voice activity"),
-    ]
-)  # fmt: skip
+from apipeline.errors import ParameterError
+from apipeline.params import ParamSchema
+
+#: The parameters a client may set, and where its bounds are tighter than the voice changer's own
+#: (``VoiceChangerSettings.schema()``, which owns names, types, defaults and what may change live).
+CLIENT_BOUNDS: dict[str, dict[str, Any]] = {
+    "pitch": {}, "formant": {}, "target_f0_mean": {}, "target_f0_range": {}, "rms_mix_rate": {},
+    "f0": {"choices": ("dio",)},
+    "block_ms": {"minimum": 25, "maximum": 200},
+    "crossfade_ms": {"maximum": 50},
+    "search_ms": {"maximum": 20},
+    "context_ms": {"maximum": 200},
+    "lookahead_ms": {"maximum": 50},
+    "warmup_ms": {},
+    "frame_ms": {"minimum": 5, "maximum": 10},
+    "f0_pad_ms": {"maximum": 100},
+    "sola": {}, "fade": {}, "phase_lock": {}, "silence_db": {}, "vad": {}, "vad_gate": {},
+}  # fmt: skip
+
+
+def _client_schema() -> ParamSchema:
+    from apipeline.voice_changer import VoiceChangerSettings
+
+    own = VoiceChangerSettings.schema()
+    return ParamSchema(dataclasses.replace(own[name], **tighter) for name, tighter in CLIENT_BOUNDS.items())
+
+
+VOICE_CHANGER_SESSION_PARAMS = _client_schema()
 
 
 #: the longest analysis a block may cost, in blocks: (block + context + look-ahead + crossfade + search +

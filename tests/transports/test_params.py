@@ -39,7 +39,7 @@ def vc_factory():
         ("frame_ms=0.1", "frame_ms"),
         ("block_ms=20", "block_ms must be within 25..200"),
         ("block_ms=25&context_ms=200", "block geometry too costly"),
-        ("search_ms=20&crossfade_ms=50&lookahead_ms=50", "block geometry too costly"),
+        ("block_ms=25&context_ms=140&lookahead_ms=20", "block geometry too costly"),
         ("f0=crepe-full", "f0 must be one of"),
         ("pitch=99", "pitch must be within -36..36"),
         ("formant=1000", "formant"),
