@@ -234,8 +234,8 @@ async def main(args: argparse.Namespace) -> None:
             )
             for i in range(args.kills):
                 print(f"  recovery after SIGKILL #{i + 1}: {await recovery(reg, rb, 640):.2f} s")
-                while rb.stats("svc_stage").replicas[0].healthy:  # the death is noticed (a rerouted
-                    await asyncio.sleep(0.01)  # call may have come back first), then the restart
+                while rb.stats("svc_stage").replicas[0].healthy:  # noqa: ASYNC110 -- the death is noticed
+                    await asyncio.sleep(0.01)  # (a rerouted call may come back first), then the restart
                 await rb.wait_healthy("svc_stage", 60.0)
     print(f"cpu: {os.cpu_count()} cores")
 
