@@ -9,9 +9,11 @@ Usage::
 
     python benchmarks/ray_backend.py [--chunks 200] [--seconds 4]
 
-Prints: per-chunk latency p50/p99 for 40 and 100 ms chunks on both backends (and the difference); how
-many paced real-time streams 1 and 2 replicas sustain (every chunk back within its own duration, none
-degraded); the time from SIGKILL of the replica to the first chunk processed again.
+Prints: per-chunk latency p50/p99 for 40 and 100 ms chunks on both backends (and the difference); the
+same call through a Ray Serve deployment handle (``--serve``); how many paced real-time streams 1 and 2
+replicas sustain (every chunk back within its own duration, none degraded) with the pool's own count of
+refused calls; the time from SIGKILL of the replica to the first chunk processed again, with 1 replica
+and (rerouted) with 2.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apipeline.models import LocalBackend, ModelRegistry, RayBackend, service_method
+from apipeline.models.backends import registry_options
 from apipeline.models.services import ContentEncoderService, SvcService
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -153,6 +156,36 @@ async def recovery(reg: ModelRegistry, rb: RayBackend, chunk: int) -> float:
             await asyncio.sleep(period)
 
 
+def serve_latency(paths: dict[str, Path], chunk: int, n: int) -> list[float]:
+    """The same call through a Ray Serve deployment handle (Serve started here, no HTTP proxy)."""
+    from ray import serve
+
+    @serve.deployment(name="svc_stage", max_ongoing_requests=16, ray_actor_options={"num_cpus": 1})
+    class Stage:
+        def __init__(self, content: str, svc: str) -> None:
+            self.stage = SvcStage(content, svc)
+            assert self.stage.prepare() and self.stage.load()
+
+        def convert(self, audio: np.ndarray) -> np.ndarray:
+            return self.stage.convert(audio)
+
+    serve.start(http_options={"location": "NoServer"})
+    handle = serve.run(
+        Stage.bind(str(paths["content_encoder"]), str(paths["sovits"])), name="bench", route_prefix=None
+    )
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n + 10):
+        w = (0.1 * rng.standard_normal(CONTEXT + chunk)).astype(np.float32)
+        t = time.perf_counter()
+        handle.convert.remote(w).result()
+        if i >= 10:
+            out.append(time.perf_counter() - t)
+    serve.delete("bench")
+    serve.shutdown()
+    return out
+
+
 async def main(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(TOOLS))
     import make_tiny_models
@@ -172,22 +205,40 @@ async def main(args: argparse.Namespace) -> None:
                 lat = await latency(reg, RATE * ms // 1000, args.chunks)
                 results[(name, ms)] = lat
                 print(f"  {ms} ms chunks: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
+            if name == "ray" and args.serve:
+                for ms in (40, 100):
+                    lat = await asyncio.to_thread(serve_latency, paths, RATE * ms // 1000, args.chunks)
+                    results[("serve", ms)] = lat
+                    print(
+                        f"  serve handle, {ms} ms chunks: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms"
+                    )
     for ms in (40, 100):
+        if ("serve", ms) in results:
+            d50 = pct(results[("serve", ms)], 50) - pct(results[("ray", ms)], 50)
+            print(f"Serve handle vs actor call, {ms} ms chunks: p50 {d50:+.2f} ms")
         d50 = pct(results[("ray", ms)], 50) - pct(results[("local", ms)], 50)
         d99 = pct(results[("ray", ms)], 99) - pct(results[("local", ms)], 99)
         print(f"added by Ray, {ms} ms chunks: p50 {d50:+.2f} ms, p99 {d99:+.2f} ms")
     for replicas in (1, 2):
-        rb = RayBackend(replicas=replicas, max_concurrency=16)
-        reg = ModelRegistry(backend=rb, max_concurrency=rb.capacity, max_pending=0)
+        rb = RayBackend(replicas=replicas, num_cpus=1, max_concurrency=16)
+        reg = ModelRegistry(backend=rb, **registry_options(rb))
         reg.register(stage)
         async with reg:
             await reg.ready("svc_stage")
             print(f"ray, {replicas} replica(s), 40 ms chunks, paced streams ({args.seconds:g} s each):")
             n = await streams(reg, 640, args.seconds)
-            print(f"  sustained: {n} real-time streams")
-            if replicas == 1:
-                for i in range(3):
-                    print(f"  recovery after SIGKILL #{i + 1}: {await recovery(reg, rb, 640):.2f} s")
+            pool = rb.stats("svc_stage")
+            print(
+                f"  sustained: {n} real-time streams (pool: {pool.overloaded} refused as overloaded, "
+                f"{pool.remote_errors} remote errors, {pool.rerouted} rerouted)"
+            )
+            for i in range(args.kills):
+                before = len(rb.stats("svc_stage").recoveries)
+                print(f"  recovery after SIGKILL #{i + 1}: {await recovery(reg, rb, 640):.2f} s")
+                # the killed replica is back (with 2 replicas a rerouted call may come back first)
+                while len(rb.stats("svc_stage").recoveries) == before:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                await rb.wait_healthy("svc_stage", 60.0)
     print(f"cpu: {os.cpu_count()} cores")
 
 
@@ -197,4 +248,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--kills", type=int, default=3, help="SIGKILLs of a replica to time recovery")
+    parser.add_argument("--serve", action="store_true", help="also time Ray Serve deployment handle calls")
     asyncio.run(main(parser.parse_args()))

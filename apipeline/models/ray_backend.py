@@ -159,6 +159,15 @@ def _gcs_address(ray: Any) -> tuple[str, int] | None:
         return None
 
 
+def _same_code_env() -> dict[str, Any]:
+    """A ``runtime_env`` under which a worker imports this very ``apipeline`` (see ``runtime_env``)."""
+    import apipeline
+
+    paths = [os.path.dirname(os.path.dirname(os.path.abspath(apipeline.__file__)))]
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in paths]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
+
+
 def _forget_lost_cluster(ray: Any) -> None:
     """After the head died, ``ray.shutdown`` blocks on it (the core worker's driver shutdown), and Ray's
     own exit hook would block the interpreter's exit the same way: drop that hook. The processes this
@@ -293,6 +302,11 @@ class RayBackend:
             delays pings: shorter bounds mark healthy replicas down).
         start_timeout: bound on connecting and on bringing a pool up.
         connect_timeout: bound on the TCP check of a cluster address.
+        runtime_env: the replicas' Ray ``runtime_env`` (e.g. ``{"py_modules": [...]}`` to ship code to
+            machines that lack it). Default, for a cluster started elsewhere (``ray start``):
+            ``PYTHONPATH`` set to the directory this ``apipeline`` was imported from (then the driver's
+            own ``PYTHONPATH``), so its workers import the same code as the driver, not whatever their
+            environment has.
         init_options: extra ``ray.init`` keywords for a local instance (``num_cpus``,
             ``object_store_memory``...).
     """
@@ -314,6 +328,7 @@ class RayBackend:
         start_timeout: float = 120.0,
         connect_timeout: float = 5.0,
         init_options: Mapping[str, Any] | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
     ) -> None:
         if replicas < 1 or max_concurrency < 1 or max_in_flight_per_stream < 1:
             raise ValueError(
@@ -346,6 +361,7 @@ class RayBackend:
         self.call_timeout, self.heartbeat, self.heartbeat_timeout = call_timeout, heartbeat, heartbeat_timeout
         self.start_timeout, self.connect_timeout = start_timeout, connect_timeout
         self.init_options = dict(init_options or {})
+        self.runtime_env = dict(runtime_env) if runtime_env is not None else None
         self._definitions: dict[str, ServiceDefinition] = {}
         self._pools: dict[str, _Pool] = {}
         self._ray: Any = None
@@ -355,6 +371,7 @@ class RayBackend:
         self._stop = threading.Event()
         self._stopped: asyncio.Future[Any] | None = None
         self._lost: BackendLost | None = None
+        self._owns_local = False
         self._tasks: set[asyncio.Future[Any]] = set()
         self._gcs: tuple[str, int] | None = None
         self._started_pids: dict[int, str] = {}
@@ -427,6 +444,7 @@ class RayBackend:
             self._spawn(self._watch_head())
         if self._owns_ray and self.address is None:
             self._started_pids = _descendants(os.getpid())  # the Ray processes this start made
+            self._owns_local = True
 
     def _connect(self) -> Any:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -442,7 +460,14 @@ class RayBackend:
             else:
                 if self.address != "auto":
                     _enable_cluster_token()
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                extra: dict[str, Any] = {}
+                if self.address.startswith("ray://"):
+                    # Ray Client: the cluster-side server that stands in for this driver unpickles the
+                    # actor class, so it needs this code too (a job-wide runtime_env reaches it).
+                    extra["runtime_env"] = (
+                        self.runtime_env if self.runtime_env is not None else _same_code_env()
+                    )
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False, **extra)
         except ConnectionError as exc:
             raise RemoteError(f"cannot join the Ray cluster at {self.address!r}: {exc}") from exc
         self._owns_ray = True
@@ -539,6 +564,12 @@ class RayBackend:
             "max_concurrency": self.max_concurrency + _CONTROL_SLOTS,
             **request,
         }
+        if self.runtime_env is not None:
+            options["runtime_env"] = self.runtime_env
+        elif self.address is not None and not self._owns_local:
+            # joined a cluster started elsewhere, whose workers have their own environment (a local
+            # start's workers inherit this process's, and a runtime_env would cost them their pool)
+            options["runtime_env"] = _same_code_env()
         path = [p for p in sys.path if p and os.path.isdir(p)]
         source = cloudpickle.dumps(definition.source)
         threads = self.threads if self.threads is not None else max(1, int(request["num_cpus"]))
