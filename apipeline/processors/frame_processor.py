@@ -256,7 +256,6 @@ class FrameProcessor:
             )
             return
         data = frame.interruptible
-        outer = self._origin
         if data:
             self._origin = frame
         try:
@@ -273,7 +272,7 @@ class FrameProcessor:
             await self._report_exception(exc, frame)
         finally:
             if data:
-                self._origin = outer  # done with it: later pushes (a timer) are not derived from it
+                self._origin = None  # done with it: later pushes (a timer) are not derived from it
 
     async def _report_exception(self, exc: BaseException, frame: Frame) -> None:
         logger.error(
