@@ -148,6 +148,10 @@ class FrameProcessor:
         """Whether the framework still owns a task of this processor after ``cleanup()``."""
         return False
 
+    def _framework_tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks the framework started for this processor that are still running."""
+        return []
+
     async def _framework_close(self) -> None:
         """Framework side of cleanup, run by the task after ``cleanup()`` whatever that did (it may
         have raised or timed out): stop the tasks the framework started for this processor."""
