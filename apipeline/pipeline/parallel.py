@@ -7,9 +7,10 @@ last, so lifecycle frames come out once and only after every branch has passed t
 that frames come back in the order they entered: a branch may hold frames back (a VAD pre-roll),
 let a control frame overtake them, or take frames that were created before one that entered earlier.
 
-Bookkeeping (why it is bounded): an entry is forgotten when every branch has returned the frame; when
-``EndFrame`` has passed every branch (a processor flushes before it passes ``EndFrame``, so nothing it
-held can come back); and, for frames a branch swallowed, when it falls off the end of a FIFO of
+Bookkeeping (why it is bounded): an entry is forgotten when every branch has returned the frame; for
+data and control frames that entered before an ``EndFrame``, when that ``EndFrame`` has passed every
+branch (a processor flushes before it passes ``EndFrame``, so nothing it held can come back; system
+frames are out of band and may still be inside a branch); and, for frames a branch swallowed, when it falls off the end of a FIFO of
 ``max_tracked`` entries. Only that last rule can lose track of a frame still inside a branch (one
 held back for longer than ``max_tracked`` newer frames took to enter), so ``max_tracked`` must exceed
 the frames a branch can hold in flight; ``evicted`` counts how often the cap was used.
@@ -58,13 +59,14 @@ class ParallelPipeline(FrameProcessor):
             self._branches.append(branch)
         self._n = len(self._branches)
         self._max_tracked = max_tracked
-        # id(frame) -> [frame.id, returns owed, returns so far]. Keyed by the object, so two frames
-        # sharing an id (one decoded from a wire keeps the sender's) are never confused; frame.id
-        # guards against an address reused after the tracked frame was freed.
+        # id(frame) -> [frame.id, returns owed, returns so far, entry number, 1 if in band]. Keyed by
+        # the object, so two frames sharing an id (one decoded from a wire keeps the sender's) are
+        # never confused; frame.id guards against an address reused after the frame was freed.
         self._tracked: dict[FrameDirection, OrderedDict[int, list[int]]] = {
             DOWNSTREAM: OrderedDict(),
             UPSTREAM: OrderedDict(),
         }
+        self._entries = 0
         #: how many entries the ``max_tracked`` cap pushed out (frames a branch swallowed, normally)
         self.evicted = 0
         self._started = True
@@ -87,7 +89,8 @@ class ParallelPipeline(FrameProcessor):
         if entry is not None and entry[0] == frame.id:
             entry[1] += self._n  # the same frame entered again: it is owed another round of returns
             return
-        tracked[key] = [frame.id, self._n, 0]
+        self._entries += 1
+        tracked[key] = [frame.id, self._n, 0, self._entries, not isinstance(frame, SystemFrame)]
         if len(tracked) > self._max_tracked:
             tracked.popitem(last=False)
             self.evicted += 1
@@ -112,14 +115,22 @@ class ParallelPipeline(FrameProcessor):
             if returned % self._n == 0:
                 await self.push_frame(frame, direction)
         elif (returned + 1) % self._n == 0:
-            await self._emit_passed(frame, direction)
+            await self._emit_passed(frame, direction, entry[3])
 
-    async def _emit_passed(self, frame: Frame, direction: FrameDirection) -> None:
-        """Emit a non-data frame that has passed every branch."""
+    async def _emit_passed(self, frame: Frame, direction: FrameDirection, entered: int) -> None:
+        """Emit a non-data frame that has passed every branch (``entered``: its entry number)."""
         if isinstance(frame, EndFrame):
-            for table in self._tracked.values():
-                table.clear()
+            self._forget_before_end(direction, entered)
         await self.push_frame(frame, direction)
+
+    def _forget_before_end(self, direction: FrameDirection, end: int) -> None:
+        """``EndFrame`` has passed every branch: the data and control frames that entered before it
+        have all come out or been swallowed (a processor flushes before it passes ``EndFrame``).
+        System frames are out of band, and anything that entered after it may still be inside."""
+        tracked = self._tracked[direction]
+        done = [key for key, entry in tracked.items() if entry[3] < end and entry[4]]
+        for key in done:
+            del tracked[key]
 
 
 class _BranchMarker(ControlFrame):
@@ -218,7 +229,8 @@ class SyncParallelPipeline(ParallelPipeline):
                 else:
                     await super()._from_branch(index, out, direction)
         if seen and not isinstance(frame, DataFrame):
-            await self._emit_passed(frame, direction)
+            self._entries += 1  # entered now, after everything tracked so far
+            await self._emit_passed(frame, direction, self._entries)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
         section = self._sections[direction]
