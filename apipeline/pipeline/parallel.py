@@ -10,10 +10,10 @@ let a control frame overtake them, or take frames that were created before one t
 Bookkeeping (why it is bounded): an entry is forgotten when every branch has returned the frame; for
 data and control frames that entered before an ``EndFrame``, when that ``EndFrame`` has passed every
 branch (a processor flushes before it passes ``EndFrame``, so nothing it held can come back; system
-frames are out of band and may still be inside a branch); and, for frames a branch swallowed, when it falls off the end of a FIFO of
-``max_tracked`` entries. Only that last rule can lose track of a frame still inside a branch (one
-held back for longer than ``max_tracked`` newer frames took to enter), so ``max_tracked`` must exceed
-the frames a branch can hold in flight; ``evicted`` counts how often the cap was used.
+frames are out of band and may still be inside a branch); and, for frames a branch swallowed, when it
+falls off the end of a FIFO of ``max_tracked`` entries. Only that last rule can lose track of a frame
+still inside a branch (one held back for longer than ``max_tracked`` newer frames took to enter), so
+``max_tracked`` must exceed the frames a branch can hold in flight; ``evicted`` counts its uses.
 """
 
 from __future__ import annotations
@@ -59,14 +59,13 @@ class ParallelPipeline(FrameProcessor):
             self._branches.append(branch)
         self._n = len(self._branches)
         self._max_tracked = max_tracked
-        # id(frame) -> [frame.id, returns owed, returns so far, entry number, 1 if in band]. Keyed by
-        # the object, so two frames sharing an id (one decoded from a wire keeps the sender's) are
-        # never confused; frame.id guards against an address reused after the frame was freed.
+        # id(frame) -> [frame.id, returns owed (, 1 for a system frame)], in entry order. Keyed by the
+        # object, so two frames sharing an id (one decoded from a wire keeps the sender's) are never
+        # confused; frame.id guards against an address reused after the frame was freed.
         self._tracked: dict[FrameDirection, OrderedDict[int, list[int]]] = {
             DOWNSTREAM: OrderedDict(),
             UPSTREAM: OrderedDict(),
         }
-        self._entries = 0
         #: how many entries the ``max_tracked`` cap pushed out (frames a branch swallowed, normally)
         self.evicted = 0
         self._started = True
@@ -82,21 +81,19 @@ class ParallelPipeline(FrameProcessor):
         """How many frames the merge currently remembers (at most ``max_tracked`` per direction)."""
         return sum(len(t) for t in self._tracked.values())
 
-    def _track(self, frame: Frame, direction: FrameDirection) -> None:
+    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         tracked = self._tracked[direction]
         key = id(frame)
         entry = tracked.get(key)
         if entry is not None and entry[0] == frame.id:
             entry[1] += self._n  # the same frame entered again: it is owed another round of returns
-            return
-        self._entries += 1
-        tracked[key] = [frame.id, self._n, 0, self._entries, not isinstance(frame, SystemFrame)]
-        if len(tracked) > self._max_tracked:
-            tracked.popitem(last=False)
-            self.evicted += 1
-
-    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        self._track(frame, direction)
+        else:
+            # [frame.id, returns still owed]; a third item marks a system (out-of-band) frame
+            in_band = frame.interruptible or isinstance(frame, ControlFrame)
+            tracked[key] = [frame.id, self._n] if in_band else [frame.id, self._n, 1]
+            if len(tracked) > self._max_tracked:
+                tracked.popitem(last=False)
+                self.evicted += 1
         for branch in self._branches:
             await branch.receive(frame, direction)
 
@@ -107,28 +104,38 @@ class ParallelPipeline(FrameProcessor):
         if entry is None or entry[0] != frame.id:
             await self.push_frame(frame, direction)  # made inside the branch: passes at once
             return
-        returned = entry[2]
-        entry[2] = returned + 1
-        if returned + 1 >= entry[1]:
-            del tracked[key]
+        owed = entry[1]
+        # owed is a multiple of n before a round of returns starts: a data frame goes out on the
+        # first return of its round, any other frame on the last.
         if isinstance(frame, DataFrame):
-            if returned % self._n == 0:
+            if owed > 1:
+                entry[1] = owed - 1
+            else:
+                del tracked[key]
+            if owed % self._n == 0:
                 await self.push_frame(frame, direction)
-        elif (returned + 1) % self._n == 0:
-            await self._emit_passed(frame, direction, entry[3])
+        elif (owed - 1) % self._n:
+            entry[1] = owed - 1
+        else:
+            if isinstance(frame, EndFrame):
+                self._forget_before(tracked, key)
+            if owed > 1:
+                entry[1] = owed - 1
+            else:
+                tracked.pop(key, None)
+            await self.push_frame(frame, direction)
 
-    async def _emit_passed(self, frame: Frame, direction: FrameDirection, entered: int) -> None:
-        """Emit a non-data frame that has passed every branch (``entered``: its entry number)."""
-        if isinstance(frame, EndFrame):
-            self._forget_before_end(direction, entered)
-        await self.push_frame(frame, direction)
-
-    def _forget_before_end(self, direction: FrameDirection, end: int) -> None:
+    def _forget_before(self, tracked: OrderedDict[int, list[int]], end_key: int | None) -> None:
         """``EndFrame`` has passed every branch: the data and control frames that entered before it
-        have all come out or been swallowed (a processor flushes before it passes ``EndFrame``).
-        System frames are out of band, and anything that entered after it may still be inside."""
-        tracked = self._tracked[direction]
-        done = [key for key, entry in tracked.items() if entry[3] < end and entry[4]]
+        (all of them if ``end_key`` is None) have come out or been swallowed, since a processor
+        flushes before it passes ``EndFrame``. System frames are out of band and may still be inside
+        a branch, and frames that entered after it may be too: they are kept."""
+        done = []
+        for key, entry in tracked.items():
+            if key == end_key:
+                break
+            if len(entry) == 2:
+                done.append(key)
         for key in done:
             del tracked[key]
 
@@ -229,8 +236,9 @@ class SyncParallelPipeline(ParallelPipeline):
                 else:
                     await super()._from_branch(index, out, direction)
         if seen and not isinstance(frame, DataFrame):
-            self._entries += 1  # entered now, after everything tracked so far
-            await self._emit_passed(frame, direction, self._entries)
+            if isinstance(frame, EndFrame):
+                self._forget_before(self._tracked[direction], None)
+            await self.push_frame(frame, direction)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
         section = self._sections[direction]
