@@ -145,8 +145,9 @@ class AsyncFrameProcessor(FrameProcessor):
                 await asyncio.sleep(0)
             streak += 1
             frame, direction = item
-            if isinstance(frame, EndFrame) and queue.drops != self._reported_drops:
-                await self._report_drops()
+            if not frame.interruptible and isinstance(frame, EndFrame):
+                if queue.drops != self._reported_drops:
+                    await self._report_drops()
             self._current = frame
             try:
                 await deliver(frame, direction)
