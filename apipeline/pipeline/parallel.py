@@ -141,7 +141,16 @@ class ParallelPipeline(FrameProcessor):
 
 
 class _BranchMarker(ControlFrame):
-    """Private in-band marker: when it leaves branch i, branch i has finished the frame before it."""
+    """Private in-band marker: when it leaves branch i, branch i has finished the frame before it.
+
+    ``owner`` is the sync-parallel pipeline that sent it: a nested one passes its enclosing
+    pipeline's markers on like any control frame."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: SyncParallelPipeline) -> None:
+        super().__init__()
+        self.owner = owner
 
 
 class _Section:
@@ -149,10 +158,10 @@ class _Section:
 
     __slots__ = ("done", "frame", "markers", "outputs", "pending")
 
-    def __init__(self, frame: Frame, n: int) -> None:
+    def __init__(self, owner: SyncParallelPipeline, frame: Frame, n: int) -> None:
         self.frame = frame
         self.outputs: list[list[Frame]] = [[] for _ in range(n)]
-        self.markers = [_BranchMarker() for _ in range(n)]
+        self.markers = [_BranchMarker(owner) for _ in range(n)]
         self.pending = n
         self.done = asyncio.Event()
 
@@ -206,7 +215,7 @@ class SyncParallelPipeline(ParallelPipeline):
                 self._holders[direction] = None
 
     async def _receive_synced(self, frame: Frame, direction: FrameDirection) -> None:
-        section = self._sections[direction] = _Section(frame, self._n)
+        section = self._sections[direction] = _Section(self, frame, self._n)
         try:
             for branch in self._branches:
                 await branch.receive(frame, direction)
@@ -242,7 +251,7 @@ class SyncParallelPipeline(ParallelPipeline):
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
         section = self._sections[direction]
-        if isinstance(frame, _BranchMarker):
+        if isinstance(frame, _BranchMarker) and frame.owner is self:
             if section is not None and frame is section.markers[index]:
                 section.pending -= 1
                 if section.pending == 0:

@@ -268,3 +268,13 @@ async def test_a_system_frame_in_flight_when_end_passes_comes_out_once():
     await injector
     await asyncio.wait_for(runner, 10)
     assert sum(isinstance(f, StopInterruptionFrame) for f in rec.frames) == 1
+
+
+async def test_nested_sync_parallel_passes_the_outer_markers_on():
+    # Found by the stress suite: the inner one swallowed every marker it had not sent itself, so the
+    # outer one waited out sync_timeout on every frame (StartFrame first).
+    inner = SyncParallelPipeline([Suffix("-1")], [Suffix("-2")], sync_timeout=10.0)
+    outer = SyncParallelPipeline([inner], [Pass()], sync_timeout=10.0)
+    result = await asyncio.wait_for(run_pipeline([outer], [TextFrame("a"), TextFrame("b")]), 5)
+    assert [f.text for f in result.data] == ["a-1", "a-2", "a", "b-1", "b-2", "b"]
+    assert not result.errors
