@@ -17,3 +17,18 @@ def no_leftover_tasks():
         assert not left, f"tasks left behind: {[t.get_name() for t in left]}"
 
     return check
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="run the property-based stress suite (tests/stress) with thousands of random examples",
+    )
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest) -> bool:
+    """True when pytest runs with ``--stress`` (the stress suite then runs thousands of examples)."""
+    return bool(request.config.getoption("--stress"))
