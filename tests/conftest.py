@@ -32,3 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def stress(request: pytest.FixtureRequest) -> bool:
     """True when pytest runs with ``--stress`` (the stress suite then runs thousands of examples)."""
     return bool(request.config.getoption("--stress"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--stress"):
+        # thousands of examples take minutes: each example bounds itself, the test as a whole not
+        for item in items:
+            if "stress" in item.nodeid.split("/"):
+                item.add_marker(pytest.mark.timeout(0))
