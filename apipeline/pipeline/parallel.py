@@ -62,10 +62,9 @@ class ParallelPipeline(FrameProcessor):
         # id(frame) -> [frame.id, returns owed (, 1 for a system frame)], in entry order. Keyed by the
         # object, so two frames sharing an id (one decoded from a wire keeps the sender's) are never
         # confused; frame.id guards against an address reused after the frame was freed.
-        self._tracked: dict[FrameDirection, OrderedDict[int, list[int]]] = {
-            DOWNSTREAM: OrderedDict(),
-            UPSTREAM: OrderedDict(),
-        }
+        # one table per direction; picked with `is` (hashing an Enum key runs Python code per frame)
+        self._down: OrderedDict[int, list[int]] = OrderedDict()
+        self._up: OrderedDict[int, list[int]] = OrderedDict()
         #: how many entries the ``max_tracked`` cap pushed out (frames a branch swallowed, normally)
         self.evicted = 0
         self._started = True
@@ -79,10 +78,10 @@ class ParallelPipeline(FrameProcessor):
 
     def tracked_frames(self) -> int:
         """How many frames the merge currently remembers (at most ``max_tracked`` per direction)."""
-        return sum(len(t) for t in self._tracked.values())
+        return len(self._down) + len(self._up)
 
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        tracked = self._tracked[direction]
+        tracked = self._down if direction is DOWNSTREAM else self._up
         key = id(frame)
         entry = tracked.get(key)
         if entry is not None and entry[0] == frame.id:
@@ -98,7 +97,7 @@ class ParallelPipeline(FrameProcessor):
             await branch.receive(frame, direction)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
-        tracked = self._tracked[direction]
+        tracked = self._down if direction is DOWNSTREAM else self._up
         key = id(frame)
         entry = tracked.get(key)
         if entry is None or entry[0] != frame.id:
@@ -190,32 +189,35 @@ class SyncParallelPipeline(ParallelPipeline):
     ) -> None:
         super().__init__(*branches, name=name, max_tracked=max_tracked)
         self.sync_timeout = sync_timeout
-        self._locks = {DOWNSTREAM: asyncio.Lock(), UPSTREAM: asyncio.Lock()}
-        self._holders: dict[FrameDirection, asyncio.Task[object] | None] = {DOWNSTREAM: None, UPSTREAM: None}
-        self._sections: dict[FrameDirection, _Section | None] = {DOWNSTREAM: None, UPSTREAM: None}
+        # per direction, indexed 0 (downstream) and 1 (upstream)
+        self._locks = (asyncio.Lock(), asyncio.Lock())
+        self._holders: list[asyncio.Task[object] | None] = [None, None]
+        self._sections: list[_Section | None] = [None, None]
 
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, SystemFrame):
             if isinstance(frame, CancelFrame):
-                for section in self._sections.values():
+                for section in self._sections:
                     if section is not None:
                         section.done.set()  # async branches drop their queues on cancel: stop waiting
             await super().receive(frame, direction)
             return
-        if self._holders[direction] is asyncio.current_task():
+        side = 0 if direction is DOWNSTREAM else 1
+        if self._holders[side] is asyncio.current_task():
             # Re-entered from inside our own step in this direction: waiting for the lock would be
             # waiting for ourselves.
             await super().receive(frame, direction)
             return
-        async with self._locks[direction]:
-            self._holders[direction] = asyncio.current_task()
+        async with self._locks[side]:
+            self._holders[side] = asyncio.current_task()
             try:
                 await self._receive_synced(frame, direction)
             finally:
-                self._holders[direction] = None
+                self._holders[side] = None
 
     async def _receive_synced(self, frame: Frame, direction: FrameDirection) -> None:
-        section = self._sections[direction] = _Section(self, frame, self._n)
+        side = 0 if direction is DOWNSTREAM else 1
+        section = self._sections[side] = _Section(self, frame, self._n)
         try:
             for branch in self._branches:
                 await branch.receive(frame, direction)
@@ -234,7 +236,7 @@ class SyncParallelPipeline(ParallelPipeline):
                         UPSTREAM,
                     )
         finally:
-            self._sections[direction] = None
+            self._sections[side] = None
         seen = False
         for index, outputs in enumerate(section.outputs):
             for out in outputs:
@@ -246,11 +248,11 @@ class SyncParallelPipeline(ParallelPipeline):
                     await super()._from_branch(index, out, direction)
         if seen and not isinstance(frame, DataFrame):
             if isinstance(frame, EndFrame):
-                self._forget_before(self._tracked[direction], None)
+                self._forget_before(self._down if direction is DOWNSTREAM else self._up, None)
             await self.push_frame(frame, direction)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
-        section = self._sections[direction]
+        section = self._sections[0 if direction is DOWNSTREAM else 1]
         if isinstance(frame, _BranchMarker) and frame.owner is self:
             if section is not None and frame is section.markers[index]:
                 section.pending -= 1
