@@ -17,3 +17,26 @@ def no_leftover_tasks():
         assert not left, f"tasks left behind: {[t.get_name() for t in left]}"
 
     return check
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="run the property-based stress suite (tests/stress) with thousands of random examples",
+    )
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest) -> bool:
+    """True when pytest runs with ``--stress`` (the stress suite then runs thousands of examples)."""
+    return bool(request.config.getoption("--stress"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--stress"):
+        # thousands of examples take minutes: each example bounds itself, the test as a whole not
+        for item in items:
+            if "stress" in item.nodeid.split("/"):
+                item.add_marker(pytest.mark.timeout(0))

@@ -7,12 +7,13 @@ last, so lifecycle frames come out once and only after every branch has passed t
 that frames come back in the order they entered: a branch may hold frames back (a VAD pre-roll),
 let a control frame overtake them, or take frames that were created before one that entered earlier.
 
-Bookkeeping (why it is bounded): an entry is forgotten when every branch has returned the frame; when
-``EndFrame`` has passed every branch (a processor flushes before it passes ``EndFrame``, so nothing it
-held can come back); and, for frames a branch swallowed, when it falls off the end of a FIFO of
-``max_tracked`` entries. Only that last rule can lose track of a frame still inside a branch (one
-held back for longer than ``max_tracked`` newer frames took to enter), so ``max_tracked`` must exceed
-the frames a branch can hold in flight; ``evicted`` counts how often the cap was used.
+Bookkeeping (why it is bounded): an entry is forgotten when every branch has returned the frame; for
+data and control frames that entered before an ``EndFrame``, when that ``EndFrame`` has passed every
+branch (a processor flushes before it passes ``EndFrame``, so nothing it held can come back; system
+frames are out of band and may still be inside a branch); and, for frames a branch swallowed, when it
+falls off the end of a FIFO of ``max_tracked`` entries. Only that last rule can lose track of a frame
+still inside a branch (one held back for longer than ``max_tracked`` newer frames took to enter), so
+``max_tracked`` must exceed the frames a branch can hold in flight; ``evicted`` counts its uses.
 """
 
 from __future__ import annotations
@@ -58,13 +59,12 @@ class ParallelPipeline(FrameProcessor):
             self._branches.append(branch)
         self._n = len(self._branches)
         self._max_tracked = max_tracked
-        # id(frame) -> [frame.id, returns owed, returns so far]. Keyed by the object, so two frames
-        # sharing an id (one decoded from a wire keeps the sender's) are never confused; frame.id
-        # guards against an address reused after the tracked frame was freed.
-        self._tracked: dict[FrameDirection, OrderedDict[int, list[int]]] = {
-            DOWNSTREAM: OrderedDict(),
-            UPSTREAM: OrderedDict(),
-        }
+        # id(frame) -> [frame.id, returns owed (, 1 for a system frame)], in entry order. Keyed by the
+        # object, so two frames sharing an id (one decoded from a wire keeps the sender's) are never
+        # confused; frame.id guards against an address reused after the frame was freed.
+        # one table per direction; picked with `is` (hashing an Enum key runs Python code per frame)
+        self._down: OrderedDict[int, list[int]] = OrderedDict()
+        self._up: OrderedDict[int, list[int]] = OrderedDict()
         #: how many entries the ``max_tracked`` cap pushed out (frames a branch swallowed, normally)
         self.evicted = 0
         self._started = True
@@ -78,52 +78,78 @@ class ParallelPipeline(FrameProcessor):
 
     def tracked_frames(self) -> int:
         """How many frames the merge currently remembers (at most ``max_tracked`` per direction)."""
-        return sum(len(t) for t in self._tracked.values())
+        return len(self._down) + len(self._up)
 
-    def _track(self, frame: Frame, direction: FrameDirection) -> None:
-        tracked = self._tracked[direction]
+    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
+        tracked = self._down if direction is DOWNSTREAM else self._up
         key = id(frame)
         entry = tracked.get(key)
         if entry is not None and entry[0] == frame.id:
             entry[1] += self._n  # the same frame entered again: it is owed another round of returns
-            return
-        tracked[key] = [frame.id, self._n, 0]
-        if len(tracked) > self._max_tracked:
-            tracked.popitem(last=False)
-            self.evicted += 1
-
-    async def receive(self, frame: Frame, direction: FrameDirection) -> None:
-        self._track(frame, direction)
+        else:
+            # [frame.id, returns still owed]; a third item marks a system (out-of-band) frame
+            in_band = frame.interruptible or isinstance(frame, ControlFrame)
+            tracked[key] = [frame.id, self._n] if in_band else [frame.id, self._n, 1]
+            if len(tracked) > self._max_tracked:
+                tracked.popitem(last=False)
+                self.evicted += 1
         for branch in self._branches:
             await branch.receive(frame, direction)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
-        tracked = self._tracked[direction]
+        tracked = self._down if direction is DOWNSTREAM else self._up
         key = id(frame)
         entry = tracked.get(key)
         if entry is None or entry[0] != frame.id:
             await self.push_frame(frame, direction)  # made inside the branch: passes at once
             return
-        returned = entry[2]
-        entry[2] = returned + 1
-        if returned + 1 >= entry[1]:
-            del tracked[key]
+        owed = entry[1]
+        # owed is a multiple of n before a round of returns starts: a data frame goes out on the
+        # first return of its round, any other frame on the last.
         if isinstance(frame, DataFrame):
-            if returned % self._n == 0:
+            if owed > 1:
+                entry[1] = owed - 1
+            else:
+                del tracked[key]
+            if owed % self._n == 0:
                 await self.push_frame(frame, direction)
-        elif (returned + 1) % self._n == 0:
-            await self._emit_passed(frame, direction)
+        elif (owed - 1) % self._n:
+            entry[1] = owed - 1
+        else:
+            if isinstance(frame, EndFrame):
+                self._forget_before(tracked, key)
+            if owed > 1:
+                entry[1] = owed - 1
+            else:
+                tracked.pop(key, None)
+            await self.push_frame(frame, direction)
 
-    async def _emit_passed(self, frame: Frame, direction: FrameDirection) -> None:
-        """Emit a non-data frame that has passed every branch."""
-        if isinstance(frame, EndFrame):
-            for table in self._tracked.values():
-                table.clear()
-        await self.push_frame(frame, direction)
+    def _forget_before(self, tracked: OrderedDict[int, list[int]], end_key: int | None) -> None:
+        """``EndFrame`` has passed every branch: the data and control frames that entered before it
+        (all of them if ``end_key`` is None) have come out or been swallowed, since a processor
+        flushes before it passes ``EndFrame``. System frames are out of band and may still be inside
+        a branch, and frames that entered after it may be too: they are kept."""
+        done = []
+        for key, entry in tracked.items():
+            if key == end_key:
+                break
+            if len(entry) == 2:
+                done.append(key)
+        for key in done:
+            del tracked[key]
 
 
 class _BranchMarker(ControlFrame):
-    """Private in-band marker: when it leaves branch i, branch i has finished the frame before it."""
+    """Private in-band marker: when it leaves branch i, branch i has finished the frame before it.
+
+    ``owner`` is the sync-parallel pipeline that sent it: a nested one passes its enclosing
+    pipeline's markers on like any control frame."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: SyncParallelPipeline) -> None:
+        super().__init__()
+        self.owner = owner
 
 
 class _Section:
@@ -131,10 +157,10 @@ class _Section:
 
     __slots__ = ("done", "frame", "markers", "outputs", "pending")
 
-    def __init__(self, frame: Frame, n: int) -> None:
+    def __init__(self, owner: SyncParallelPipeline, frame: Frame, n: int) -> None:
         self.frame = frame
         self.outputs: list[list[Frame]] = [[] for _ in range(n)]
-        self.markers = [_BranchMarker() for _ in range(n)]
+        self.markers = [_BranchMarker(owner) for _ in range(n)]
         self.pending = n
         self.done = asyncio.Event()
 
@@ -163,32 +189,35 @@ class SyncParallelPipeline(ParallelPipeline):
     ) -> None:
         super().__init__(*branches, name=name, max_tracked=max_tracked)
         self.sync_timeout = sync_timeout
-        self._locks = {DOWNSTREAM: asyncio.Lock(), UPSTREAM: asyncio.Lock()}
-        self._holders: dict[FrameDirection, asyncio.Task[object] | None] = {DOWNSTREAM: None, UPSTREAM: None}
-        self._sections: dict[FrameDirection, _Section | None] = {DOWNSTREAM: None, UPSTREAM: None}
+        # per direction, indexed 0 (downstream) and 1 (upstream)
+        self._locks = (asyncio.Lock(), asyncio.Lock())
+        self._holders: list[asyncio.Task[object] | None] = [None, None]
+        self._sections: list[_Section | None] = [None, None]
 
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, SystemFrame):
             if isinstance(frame, CancelFrame):
-                for section in self._sections.values():
+                for section in self._sections:
                     if section is not None:
                         section.done.set()  # async branches drop their queues on cancel: stop waiting
             await super().receive(frame, direction)
             return
-        if self._holders[direction] is asyncio.current_task():
+        side = 0 if direction is DOWNSTREAM else 1
+        if self._holders[side] is asyncio.current_task():
             # Re-entered from inside our own step in this direction: waiting for the lock would be
             # waiting for ourselves.
             await super().receive(frame, direction)
             return
-        async with self._locks[direction]:
-            self._holders[direction] = asyncio.current_task()
+        async with self._locks[side]:
+            self._holders[side] = asyncio.current_task()
             try:
                 await self._receive_synced(frame, direction)
             finally:
-                self._holders[direction] = None
+                self._holders[side] = None
 
     async def _receive_synced(self, frame: Frame, direction: FrameDirection) -> None:
-        section = self._sections[direction] = _Section(frame, self._n)
+        side = 0 if direction is DOWNSTREAM else 1
+        section = self._sections[side] = _Section(self, frame, self._n)
         try:
             for branch in self._branches:
                 await branch.receive(frame, direction)
@@ -207,7 +236,7 @@ class SyncParallelPipeline(ParallelPipeline):
                         UPSTREAM,
                     )
         finally:
-            self._sections[direction] = None
+            self._sections[side] = None
         seen = False
         for index, outputs in enumerate(section.outputs):
             for out in outputs:
@@ -218,11 +247,13 @@ class SyncParallelPipeline(ParallelPipeline):
                 else:
                     await super()._from_branch(index, out, direction)
         if seen and not isinstance(frame, DataFrame):
-            await self._emit_passed(frame, direction)
+            if isinstance(frame, EndFrame):
+                self._forget_before(self._down if direction is DOWNSTREAM else self._up, None)
+            await self.push_frame(frame, direction)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
-        section = self._sections[direction]
-        if isinstance(frame, _BranchMarker):
+        section = self._sections[0 if direction is DOWNSTREAM else 1]
+        if isinstance(frame, _BranchMarker) and frame.owner is self:
             if section is not None and frame is section.markers[index]:
                 section.pending -= 1
                 if section.pending == 0:

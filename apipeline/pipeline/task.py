@@ -384,6 +384,14 @@ class PipelineTask:
                     await self._step(fn(), self.params.cleanup_timeout, what, stoppable=False)
                 except asyncio.CancelledError:
                     cancelled = True
+        for proc in self.pipeline.walk():  # what would not stop is reported, by name
+            for leftover in proc._framework_tasks():
+                if leftover not in self.abandoned:
+                    self.abandoned.append(leftover)
+                    await self._report_timeout(
+                        f"{self.name}: abandoned {leftover.get_name()}: it did not stop when cancelled "
+                        "(a processor in it swallows CancelledError?)"
+                    )
         if cancelled:
             raise asyncio.CancelledError
 

@@ -145,8 +145,9 @@ class AsyncFrameProcessor(FrameProcessor):
                 await asyncio.sleep(0)
             streak += 1
             frame, direction = item
-            if isinstance(frame, EndFrame) and queue.drops != self._reported_drops:
-                await self._report_drops()
+            if not frame.interruptible and isinstance(frame, EndFrame):
+                if queue.drops != self._reported_drops:
+                    await self._report_drops()
             self._current = frame
             try:
                 await deliver(frame, direction)
@@ -173,7 +174,6 @@ class AsyncFrameProcessor(FrameProcessor):
         if task is None or task is asyncio.current_task():
             # From inside our own worker (a frame we pushed came back to us): it ends after this frame.
             return
-        self._worker_task = None
         if not task.done():
             task.cancel()
             try:
@@ -181,6 +181,7 @@ class AsyncFrameProcessor(FrameProcessor):
             except asyncio.CancelledError:
                 if (current := asyncio.current_task()) is not None and current.cancelling():
                     raise
+        self._worker_task = None  # only once it is over: a worker that will not die stays visible
 
     # -- system frames -----------------------------------------------------------------------------
 
@@ -214,6 +215,10 @@ class AsyncFrameProcessor(FrameProcessor):
 
     def _framework_needs_close(self) -> bool:
         return self._worker_task is not None
+
+    def _framework_tasks(self) -> list[asyncio.Task[None]]:
+        task = self._worker_task
+        return [task] if task is not None and not task.done() else []
 
     async def _framework_close(self) -> None:
         self._queue.clear()

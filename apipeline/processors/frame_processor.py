@@ -192,6 +192,10 @@ class FrameProcessor:
         """Whether the framework still owns a task of this processor after ``cleanup()``."""
         return False
 
+    def _framework_tasks(self) -> list[asyncio.Task[None]]:
+        """The tasks the framework started for this processor that are still running."""
+        return []
+
     async def _framework_close(self) -> None:
         """Framework side of cleanup, run by the task after ``cleanup()`` whatever that did (it may
         have raised or timed out): stop the tasks the framework started for this processor."""
@@ -306,7 +310,6 @@ class FrameProcessor:
             )
             return
         data = frame.interruptible
-        outer = self._origin
         if data:
             self._origin = frame
         try:
@@ -323,7 +326,7 @@ class FrameProcessor:
             await self._report_exception(exc, frame)
         finally:
             if data:
-                self._origin = outer  # done with it: later pushes (a timer) are not derived from it
+                self._origin = None  # done with it: later pushes (a timer) are not derived from it
 
     async def _report_exception(self, exc: BaseException, frame: Frame) -> None:
         logger.error(

@@ -580,3 +580,45 @@ async def test_upstream_push_into_a_full_async_queue_does_not_deadlock():
     await finish(asyncio.create_task(task.run()), 50.0)
     assert task.timeouts == []
     assert rec.texts() == [str(i) for i in range(5)]
+
+
+async def test_interruption_storm_inside_parallel_branches_keeps_one_worker_each():
+    from apipeline.pipeline import ParallelPipeline
+
+    a, b = Slow(0.001, max_queue_size=2), Slow(0.001, max_queue_size=2)
+    rec = Recorder()
+    task = PipelineTask(Pipeline([ParallelPipeline([a], [b]), rec]), PipelineParams(allow_interruptions=True))
+    await task.queue_frames([TextFrame(str(i)) for i in range(100)])
+    runner = asyncio.create_task(task.run())
+    await a.entered.wait()
+    most = 0
+    for _ in range(20):
+        await task.queue_frame(StartInterruptionFrame())
+        most = max(most, workers_of(a), workers_of(b))
+        await asyncio.sleep(0.002)
+    await task.stop_when_done()
+    await finish(runner)
+    assert max(most, a.max_workers, b.max_workers) == 1
+    assert framework_tasks() == []
+
+
+async def test_a_worker_that_will_not_die_is_listed_as_abandoned():
+    from apipeline.testing import CancelSwallower
+
+    sw = CancelSwallower()  # sync, after an async processor: it hangs inside APass's worker
+    a = APass()
+    task = PipelineTask(Pipeline([a, sw]), PipelineParams(cancel_timeout=SHORT, cleanup_timeout=SHORT))
+    await task.queue_frames([TextFrame("x")])
+    runner = asyncio.create_task(task.run())
+    await sw.entered.wait()
+    await task.cancel()
+    try:
+        await finish(runner)
+        alive = set(framework_tasks())
+        assert alive and alive <= set(task.abandoned)  # everything still running is reported
+        assert any(t.get_name() == f"{a.name}.worker" for t in task.abandoned)
+    finally:
+        sw.release()
+        for t in task.abandoned:
+            t.cancel()
+    await asyncio.wait_for(asyncio.gather(*task.abandoned, return_exceptions=True), OUTER)

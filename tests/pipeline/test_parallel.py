@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from apipeline.frames import EndFrame, Frame, ImageRawFrame, StartFrame, SyncNotifyFrame, TextFrame
-from apipeline.pipeline import ParallelPipeline, SyncParallelPipeline
-from apipeline.processors import FrameDirection, FrameFilter, FrameProcessor
+from apipeline.frames import (
+    EndFrame,
+    Frame,
+    ImageRawFrame,
+    StartFrame,
+    StopInterruptionFrame,
+    SyncNotifyFrame,
+    TextFrame,
+)
+from apipeline.pipeline import ParallelPipeline, Pipeline, PipelineTask, SyncParallelPipeline
+from apipeline.processors import AsyncFrameProcessor, FrameDirection, FrameFilter, FrameProcessor
 from apipeline.testing import (
     AsyncHoldBackProcessor,
     AsyncUpstreamAnswerer,
@@ -211,3 +219,62 @@ async def test_sync_parallel_reentered_from_its_own_output_does_not_deadlock():
     result = await asyncio.wait_for(run_pipeline([Bounce(), sync], [TextFrame("a")]), 10)
     first_answer = answerer.answers[0]
     assert [f.text for f in result.data] == ["a", "bounced:" + first_answer.text]
+
+
+async def test_a_system_frame_in_flight_when_end_passes_comes_out_once():
+    # Found by the stress suite: forgetting everything when EndFrame had passed every branch also
+    # forgot a system frame still inside a branch, which then came out once per branch.
+    end_may_pass = asyncio.Event()
+    system_may_pass = asyncio.Event()
+    system_inside = asyncio.Event()
+
+    class HoldSystem(FrameProcessor):
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if isinstance(frame, StopInterruptionFrame):
+                system_inside.set()
+                await system_may_pass.wait()
+            await self.push_frame(frame, direction)
+
+    class HoldEnd(AsyncFrameProcessor):
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if isinstance(frame, EndFrame):
+                await end_may_pass.wait()
+            await self.push_frame(frame, direction)
+
+    class Watch(Recorder):
+        text = asyncio.Event()
+        end = asyncio.Event()
+
+        async def process_frame(self, frame, direction):
+            await super().process_frame(frame, direction)
+            if isinstance(frame, TextFrame):
+                self.text.set()
+            elif isinstance(frame, EndFrame):
+                self.end.set()
+
+    rec = Watch()
+    task = PipelineTask(Pipeline([ParallelPipeline([HoldSystem()], [HoldEnd()]), rec]))
+    await task.queue_frames([TextFrame("a")])
+    await task.stop_when_done()
+    runner = asyncio.create_task(task.run())
+    await rec.text.wait()
+    injector = asyncio.create_task(task.queue_frame(StopInterruptionFrame()))
+    await system_inside.wait()
+    end_may_pass.set()  # EndFrame leaves the second branch: its last return
+    await rec.end.wait()
+    system_may_pass.set()
+    await injector
+    await asyncio.wait_for(runner, 10)
+    assert sum(isinstance(f, StopInterruptionFrame) for f in rec.frames) == 1
+
+
+async def test_nested_sync_parallel_passes_the_outer_markers_on():
+    # Found by the stress suite: the inner one swallowed every marker it had not sent itself, so the
+    # outer one waited out sync_timeout on every frame (StartFrame first).
+    inner = SyncParallelPipeline([Suffix("-1")], [Suffix("-2")], sync_timeout=10.0)
+    outer = SyncParallelPipeline([inner], [Pass()], sync_timeout=10.0)
+    result = await asyncio.wait_for(run_pipeline([outer], [TextFrame("a"), TextFrame("b")]), 5)
+    assert [f.text for f in result.data] == ["a-1", "a-2", "a", "b-1", "b-2", "b"]
+    assert not result.errors
