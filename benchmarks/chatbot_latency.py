@@ -58,18 +58,18 @@ class SpokenUser(InputProcessor):
         self.bot_started = bot_started
         self.speech_end_ns: list[int] = []
         self.barge_onset_ns: list[int] = []
-        self._next = 0
+        self._due_ns = 0
 
     async def _say(self, audio: np.ndarray) -> AsyncIterator[tuple[int, AudioRawFrame]]:
         for i in range(0, len(audio), BLOCK):
-            delay = (self._next - monotonic_ns()) / 1e9
+            delay = (self._due_ns - monotonic_ns()) / 1e9
             if delay > 0:
                 await asyncio.sleep(delay)
             now = monotonic_ns()
-            if self._next < now - 50_000_000:
-                self._next = now  # we fell behind (a wait): restart the clock
-            yield self._next, AudioRawFrame(audio[i : i + BLOCK], RATE, pts=self._next)
-            self._next += BLOCK * 1_000_000_000 // RATE
+            if self._due_ns < now - 50_000_000:
+                self._due_ns = now  # we fell behind (a wait): restart the clock
+            yield self._due_ns, AudioRawFrame(audio[i : i + BLOCK], RATE, pts=self._due_ns)
+            self._due_ns += BLOCK * 1_000_000_000 // RATE
 
     async def frames(self) -> AsyncIterator[Frame]:
         silence = np.zeros(RATE // 2, np.float32)
@@ -106,14 +106,14 @@ class SpokenUser(InputProcessor):
 class BotState(FrameProcessor):
     def __init__(self, idle: asyncio.Event, started: asyncio.Event) -> None:
         super().__init__()
-        self.idle, self.started = idle, started
+        self.idle, self.speaking = idle, started
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if direction is FrameDirection.DOWNSTREAM:
             name = type(frame).__name__
             if name == "BotStartedSpeakingFrame":
-                self.started.set()
+                self.speaking.set()
             elif isinstance(frame, BotStoppedSpeakingFrame) and not frame.interrupted:
                 self.idle.set()
         await self.push_frame(frame, direction)
