@@ -7,7 +7,9 @@
 * :mod:`~apipeline.frames.control`: start, end, sync, notify, settings and voice-activity frames.
 * :mod:`~apipeline.frames.data`: text, raw audio and raw image frames.
 * :mod:`~apipeline.frames.video`: :class:`VideoFrame`, an RGB picture with its presentation time.
-* :mod:`~apipeline.frames.conversation`: transcripts, LLM turns, speech synthesis, who is speaking.
+* :mod:`~apipeline.frames.conversation`: transcripts, LLM turns, speech synthesis, who is speaking
+  (importable from here; not in ``__all__`` yet: they have no wire form until the served chatbot
+  needs one, and ``__all__`` lists the frames every serializer carries).
 """
 
 from apipeline.frames.base import AppFrame as AppFrame
@@ -48,20 +50,6 @@ from apipeline.frames.system import StopTaskFrame as StopTaskFrame
 from apipeline.frames.video import VideoFrame as VideoFrame
 
 __all__ = [
-    "BotStartedSpeakingFrame",
-    "BotStoppedSpeakingFrame",
-    "InterimTranscriptionFrame",
-    "LLMContextFrame",
-    "LLMFullResponseEndFrame",
-    "LLMFullResponseStartFrame",
-    "LLMMessagesFrame",
-    "LLMTextFrame",
-    "TTSAudioRawFrame",
-    "TTSSpeakFrame",
-    "TTSStartedFrame",
-    "TTSStoppedFrame",
-    "TTSTextFrame",
-    "TranscriptionFrame",
     "AppFrame",
     "AudioRawFrame",
     "CancelFrame",

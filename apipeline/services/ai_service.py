@@ -11,6 +11,7 @@ one audio buffer) instead of at the end of the sentence, and nothing it produces
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from apipeline.processors.async_frame_processor import AsyncFrameProcessor
 from apipeline.processors.frame_processor import monotonic_ns
 
 T = TypeVar("T")
+logger = logging.getLogger("apipeline")
 
 _DONE = object()
 
@@ -49,6 +51,11 @@ class EngineThread:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         return self._executor
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue ``fn(*args)`` on the engine thread without waiting for it (errors are logged)."""
+        future = self._get().submit(fn, *args)
+        future.add_done_callback(_log_failure)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the engine thread and return its result."""
@@ -129,6 +136,11 @@ class _Failure:
 
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("engine call failed: %s", future.exception())
 
 
 def _ignore_result(future: Any) -> None:

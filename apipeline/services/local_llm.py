@@ -29,6 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,12 @@ class LocalLLM:
     def _tokens(self, prompt: str, max_tokens: int, cancel: threading.Event) -> Iterator[str]:
         raise NotImplementedError
 
+    def warm_up(self, prompt: str) -> None:
+        """Run ``prompt`` into the key/value cache (the few-shot prefix), so the first turn reuses it."""
+        with self.lock:
+            for _ in self._tokens(prompt, 1, threading.Event()):
+                break
+
 
 class LlamaCppLLM(LocalLLM):
     """llama.cpp through ``llama-cpp-python``: quantized weights, prompt-prefix KV cache reuse."""
@@ -209,16 +216,18 @@ class TransformersLLM(LocalLLM):
         self.load_seconds = time.perf_counter() - t0
         self._torch = torch
         self._eos = self._tokenizer.eos_token_id
+        self._cache: Any = None
+        self._cache_ids: list[int] = []
 
     def _tokens(self, prompt: str, max_tokens: int, cancel: threading.Event) -> Iterator[str]:
         torch = self._torch
-        ids = self._tokenizer(prompt, return_tensors="pt").input_ids
+        ids: list[int] = self._tokenizer(prompt).input_ids
         generated: list[int] = []
         text = ""
-        with torch.inference_mode():
-            out = self._model(ids, use_cache=True)
-            past = out.past_key_values
-            logits = out.logits[0, -1]
+        with torch.inference_mode(), warnings.catch_warnings():
+            # transformers 5 renames ``past_key_values``; 4.x knows only that name
+            warnings.simplefilter("ignore", FutureWarning)
+            logits = self._prefill(ids)
             for _ in range(max_tokens):
                 if cancel.is_set():
                     return
@@ -230,9 +239,41 @@ class TransformersLLM(LocalLLM):
                 if not full.endswith("\ufffd"):  # a multi-byte character still incomplete
                     yield full[len(text) :]
                     text = full
-                out = self._model(torch.tensor([[token]]), past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self._model(torch.tensor([[token]]), past_key_values=self._cache, use_cache=True)
+                self._cache, self._cache_ids = out.past_key_values, [*self._cache_ids, token]
                 logits = out.logits[0, -1]
+
+    def _prefill(self, ids: list[int]) -> Any:
+        """Run the prompt, reusing the key/value cache of the longest prefix it shares with the last
+        sequence (the system prompt and the few-shot examples, usually the earlier turns too)."""
+        torch = self._torch
+        common = 0
+        for a, b in zip(ids, self._cache_ids):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)  # at least one token must run to give the next logits
+        cache = None
+        window = getattr(self._model.config, "sliding_window", None) or 1 << 30
+        # sliding-window layers forget tokens past the window: a longer cache cannot be cut back
+        if self._cache is not None and common > 0 and len(self._cache_ids) < window:
+            try:
+                drop = len(self._cache_ids) - common
+                if drop > 0:
+                    self._cache.crop(-drop)
+                cache = self._cache
+            except Exception:  # a cache layout that cannot be cropped: run the whole prompt
+                common = 0
+        else:
+            common = 0
+        self._cache, self._cache_ids = None, []
+        # logits of the last position only: the 262k-word output layer over the whole prompt would
+        # otherwise dominate the time to the first token
+        out = self._model(
+            torch.tensor([ids[common:]]), past_key_values=cache, use_cache=True, logits_to_keep=1
+        )
+        self._cache, self._cache_ids = out.past_key_values, list(ids)
+        return out.logits[0, -1]
 
 
 def _converted_dir(path: Path, cache_dir: Path | None) -> Path:
@@ -330,6 +371,11 @@ class LocalLLMService(LLMService):
         self.stop_sequences = tuple(stop)
         self.few_shot = tuple(few_shot)
         self._thread = EngineThread(self.name)
+
+    async def setup(self) -> None:
+        await super().setup()
+        # Queued on the engine thread without waiting: the first answer runs after it, on a warm cache.
+        self._thread.submit(self.engine.warm_up, format_prompt([], self.few_shot).rsplit("\n", 1)[0])
 
     def run_llm(self, messages: list[dict[str, Any]]) -> AsyncIterator[str]:
         prompt = format_prompt(messages, self.few_shot)
