@@ -47,13 +47,15 @@ zeros go to SOLA, which still crossfades out the previous tail; the output lengt
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.audio.f0 import F0Estimator, F0Track, frames_for, get_f0_estimator
+from apipeline.audio.f0 import F0Estimator, get_f0_estimator
 from apipeline.audio.f0.base import check_mono
+from apipeline.audio.incremental import StreamingAnalysis, StreamingF0, carry_stop
 from apipeline.audio.reblock import Reblocker
 from apipeline.audio.sola import SolaStitcher
 from apipeline.audio.svc import F0Stats, VoiceConversion
@@ -148,6 +150,15 @@ class StreamingVoiceChanger:
         self._frames = ((self._kept[0] - warmup) // h, kept_end // h + 1)
         self._estimator = s.estimator(self.sample_rate)
         self.f0_pad_size = min(_multiple(s.f0_pad_ms, self.sample_rate, h, 0), self.window_size - h)
+        block_frames = self.block_size // h
+        stop = carry_stop(self.window_size, h, self._frames[1], self.sample_rate)
+        # F0 is carried only into warm-up frames: the next window's kept span gets that window's estimate
+        # (DIO runs over the whole window anyway; StoneMask costs little per frame)
+        f0_stop = min(stop, -(-self._kept[0] // h) + block_frames)
+        self._f0 = StreamingF0(self._estimator, self.sample_rate, h, block_frames, f0_stop, self.f0_pad_size)
+        self._analysis = StreamingAnalysis(
+            self.sample_rate, self.frame_period_ms, block_frames, self._frames, stop
+        )
         self._conversion = s.conversion()
         self._gate = None if s.silence_db is None else 10.0 ** (s.silence_db / 20.0)
         self._track_stats = s.target_f0_mean is not None
@@ -202,6 +213,8 @@ class StreamingVoiceChanger:
         """Forget the stream: context, SOLA tail and running F0 statistics."""
         self._reblocker.reset()
         self._sola.reset()
+        self._f0.reset()
+        self._analysis.reset()
         self._lock = None
         self._log_sum = self._log_sq = 0.0
         self._log_n = 0
@@ -218,31 +231,18 @@ class StreamingVoiceChanger:
         std = float(np.sqrt(max(self._log_sq / self._log_n - mean * mean, 0.0)))
         return F0Stats(mean, std, self._log_n)
 
-    def _estimate_f0(self, x: NDArray[np.float64]) -> F0Track:
-        """F0 of the window, estimated with its end mirrored ``f0_pad_size`` samples past the edge."""
-        pad = self.f0_pad_size
-        if pad == 0:
-            return self._estimator.estimate(x, self.sample_rate)
-        # DIO drops voicing within ~15 frames of a window edge; the mirrored tail moves that edge past the
-        # frames we keep (same period, so the same F0), at the price of estimating over the extra samples
-        padded = self._estimator.estimate(np.concatenate([x, x[-pad - 1 : -1][::-1]]), self.sample_rate)
-        hop_s = self.hop / self.sample_rate
-        n = frames_for(x.shape[0], self.sample_rate, hop_s)
-        if abs(padded.hop_seconds - hop_s) > 1e-12:
-            padded = padded.resample(hop_s, frames_for(x.shape[0] + pad, self.sample_rate, hop_s))
-        return F0Track(padded.f0_hz[:n], padded.voiced[:n], hop_s)
-
     def _process_window(self, window: NDArray[np.float32]) -> NDArray[np.float32]:
         x = window.astype(np.float64)
         k0, k1 = self._kept
+        seq = self.blocks_processed
         self.blocks_processed += 1
         source = x[k0:k1]
         if self._gate is not None and np.sqrt(np.mean(np.square(source))) < self._gate:
             self.blocks_gated += 1
             self._lock = None
             return self._sola.process(np.zeros(self.kept_size, np.float32))
-        track = self._estimate_f0(x)
-        features = analyze(x, self.sample_rate, track, self.frame_period_ms, frames=self._frames)
+        track = self._f0.track(x, seq)
+        features = self._analysis.analyze(x, seq, track)
         stats = self._stats(track.f0_hz) if self._track_stats else None
         converted = self._conversion.convert(features, stats)
         start = k0 - self._frames[0] * self.hop
@@ -278,3 +278,29 @@ def render_offline(x: NDArray[np.floating], sample_rate: int, **settings: object
     if conversion.rms_mix_rate < 1.0:
         y = conversion.match_loudness(audio, sample_rate, y, sample_rate)
     return y.astype(np.float32)
+
+
+def measure_rtf(sample_rate: int, seconds: float = 0.7, **settings: object) -> float:
+    """Real-time factor of the streaming core with ``settings`` on this machine, measured, not assumed.
+
+    Streams ``seconds`` of a synthetic gliding voice (110-220 Hz harmonics, so every stage runs) block
+    by block and returns the process CPU time spent per second of audio. The first block (imports,
+    model loading, FFT plans) is not counted. Callers about to run in real time compare it with 1 to say,
+    before starting, that a method cannot keep up at the chosen block (``--realtime``, ``--live``).
+    """
+    vc = StreamingVoiceChanger(sample_rate, **settings)
+    n = max(int(seconds * sample_rate), 3 * vc.block_size)
+    t = np.arange(n + vc.block_size) / sample_rate
+    phase = 2.0 * np.pi * np.cumsum(110.0 + 110.0 * t / t[-1]) / sample_rate
+    x = np.zeros_like(phase)
+    for k in range(1, 20):
+        x += 0.2 * np.sin(k * phase) / k
+    x = x.astype(np.float32)
+    b = vc.block_size
+    vc.process_block(x[:b])
+    t0 = time.process_time()
+    blocks = 0
+    for i in range(b, x.shape[0] - b + 1, b):
+        vc.process_block(x[i : i + b])
+        blocks += 1
+    return (time.process_time() - t0) / (blocks * b / sample_rate)

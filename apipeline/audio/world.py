@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import soxr
 from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Estimator, F0Track, frames_for, get_f0_estimator
@@ -84,14 +85,18 @@ def analyze(
     frames: tuple[int, int] | None = None,
     f0_floor: float = 71.0,
     aperiodicity_threshold: float = 0.85,
+    aperiodicity_rate: int | None = None,
 ) -> WorldFeatures:
     """WORLD features of mono float audio ``x``.
 
     ``f0`` is a ready track (resampled onto the frame grid if its hop differs), an estimator, or an
     estimator name. ``f0_floor`` fixes CheapTrick's FFT size (1024 at 16-24 kHz, 2048 at 44.1/48 kHz).
-    Raises AudioFormatError for empty, non-float, multichannel or non-finite input.
+    ``aperiodicity_rate``: above this sample rate D4C runs on ``x`` resampled to it (soxr), and its
+    aperiodicity is interpolated onto the envelope's bins (the last value held above the lower Nyquist);
+    D4C's cost grows with the rate and it dominated WORLD's analysis at 48 kHz (see
+    :data:`APERIODICITY_RATE`). Raises AudioFormatError for empty, non-float, multichannel or non-finite
+    input.
     """
-    pw = import_pyworld()
     audio = check_mono(x, sample_rate, "world.analyze")
     hop_s = frame_period_ms / 1000.0
     n = frames_for(audio.shape[0], sample_rate, hop_s)
@@ -107,10 +112,55 @@ def analyze(
         )
     f0_sel = np.ascontiguousarray(np.where(track.voiced, track.f0_hz, 0.0)[start:stop], dtype=np.float64)
     times = np.arange(start, stop, dtype=np.float64) * hop_s
-    fft_size = int(pw.get_cheaptrick_fft_size(sample_rate, f0_floor))
-    sp = pw.cheaptrick(audio, f0_sel, times, sample_rate, f0_floor=f0_floor, fft_size=fft_size)
-    ap = pw.d4c(audio, f0_sel, times, sample_rate, threshold=aperiodicity_threshold, fft_size=fft_size)
+    sp, ap, fft_size = spectral_at(
+        audio, sample_rate, f0_sel, times, f0_floor, aperiodicity_threshold, aperiodicity_rate
+    )
     return WorldFeatures(f0_sel, sp, ap, frame_period_ms, fft_size, sample_rate, start)
+
+
+def spectral_at(
+    audio: NDArray[np.floating],
+    sample_rate: int,
+    f0: NDArray[np.float64],
+    times: NDArray[np.float64],
+    f0_floor: float = 71.0,
+    aperiodicity_threshold: float = 0.85,
+    aperiodicity_rate: int | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    """CheapTrick envelope and D4C aperiodicity at the instants ``times`` (s) with F0 ``f0`` (0 = unvoiced).
+
+    ``audio`` is validated float64 mono (see :func:`analyze`, which also explains the keywords). Each
+    frame depends only on the samples around it, so any subset of frames can be analysed. Returns
+    ``(sp, ap, fft_size)``.
+    """
+    pw = import_pyworld()
+    f0 = np.ascontiguousarray(f0, dtype=np.float64)
+    times = np.ascontiguousarray(times, dtype=np.float64)
+    fft_size = int(pw.get_cheaptrick_fft_size(sample_rate, f0_floor))
+    sp = pw.cheaptrick(audio, f0, times, sample_rate, f0_floor=f0_floor, fft_size=fft_size)
+    if aperiodicity_rate is not None and sample_rate > aperiodicity_rate:
+        low = soxr.resample(audio, sample_rate, aperiodicity_rate, quality="HQ")
+        low_fft = int(pw.get_cheaptrick_fft_size(aperiodicity_rate, f0_floor))
+        ap_low = pw.d4c(low, f0, times, aperiodicity_rate, threshold=aperiodicity_threshold, fft_size=low_fft)
+        ap = _bins_to(ap_low, aperiodicity_rate, fft_size, sample_rate)
+    else:
+        ap = pw.d4c(audio, f0, times, sample_rate, threshold=aperiodicity_threshold, fft_size=fft_size)
+    return np.asarray(sp, dtype=np.float64), np.asarray(ap, dtype=np.float64), fft_size
+
+
+APERIODICITY_RATE = 24000
+"""The streaming analysis runs D4C at most at this rate: at 48 kHz it then costs 2.5x less, and the
+aperiodicity differs from full-rate D4C by a median 0.03-0.05 dB below 8 kHz and 0.6-0.9 dB above (CMU
+ARCTIC speech resampled to 48 kHz, voiced frames)."""
+
+
+def _bins_to(ap: NDArray[np.float64], rate: int, fft_size: int, sample_rate: int) -> NDArray[np.float64]:
+    """Aperiodicity rows on ``rate``'s bins, interpolated onto ``fft_size`` bins at ``sample_rate``."""
+    src = np.linspace(0.0, rate / 2.0, ap.shape[1])
+    dst = np.linspace(0.0, sample_rate / 2.0, fft_size // 2 + 1)
+    idx = np.minimum(np.searchsorted(src, dst, side="right") - 1, src.shape[0] - 2)
+    w = np.clip((dst - src[idx]) / (src[idx + 1] - src[idx]), 0.0, 1.0)
+    return np.ascontiguousarray(ap[:, idx] * (1.0 - w) + ap[:, idx + 1] * w)
 
 
 def synthesize(features: WorldFeatures, sample_rate: int | None = None) -> NDArray[np.float64]:

@@ -186,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from apipeline.voice_changer.run import run_file
 
+    if args.realtime and not args.offline and backend is None:
+        _warn_if_too_slow(args.input, settings)
     progress = None if args.quiet else _Progress()
     try:
         result = run_file(
@@ -224,9 +226,25 @@ def _finish(result: Any) -> int:
         _error(f"[{where}] {message}")
     if result.input_errors:
         return EXIT_USAGE
-    if result.errors:
+    if result.errors or result.late_blocks:
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _warn_if_too_slow(path: str, settings: Any) -> None:
+    """Before a --realtime run: say when the settings cannot keep real time (measured on 0.3 s of audio)."""
+    import soundfile
+
+    from apipeline.errors import ApipelineError
+    from apipeline.voice_changer.run import realtime_warning
+
+    try:
+        rate = int(soundfile.info(str(path)).samplerate)
+        message = realtime_warning(settings, rate)
+    except (ApipelineError, RuntimeError, OSError):  # a bad input or rate: run_file reports it properly
+        return
+    if message:
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 def _run_live(args: argparse.Namespace, settings: Any, backend: Any) -> int:

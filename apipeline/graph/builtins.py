@@ -27,6 +27,7 @@ LAZY_TYPES: dict[str, str] = {
     "audio.f0": "apipeline.processors.audio.f0:F0Processor",
     # the voice changer's stages with millisecond geometry parameters (apipeline.voice_changer.nodes)
     "audio.world_analysis": "apipeline.voice_changer.nodes:WorldAnalysisNode",
+    "voice_changer.f0": "apipeline.voice_changer.nodes:F0Node",
     "audio.svc": "apipeline.processors.audio.svc:VoiceConversionProcessor",
     "audio.vocoder": "apipeline.voice_changer.nodes:VocoderNode",
     "audio.sola": "apipeline.voice_changer.nodes:SolaNode",

@@ -72,6 +72,7 @@ def build_local_voice_changer(
             frame_ms=s.frame_ms,
             options=options,
             pad_ms=s.f0_pad_ms,
+            geometry=g,
             threaded=threaded,
             name="f0",
         )
@@ -88,6 +89,7 @@ def build_local_voice_changer(
                 pass_audio=True,
                 options=options,
                 pad_ms=s.f0_pad_ms,
+                geometry=g,
                 threaded=threaded,
                 name="f0",
             )

@@ -40,6 +40,7 @@ import numpy as np
 
 from apipeline.audio.format import AudioFormat
 from apipeline.frames import AudioRawFrame, ControlFrame, EndFrame, Frame, StartFrame
+from apipeline.processors.audio.f0 import F0Processor
 from apipeline.processors.audio.features import BlockGeometry
 from apipeline.processors.audio.reblock import ReblockProcessor
 from apipeline.processors.audio.sola import SolaProcessor
@@ -185,6 +186,32 @@ BlockGateNode = geometry_node(
         Own("vad", bool, VoiceChangerSettings.vad, "run Silero VAD and emit speaking frames in band"),
         Own("vad_gate", bool, VoiceChangerSettings.vad_gate, "also render non-speech blocks silent"),
         Own("vad_threshold", float, 0.5, "Silero speech probability threshold"),
+    ),
+)
+
+F0Node = geometry_node(
+    "F0Node",
+    F0Processor,
+    ":class:`~apipeline.processors.audio.f0.F0Processor` on the voice changer's windows: each frame's F0 "
+    "estimated once and carried to the next windows, as the streaming core does (sample-exact with it).",
+    lambda g, o: (
+        (o["method"],),
+        {
+            "sample_rate": o["sample_rate"],
+            "frame_ms": g.frame_period_ms,
+            "pass_audio": o["pass_audio"],
+            "options": o["options"],
+            "pad_ms": o["pad_ms"],
+            "geometry": g,
+            "threaded": o["threaded"],
+        },
+    ),
+    own=(
+        Own("method", str, VoiceChangerSettings.f0, "F0 estimator (dio, harvest, fcpe, crepe...)"),
+        Own("options", dict[str, Any] | None, None, "keyword arguments of that estimator"),
+        Own("pad_ms", float, VoiceChangerSettings.f0_pad_ms, "mirrored tail past each window's end"),
+        Own("pass_audio", bool, True, "push the window on after the F0 frame (for audio.world_analysis)"),
+        Own("threaded", bool, False, "estimate in its own thread (for a GIL-free estimator beside analysis)"),
     ),
 )
 

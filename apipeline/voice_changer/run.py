@@ -86,6 +86,11 @@ class VoiceChangerResult:
     subtype: str | None = None
 
     @property
+    def late_blocks(self) -> int:
+        """Blocks whose compute overran their deadline in a paced (``realtime``) run; 0 when not paced."""
+        return 0 if self.report is None or self.report.underruns is None else self.report.underruns
+
+    @property
     def input_errors(self) -> list[str]:
         return [msg for where, msg in self.errors if where in INPUT_STAGES]
 
@@ -129,6 +134,33 @@ def input_warnings(
             f"at full scale; converted as they are"
         )
     return warnings
+
+
+def late_warnings(late: int, blocks: int, block_s: float, settings: VoiceChangerSettings) -> list[str]:
+    """The warning for a paced run whose blocks came late (a live output would have dropped out)."""
+    if not late:
+        return []
+    return [
+        f"{late} of {blocks} blocks were late: their compute exceeded the {1000 * block_s:.1f} ms block, "
+        f"so a live output would have dropped out; F0 method {settings.f0!r} cannot keep real time here "
+        "(use --f0 dio, or a longer --block-ms)"
+    ]
+
+
+def realtime_warning(settings: VoiceChangerSettings, sample_rate: int, seconds: float = 0.3) -> str | None:
+    """Before a real-time run: measure the core's real-time factor with ``settings`` at the processing rate
+    (:func:`apipeline.audio.voice_changer.measure_rtf`) and say so when it cannot keep up (> 0.9)."""
+    from apipeline.audio.voice_changer import measure_rtf
+
+    rate = processing_rate(settings, sample_rate)
+    rtf = measure_rtf(rate, seconds, **settings.core_settings())
+    if rtf <= 0.9:
+        return None
+    return (
+        f"F0 method {settings.f0!r} at {settings.block_ms:g} ms blocks needs {rtf:.2f} s of compute per "
+        f"second of audio at {rate} Hz on this machine (measured just now): it cannot keep real time, "
+        "expect late blocks (use --f0 dio, or a longer --block-ms)"
+    )
 
 
 class WriterSink(FrameProcessor):
@@ -240,6 +272,7 @@ async def _stream_result(
             notes.append(e.error)  # blocks degraded, the stream went on: counted in ``remote``
         else:
             errors.append((e.processor or "?", e.error))
+    late = (report.underruns or 0) if realtime else 0
     return VoiceChangerResult(
         mode="realtime" if realtime else "streamed",
         sample_rate=rate,
@@ -260,7 +293,8 @@ async def _stream_result(
             gated=vc.gate.blocks_gated,
             settings=settings,
         )
-        + notes,
+        + notes
+        + late_warnings(late, report.blocks, vc.geometry.block / vc.geometry.sample_rate, settings),
         settings=asdict(settings),
         output=None if writer is not None else _aligned(sink.audio, vc.align_samples, n, channels),
         remote=_remote_stats(vc),

@@ -51,7 +51,8 @@ def test_text_report_and_realtime_underruns(clip, tmp_path):
     res = cli(
         "-i", str(clip), "-o", str(tmp_path / "o.wav"), "--pitch", "-5", "--realtime", "--block-ms", "40"
     )
-    assert res.returncode == 0, res.stderr
+    # exit 1 only for late blocks (a loaded machine), and then it says so (tests/apps/test_realtime_late.py)
+    assert res.returncode == 0 or (res.returncode == 1 and "blocks were late" in res.stderr), res.stderr
     text = res.stdout
     for needle in (
         "algorithmic latency:",

@@ -41,7 +41,16 @@ async def test_local_backend_gives_the_local_dag_output(settings: VoiceChangerSe
     assert remote.remote is not None and remote.remote["degraded"] == 0
     assert remote.remote["chunks"] == local.report.blocks  # type: ignore[union-attr]
     assert remote.latency_ms == pytest.approx(local.latency_ms)
-    np.testing.assert_array_equal(remote.output, local.output)
+    # The remote service is stateless: it analyses every window whole. The local DAG analyses each frame
+    # once and carries it (apipeline.audio.incremental), so a frame's F0 and envelope may come from an
+    # earlier window: the two renders are the same conversion but no longer the same samples.
+    assert remote.output.shape == local.output.shape
+    # same conversion: the loudness envelopes (10 ms RMS) follow each other
+    a, b = (
+        np.sqrt(np.convolve(y.reshape(-1) ** 2, np.ones(160) / 160, "valid")[::160])
+        for y in (remote.output, local.output)
+    )
+    assert np.corrcoef(a, b)[0, 1] > 0.9
     assert remote.blocks_gated > 0 and not remote.errors
 
 

@@ -36,6 +36,7 @@ def test_every_stage_is_writable_in_a_file() -> None:
     registry = default_registry()
     for name in (
         "audio.f0",
+        "voice_changer.f0",
         "audio.world_analysis",
         "audio.svc",
         "audio.vocoder",

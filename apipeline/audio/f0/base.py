@@ -108,6 +108,17 @@ class F0Estimator(abc.ABC):
             track = _fit_length(track, expected)
         return track
 
+    def estimate_frames(self, x: NDArray[np.floating], sample_rate: int, start: int, stop: int) -> F0Track:
+        """Frames ``[start, stop)`` of :meth:`estimate`'s track (frame ``start`` becomes index 0).
+
+        The same values as slicing the whole track; estimators with per-frame work (DIO's StoneMask)
+        override it to do that work only on the frames asked for.
+        """
+        track = self.estimate(x, sample_rate)
+        if not 0 <= start <= stop <= track.num_frames:
+            raise ValueError(f"{type(self).__name__}.estimate_frames: bad range [{start}, {stop})")
+        return F0Track(track.f0_hz[start:stop].copy(), track.voiced[start:stop].copy(), track.hop_seconds)
+
     @abc.abstractmethod
     def _estimate(self, x: NDArray[np.float64], sample_rate: int) -> F0Track: ...
 

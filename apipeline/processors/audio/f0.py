@@ -14,15 +14,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.audio.f0 import F0Estimator, F0Track, frames_for, get_f0_estimator
+from apipeline.audio.f0 import F0Estimator, F0Track, get_f0_estimator
 from apipeline.audio.format import AudioFormat
+from apipeline.audio.incremental import StreamingF0, estimate_mirrored
 from apipeline.audio.world import frame_period_for
 from apipeline.errors import AudioFormatError
-from apipeline.frames import AudioRawFrame, Frame
+from apipeline.frames import AudioRawFrame, EndFrame, Frame, StartFrame
 from apipeline.processors.audio.features import (
     COMPUTE_KEY,
     GATE_KEY,
     SEQ_KEY,
+    BlockGeometry,
     F0Frame,
     ThreadedBlockProcessor,
     block_metadata,
@@ -35,26 +37,6 @@ def pad_samples(pad_ms: float, sample_rate: int, hop: int) -> int:
     if pad_ms < 0:
         raise ValueError(f"f0 mirror pad must be >= 0 ms, got {pad_ms}")
     return round(pad_ms * sample_rate / 1000.0 / hop) * hop
-
-
-def estimate_mirrored(
-    estimator: F0Estimator, x: NDArray[np.float64], sample_rate: int, hop: int, pad: int
-) -> F0Track:
-    """F0 of window ``x`` on the hop grid, estimated with its last ``pad`` samples mirrored past its end.
-
-    The mirror (``x[-pad-1:-1]`` reversed) continues the signal with the same period, so the frames near
-    the edge keep their F0 and voicing; the track is cut back to ``x``'s frames. ``pad`` is capped at
-    ``len(x) - hop``; 0 estimates ``x`` as is.
-    """
-    pad = min(pad, x.shape[0] - hop)
-    if pad <= 0:
-        return estimator.estimate(x, sample_rate)
-    padded = estimator.estimate(np.concatenate([x, x[-pad - 1 : -1][::-1]]), sample_rate)
-    hop_s = hop / sample_rate
-    n = frames_for(x.shape[0], sample_rate, hop_s)
-    if abs(padded.hop_seconds - hop_s) > 1e-12:
-        padded = padded.resample(hop_s, frames_for(x.shape[0] + pad, sample_rate, hop_s))
-    return F0Track(padded.f0_hz[:n], padded.voiced[:n], hop_s)
 
 
 class F0Processor(ThreadedBlockProcessor):
@@ -79,6 +61,9 @@ class F0Processor(ThreadedBlockProcessor):
         pass_audio: push the window frame on after the F0 frame.
         options: extra estimator keyword arguments (e.g. ``{"num_threads": 1}``).
         pad_ms: mirrored tail (rounded to whole hops); 0 = off.
+        geometry: the voice changer's window geometry: each frame is estimated once and carried to the
+            next windows (:class:`~apipeline.audio.incremental.StreamingF0`, keyed by ``block_seq``);
+            ``None`` estimates every window whole.
     """
 
     latency = 0.0  # works on the window it is given: no look-ahead of its own
@@ -92,6 +77,7 @@ class F0Processor(ThreadedBlockProcessor):
         pass_audio: bool = False,
         options: dict[str, Any] | None = None,
         pad_ms: float = 0.0,
+        geometry: BlockGeometry | None = None,
         threaded: bool = True,
         name: str | None = None,
     ) -> None:
@@ -106,6 +92,14 @@ class F0Processor(ThreadedBlockProcessor):
         self.input_format = AudioFormat(sample_rate, 1, "float32")
         self.output_format = self.input_format if pass_audio else None
         self.estimator: F0Estimator | None = None
+        self.geometry = geometry
+        if geometry is not None and (geometry.sample_rate != sample_rate or geometry.hop != self.hop):
+            raise ValueError(
+                f"F0Processor: geometry is for {geometry.sample_rate} Hz with hop {geometry.hop}, the "
+                f"processor "
+                f"for {sample_rate} Hz with hop {self.hop}"
+            )
+        self._streaming: StreamingF0 | None = None
         self.blocks_estimated = 0
 
     async def setup(self) -> None:
@@ -115,6 +109,29 @@ class F0Processor(ThreadedBlockProcessor):
 
     def _build(self) -> F0Estimator:
         return get_f0_estimator(self.method, hop_seconds=self.hop_seconds, **self.options)
+
+    def _track(self, estimator: F0Estimator, x: NDArray[np.float64], seq: int) -> F0Track:
+        g = self.geometry
+        if g is None or x.shape[0] != g.window:
+            return estimate_mirrored(estimator, x, self.sample_rate, self.hop, self.pad)
+        if self._streaming is None or self._streaming.estimator is not estimator:
+            self._streaming = StreamingF0(
+                estimator, g.sample_rate, g.hop, g.block // g.hop, g.f0_carry_stop, self.pad
+            )
+        return self._streaming.track(x, seq)
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        self.reset_stream()
+
+    async def stop(self, frame: EndFrame) -> None:
+        await super().stop(frame)
+        self.reset_stream()
+
+    def reset_stream(self) -> None:
+        """Forget the carried frames (a new stream starts at ``block_seq`` 0 again)."""
+        if self._streaming is not None:
+            self._streaming.reset()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -143,9 +160,7 @@ class F0Processor(ThreadedBlockProcessor):
                 estimator: F0Estimator = self.estimator
                 x = np.asarray(frame.audio, dtype=np.float64)
                 try:
-                    track, spent = await self.run_in_thread(
-                        estimate_mirrored, estimator, x, self.sample_rate, self.hop, self.pad
-                    )
+                    track, spent = await self.run_in_thread(self._track, estimator, x, seq)
                 except Exception as exc:  # reported, and the block is rendered silent: the clock goes on
                     await self.push_error(f"{self.name}: F0 estimation failed on block {seq}: {exc}")
         self.blocks_estimated += 1

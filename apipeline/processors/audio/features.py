@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Track
+from apipeline.audio.incremental import carry_stop
 from apipeline.audio.voice_changer import CoreSettings
 from apipeline.audio.world import WorldFeatures, frame_period_for
 from apipeline.frames import DataFrame, SystemFrame
@@ -150,6 +151,19 @@ class BlockGeometry:
     @property
     def frames(self) -> tuple[int, int]:
         return self.frame_start, self.frame_stop
+
+    @property
+    def carry_stop(self) -> int:
+        """First window frame not carried to the next window by the incremental analysis
+        (:func:`apipeline.audio.incremental.carry_stop`)."""
+        return carry_stop(self.window, self.hop, self.frame_stop, self.sample_rate)
+
+    @property
+    def f0_carry_stop(self) -> int:
+        """First window frame whose F0 is not carried: the one that becomes the next window's kept span's
+        first frame (only warm-up frames keep an earlier window's F0; see
+        :class:`~apipeline.audio.voice_changer.StreamingVoiceChanger`)."""
+        return min(self.carry_stop, -(-self.kept_start // self.hop) + self.block // self.hop)
 
     @property
     def latency_samples(self) -> int:

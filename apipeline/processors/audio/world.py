@@ -9,10 +9,11 @@ from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Estimator, F0Track, get_f0_estimator
 from apipeline.audio.format import AudioFormat
-from apipeline.audio.world import WorldFeatures, analyze
+from apipeline.audio.incremental import StreamingAnalysis, StreamingF0
+from apipeline.audio.world import WorldFeatures
 from apipeline.errors import AudioFormatError
-from apipeline.frames import AudioRawFrame, Frame
-from apipeline.processors.audio.f0 import estimate_mirrored, pad_samples
+from apipeline.frames import AudioRawFrame, EndFrame, Frame, StartFrame
+from apipeline.processors.audio.f0 import pad_samples
 from apipeline.processors.audio.features import (
     COMPUTE_KEY,
     GATE_KEY,
@@ -48,6 +49,11 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
       the serial one's samples).
 
     A window with ``metadata["gate_open"]`` False, or one whose F0 is missing, yields features ``None``.
+
+    Incremental: a frame analysed for one window is carried to the next ones (keyed by ``block_seq``) as
+    long as its F0 is the same, so each frame is analysed once
+    (:class:`~apipeline.audio.incremental.StreamingAnalysis`; the own F0 is carried likewise with
+    :class:`~apipeline.audio.incremental.StreamingF0`): the streaming core's arithmetic, sample for sample.
     """
 
     latency = 0.0
@@ -70,13 +76,39 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
         self.input_format = AudioFormat(geometry.sample_rate, 1, "float32")
         self.output_format = None
         self._estimator: F0Estimator | None = None
+        self._own_f0: StreamingF0 | None = None
         self._tracks: dict[int, tuple[F0Track | None, int]] = {}
+        self._analysis = StreamingAnalysis(
+            geometry.sample_rate,
+            geometry.frame_period_ms,
+            geometry.block // geometry.hop,
+            geometry.frames,
+            geometry.carry_stop,
+        )
 
     async def setup(self) -> None:
         await super().setup()
         if self.analysis_f0 is not None and self._estimator is None:
             hop_s = self.geometry.frame_period_ms / 1000.0
             self._estimator = get_f0_estimator(self.analysis_f0, hop_seconds=hop_s, **self.f0_options)
+            g = self.geometry
+            self._own_f0 = StreamingF0(
+                self._estimator, g.sample_rate, g.hop, g.block // g.hop, g.f0_carry_stop, self.f0_pad
+            )
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        self.reset_stream()
+
+    async def stop(self, frame: EndFrame) -> None:
+        await super().stop(frame)
+        self.reset_stream()
+
+    def reset_stream(self) -> None:
+        """Forget the carried frames (a new stream starts at ``block_seq`` 0 again)."""
+        self._analysis.reset()
+        if self._own_f0 is not None:
+            self._own_f0.reset()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -114,7 +146,7 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
             )
         elif frame.metadata.get(GATE_KEY, True) and (self.analysis_f0 is not None or track is not None):
             try:
-                features, took = await self.run_in_thread(self._work, x, track)
+                features, took = await self.run_in_thread(self._work, x, seq, track)
                 spent += took
             except Exception as exc:  # reported; the block renders silent and the clock goes on
                 await self.push_error(f"{self.name}: WORLD analysis failed on block {seq}: {exc}")
@@ -131,9 +163,8 @@ class WorldAnalysisProcessor(ThreadedBlockProcessor):
             )
         )
 
-    def _work(self, x: NDArray[np.float64], track: F0Track | None) -> WorldFeatures:
-        g = self.geometry
+    def _work(self, x: NDArray[np.float64], seq: int, track: F0Track | None) -> WorldFeatures:
         if track is None:
-            assert self._estimator is not None
-            track = estimate_mirrored(self._estimator, x, g.sample_rate, g.hop, self.f0_pad)
-        return analyze(x, g.sample_rate, track, g.frame_period_ms, frames=g.frames)
+            assert self._own_f0 is not None
+            track = self._own_f0.track(x, seq)
+        return self._analysis.analyze(x, seq, track)

@@ -18,10 +18,20 @@ def noisy_voice(sr: int = 16000, seconds: float = 0.5) -> np.ndarray:
 @pytest.mark.parametrize("allowed_range", [0.0, 0.02, 0.2])
 def test_dio_passes_allowed_range_to_pyworld(allowed_range: float) -> None:
     x, sr = noisy_voice(), 16000
-    track = DioEstimator(hop_seconds=0.01, allowed_range=allowed_range, refine=False).estimate(x, sr)
-    pw = import_pyworld()
-    f0, _ = pw.dio(x, sr, f0_floor=60.0, f0_ceil=1000.0, frame_period=10.0, allowed_range=allowed_range)
-    np.testing.assert_array_equal(track.f0_hz, np.where(f0 > 0, f0, 0.0))
+    for speed in (None, 1):  # None (the default): DIO decimates to ~8 kHz, i.e. speed 2 at 16 kHz
+        est = DioEstimator(hop_seconds=0.01, allowed_range=allowed_range, refine=False, speed=speed)
+        track = est.estimate(x, sr)
+        pw = import_pyworld()
+        f0, _ = pw.dio(
+            x,
+            sr,
+            f0_floor=60.0,
+            f0_ceil=1000.0,
+            frame_period=10.0,
+            allowed_range=allowed_range,
+            speed=speed or 2,
+        )
+        np.testing.assert_array_equal(track.f0_hz, np.where(f0 > 0, f0, 0.0))
 
 
 def test_a_lower_threshold_calls_fewer_frames_voiced() -> None:

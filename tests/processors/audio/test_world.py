@@ -1,7 +1,8 @@
 import numpy as np
 
-from apipeline.audio.f0 import get_f0_estimator
-from apipeline.audio.world import analyze
+from apipeline.audio.f0 import F0Track, get_f0_estimator
+from apipeline.audio.incremental import median_repair
+from apipeline.audio.world import APERIODICITY_RATE, analyze
 from apipeline.frames import AudioRawFrame
 from apipeline.processors.audio.f0 import estimate_mirrored
 from apipeline.processors.audio.features import (
@@ -73,6 +74,9 @@ async def test_own_mode_mirrors_the_window_end_like_the_f0_stage():
     assert padded.f0_pad == 800
     feats = (await run_pipeline(padded, [w])).data[0].features
     est = get_f0_estimator("dio", hop_seconds=G.frame_period_ms / 1000)
-    expected = analyze(x, SR, estimate_mirrored(est, x, SR, G.hop, 800), G.frame_period_ms, frames=G.frames)
+    mirrored = estimate_mirrored(est, x, SR, G.hop, 800)
+    # the first window of a stream: nothing carried yet; the F0 gets the streamed track's median repair
+    track = F0Track(median_repair(mirrored.f0_hz, mirrored.voiced), mirrored.voiced, mirrored.hop_seconds)
+    expected = analyze(x, SR, track, G.frame_period_ms, frames=G.frames, aperiodicity_rate=APERIODICITY_RATE)
     np.testing.assert_array_equal(feats.f0, expected.f0)
     np.testing.assert_array_equal(feats.sp, expected.sp)

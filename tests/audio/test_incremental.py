@@ -1,0 +1,222 @@
+"""Incremental analysis: each frame estimated/analysed once, carried exactly, refreshed where it must be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apipeline.audio.f0 import F0Track, get_f0_estimator
+from apipeline.audio.f0.wavelet import DioEstimator
+from apipeline.audio.incremental import (
+    StreamingAnalysis,
+    StreamingF0,
+    carry_stop,
+    estimate_mirrored,
+    median_repair,
+)
+from apipeline.audio.voice_changer import StreamingVoiceChanger, measure_rtf
+from apipeline.audio.world import analyze, spectral_at
+
+SR = 16000
+HOP = 80  # 5 ms
+BLOCK_FRAMES = 7
+
+
+def voice(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
+    """A gliding harmonic voice (110 -> 180 Hz) with a pause and a little noise: F0 and voicing change."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    f0 = 110.0 + 70.0 * t / seconds
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    x = sum(np.sin(h * phase) / h for h in range(1, 25))
+    x = 0.2 * x * (np.sin(2 * np.pi * 1.5 * t) > -0.7)
+    return (x + 0.003 * rng.standard_normal(t.shape)).astype(np.float64)
+
+
+def windows(x: np.ndarray, window: int, block: int) -> list[np.ndarray]:
+    return [x[i : i + window] for i in range(0, x.shape[0] - window + 1, block)]
+
+
+def test_dio_estimate_frames_equals_slicing_the_whole_estimate() -> None:
+    x = voice(0.4)
+    for speed in (1, None):
+        est = DioEstimator(hop_seconds=HOP / SR, speed=speed)
+        whole = est.estimate(x, SR)
+        part = est.estimate_frames(x, SR, 30, whole.num_frames)
+        np.testing.assert_array_equal(part.f0_hz, whole.f0_hz[30:])
+        np.testing.assert_array_equal(part.voiced, whole.voiced[30:])
+    with pytest.raises(ValueError, match="bad range"):
+        est.estimate_frames(x, SR, 5, whole.num_frames + 1)
+
+
+def test_base_estimate_frames_slices() -> None:
+    est = get_f0_estimator("harvest", hop_seconds=HOP / SR)
+    x = voice(0.3)
+    whole = est.estimate(x, SR)
+    part = est.estimate_frames(x, SR, 3, 9)
+    assert part.f0_hz.tolist() == whole.f0_hz[3:9].tolist()
+
+
+def test_dio_speed_none_decimates_to_about_8k() -> None:
+    est = DioEstimator(speed=None)
+    assert [est.decimation(r) for r in (8000, 16000, 22050, 44100, 48000, 192000)] == [1, 2, 3, 6, 6, 12]
+    assert DioEstimator(speed=4).decimation(48000) == 4
+    with pytest.raises(ValueError, match=r"speed must be within 1\.\.12"):
+        DioEstimator(speed=0)
+
+
+def test_mirrored_estimate_from_a_frame_is_the_tail_of_the_whole() -> None:
+    est = DioEstimator(hop_seconds=HOP / SR)
+    x = voice(0.2)
+    whole = estimate_mirrored(est, x, SR, HOP, 800)
+    tail = estimate_mirrored(est, x, SR, HOP, 800, first=20)
+    np.testing.assert_array_equal(tail.f0_hz, whole.f0_hz[20:])
+
+
+def test_streaming_f0_carries_old_frames_and_estimates_only_new_ones() -> None:
+    est = DioEstimator(hop_seconds=HOP / SR)
+    window, block = 2400, BLOCK_FRAMES * HOP
+    stop = 20
+    f0 = StreamingF0(est, SR, HOP, BLOCK_FRAMES, stop, 800, median_frames=1)
+    ws = windows(voice(1.0), window, block)
+    tracks = [f0.track(w, seq) for seq, w in enumerate(ws)]
+    n = tracks[0].num_frames
+    for seq in range(1, len(ws)):
+        fresh = estimate_mirrored(est, ws[seq], SR, HOP, 800)
+        carried = stop - BLOCK_FRAMES
+        # frames carried from the previous window: that window's values, not a new estimate
+        np.testing.assert_array_equal(tracks[seq].f0_hz[:carried], tracks[seq - 1].f0_hz[BLOCK_FRAMES:stop])
+        # the others: this window's own estimate
+        np.testing.assert_array_equal(tracks[seq].f0_hz[carried:], fresh.f0_hz[carried:])
+    assert f0.frames_estimated == n + (len(ws) - 1) * (n - (stop - BLOCK_FRAMES))
+
+
+def test_streaming_f0_starts_afresh_after_a_gap_or_reset() -> None:
+    est = DioEstimator(hop_seconds=HOP / SR)
+    ws = windows(voice(1.0), 2400, BLOCK_FRAMES * HOP)
+    f0 = StreamingF0(est, SR, HOP, BLOCK_FRAMES, 20, 800, median_frames=1)
+    f0.track(ws[0], 0)
+    before = f0.frames_estimated
+    f0.track(ws[5], 5)  # 5 blocks later: nothing of window 0 overlaps window 5's start... fully new
+    n = f0.frames_estimated - before
+    assert n == estimate_mirrored(est, ws[5], SR, HOP, 800).num_frames
+    f0.reset()
+    before = f0.frames_estimated
+    track = f0.track(ws[6], 6)
+    assert f0.frames_estimated - before == track.num_frames
+    # a stream starting again at seq 0 after reset() never sees the old stream's frames
+    f0.reset()
+    again = f0.track(ws[3], 0)
+    np.testing.assert_array_equal(again.f0_hz, estimate_mirrored(est, ws[3], SR, HOP, 800).f0_hz)
+
+
+def test_median_repair_fixes_glitches_within_voiced_runs_only() -> None:
+    f0 = np.array([0, 100, 101, 150, 102, 103, 0, 0, 200, 201, 100, 202], dtype=np.float64)
+    voiced = f0 > 0
+    out = median_repair(f0, voiced)
+    assert out[3] == pytest.approx(102.0)  # the glitch takes the median of its run's 5 frames
+    assert out[10] == pytest.approx(np.sqrt(200 * 201))  # an octave drop inside a run is repaired
+    assert out[1] == pytest.approx(np.exp(np.median(np.log([100, 101, 150]))))  # the run's start: fewer
+    assert (out[~voiced] == 0).all() and (out[voiced] > 0).all()  # voicing untouched, runs not mixed
+    assert out[8] == pytest.approx(np.exp(np.median(np.log([200, 201, 100]))))
+    part = median_repair(f0, voiced, start=6)
+    np.testing.assert_array_equal(part[:6], f0[:6])  # frames before start are left alone
+    np.testing.assert_array_equal(median_repair(f0, voiced, width=1), f0)
+
+
+def test_carried_frames_are_exactly_what_reanalysis_gives_away_from_the_edge() -> None:
+    """The claim behind carrying: a frame's envelope/aperiodicity only depend on samples near it."""
+    x = voice(0.6)
+    est = DioEstimator(hop_seconds=HOP / SR)
+    track = est.estimate(x, SR)
+    f0 = np.where(track.voiced, track.f0_hz, 0.0)
+    hop_s = HOP / SR
+    frames = np.arange(20, 30)
+    a = spectral_at(x[:3200], SR, f0[frames], frames * hop_s)  # window A ends 50 ms after frame 30
+    b = spectral_at(x[560:4000], SR, f0[frames], frames * hop_s - 560 / SR)  # window B starts later
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-9)
+    np.testing.assert_allclose(a[1], b[1], atol=1e-3)
+    # ... but near a window's end they differ: that is why the newest frames are analysed again
+    near = np.array([38])  # 10 ms before the end of x[:3200]
+    c = spectral_at(x[:3200], SR, f0[near], near * hop_s)
+    d = spectral_at(x[:4000], SR, f0[near], near * hop_s)
+    assert np.max(np.abs(np.log(c[0] / d[0]))) > 0.01
+
+
+def test_carry_stop_leaves_the_newest_frames_for_the_next_window() -> None:
+    # 16 ms before the end of a 3300-sample window at 22.05 kHz (hop 110): frames 27, 28 are refreshed
+    assert carry_stop(3300, 110, 29, 22050) == 27
+    assert carry_stop(3300, 110, 20, 22050) == 20
+    assert carry_stop(100, 110, 29, 22050) == 0
+
+
+def test_streaming_analysis_reuses_frames_and_equals_analyze_on_new_ones() -> None:
+    x = voice(1.0)
+    est = DioEstimator(hop_seconds=HOP / SR)
+    window, frames = 2400, (12, 26)
+    ws = windows(x, window, BLOCK_FRAMES * HOP)
+    sa = StreamingAnalysis(SR, 5.0, BLOCK_FRAMES, frames, carry_stop=24)
+    f0s = StreamingF0(est, SR, HOP, BLOCK_FRAMES, 24, 800)
+    prev = None
+    for seq, w in enumerate(ws):
+        track = f0s.track(w, seq)
+        feats = sa.analyze(w, seq, track)
+        direct = analyze(w, SR, track, 5.0, frames=frames, aperiodicity_rate=sa.aperiodicity_rate)
+        np.testing.assert_array_equal(feats.f0, direct.f0)
+        assert feats.start_frame == frames[0] and feats.sp.shape == direct.sp.shape
+        # WORLD adds 1e-16-scale noise whose draw depends on the frames in the call: hence rtol, not equality
+        if prev is None:
+            np.testing.assert_allclose(feats.sp, direct.sp, rtol=1e-6)
+        else:
+            # new frames (from the refreshed ones on) are this window's analysis
+            np.testing.assert_allclose(feats.sp[-3:], direct.sp[-3:], rtol=1e-6)
+            np.testing.assert_allclose(feats.ap[-3:], direct.ap[-3:], atol=1e-3)
+        prev = feats
+    blocks = len(ws)
+    assert sa.frames_analysed < frames[1] - frames[0] + (blocks - 1) * (BLOCK_FRAMES + 4)
+
+
+def test_streaming_analysis_reanalyses_a_frame_whose_f0_moved() -> None:
+    x = voice(0.4)
+    w0, w1 = x[:2400], x[560:2960]
+    sa = StreamingAnalysis(SR, 5.0, BLOCK_FRAMES, (12, 26), f0_tolerance=0.02)
+    n = 31
+    base = np.full(n, 150.0)
+    sa.analyze(w0, 0, F0Track(base, base > 0, HOP / SR))
+    before = sa.frames_analysed
+    moved = base.copy()
+    moved[12] = 150.0 * 1.05  # frame 12 of window 1 = frame 19 of window 0 (carried): moved 5 %
+    moved[13] = 150.0 * 1.01  # within tolerance: reused
+    moved[14] = 0.0  # voicing changed: re-analysed
+    feats = sa.analyze(w1, 1, F0Track(moved, moved > 0, HOP / SR))
+    carried = 26 - 12 - BLOCK_FRAMES  # frames 12..18 of window 1 were carried (7)
+    assert sa.frames_analysed - before == (26 - 12 - carried) + 2
+    assert feats.f0[0] == pytest.approx(157.5) and feats.f0[2] == 0.0
+    with pytest.raises(ValueError, match="f0_tolerance"):
+        StreamingAnalysis(SR, 5.0, BLOCK_FRAMES, (12, 26), f0_tolerance=-1.0)
+
+
+def test_the_core_analyses_each_frame_about_once() -> None:
+    """The point of the exercise: per block, about a block's frames (+2 refreshed), not the window's."""
+    x = voice(2.0, 22050).astype(np.float32)
+    vc = StreamingVoiceChanger(22050)
+    b = vc.block_size
+    for i in range(0, x.shape[0] - b + 1, b):
+        vc.process_block(x[i : i + b])
+    analysed = vc.blocks_processed - vc.blocks_gated
+    per_block = vc._analysis.frames_analysed / analysed
+    frames = vc._frames[1] - vc._frames[0]
+    assert frames >= 16 and per_block < 12  # was 16 per block before incremental analysis
+    # the same stream after reset gives the same output: nothing of the first pass leaks
+    vc.reset()
+    first = np.concatenate([vc.process_block(x[i : i + b]) for i in range(0, 20 * b, b)])
+    vc.reset()
+    second = np.concatenate([vc.process_block(x[i : i + b]) for i in range(0, 20 * b, b)])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_measure_rtf_streams_and_reports_cpu_per_audio_second() -> None:
+    rtf = measure_rtf(16000, seconds=0.3)
+    assert np.isfinite(rtf) and rtf > 0.0
+    with pytest.raises(ValueError, match="unknown F0 estimator"):
+        measure_rtf(16000, seconds=0.3, f0="nope")
