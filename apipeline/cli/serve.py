@@ -241,6 +241,12 @@ def server_configs(args: argparse.Namespace) -> tuple[Any, SessionConfig, tuple[
     return config, session, tls
 
 
+def worker_setup(args: argparse.Namespace) -> tuple[Any, SessionConfig, tuple[bytes, bytes] | None, Any]:
+    """What each ``--workers`` process serves with: its configs and its session factory."""
+    config, session, tls = server_configs(args)
+    return config, session, tls, _factory(args, None)
+
+
 def default_workers() -> int:
     """The number of cores this process may run on."""
     try:
@@ -385,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
 
             _factory(args)  # a bad graph or --set fails here, once, not in every worker
             warn_if_open(args)
-            return asyncio.run(supervise(args, workers))
+            return asyncio.run(supervise(args, workers, setup="apipeline.cli.serve:worker_setup"))
         return asyncio.run(serve(args))
     except ConfigurationError as exc:
         print(f"apipeline serve: error: {exc}", file=sys.stderr)

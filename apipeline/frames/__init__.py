@@ -6,7 +6,9 @@
 * :mod:`~apipeline.frames.system`: cancel, error, stop-task, interruption and metrics frames.
 * :mod:`~apipeline.frames.control`: start, end, sync, notify, settings and voice-activity frames.
 * :mod:`~apipeline.frames.data`: text, raw audio and raw image frames.
-* :mod:`~apipeline.frames.video`: :class:`VideoFrame`, an RGB picture with its presentation time.
+* :mod:`~apipeline.frames.video`: :class:`VideoFrame`, an RGB picture with its presentation time
+  (importable from here; not in ``__all__``, which lists the frames every serializer carries: pictures
+  leave a server encoded, as fragmented MP4, not frame by frame).
 * :mod:`~apipeline.frames.conversation`: transcripts, LLM turns, speech synthesis, who is speaking
   (importable from here; not in ``__all__`` yet: they have no wire form until the served chatbot
   needs one, and ``__all__`` lists the frames every serializer carries).
@@ -71,5 +73,4 @@ __all__ = [
     "UpdateSettingsFrame",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
-    "VideoFrame",
 ]

@@ -20,8 +20,7 @@ from apipeline.errors import PipelineError
 from apipeline.outputs import AtomicOutput
 from apipeline.video.encode import EncoderSettings, check_container, container_format
 from apipeline.video.face import Fallback
-from apipeline.video.image import read_image
-from apipeline.video.renderer import PortraitRenderer, TalkingHeadRenderer
+from apipeline.video.renderer import TalkingHeadRenderer, make_renderer
 
 CHUNK_S = 0.02
 
@@ -44,30 +43,6 @@ class RenderReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def make_renderer(
-    image_path: str | os.PathLike[str],
-    *,
-    size: int | None = None,
-    fps: float = 25.0,
-    landmarks: str | None = None,
-    fallback: Fallback = "error",
-    model: str | None = None,
-    enhancer: str | None = None,
-    seed: int = 0,
-) -> TalkingHeadRenderer:
-    """The portrait renderer, or the neural one when ``model`` (a wav2lip-signature ONNX file) is given."""
-    image = read_image(image_path)
-    if model is None:
-        if enhancer is not None:
-            raise PipelineError("an enhancer needs a lip-sync model (--model)")
-        return PortraitRenderer(image, size=size, landmarks=landmarks, fallback=fallback, seed=seed, fps=fps)
-    from apipeline.video.wav2lip import NeuralRenderer
-
-    return NeuralRenderer(
-        image, model, enhancer=enhancer, size=size, landmarks=landmarks, fallback=fallback, fps=fps
-    )
 
 
 def render_file(

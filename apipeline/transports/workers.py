@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import importlib
 import json
 import logging
 import mmap
@@ -175,8 +176,12 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def supervise(args: argparse.Namespace, workers: int) -> int:
-    """Run ``workers`` worker processes behind one port until SIGINT/SIGTERM; the exit code."""
+async def supervise(args: argparse.Namespace, workers: int, *, setup: str) -> int:
+    """Run ``workers`` worker processes behind one port until SIGINT/SIGTERM; the exit code.
+
+    ``setup`` (``"module:function"``) turns the pickled ``args`` into ``(config, session config, tls,
+    factory)`` in each worker.
+    """
     from apipeline.transports.websocket import url_host
 
     listener = listen(args.host, args.port)
@@ -188,6 +193,7 @@ async def supervise(args: argparse.Namespace, workers: int) -> int:
             probe.bind((args.host, 0))
             args.grpc_port = probe.getsockname()[1]
     _write(rundir / "args.pickle", pickle.dumps(args))
+    _write(rundir / "setup.txt", setup.encode())
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -331,8 +337,14 @@ async def _accept(listener: socket.socket, procs: list[_Worker]) -> None:
 # -- a worker ---------------------------------------------------------------------------------------------
 
 
+def _setup_function(path: str) -> Any:
+    """``"module:function"`` → the function (the command that started the workers names it, so this
+    layer never imports the command line)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 async def work(rundir: Path, index: int, fd: int) -> int:
-    from apipeline.cli.serve import _factory, server_configs
     from apipeline.transports.websocket import WebsocketServer
 
     args: argparse.Namespace = pickle.loads(_read(rundir / "args.pickle"))
@@ -349,8 +361,8 @@ async def work(rundir: Path, index: int, fd: int) -> int:
             channel.send(line.encode() + b"\n")
 
     try:
-        config, session, tls = server_configs(args)
-        factory = _factory(args, None)
+        setup = _setup_function(_read(rundir / "setup.txt").decode())
+        config, session, tls, factory = setup(args)
     except BaseException as exc:
         report(f"failed {type(exc).__name__}: {exc}")
         return 1

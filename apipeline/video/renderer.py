@@ -9,13 +9,15 @@ interruption), plus ``size`` ``(width, height)``; one that reads the audio itsel
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from apipeline.errors import ConfigurationError
 from apipeline.video.face import FaceLayout, Fallback, load_landmarks, locate_face
-from apipeline.video.image import check_size, to_rgb
+from apipeline.video.image import check_size, read_image, to_rgb
 from apipeline.video.mouth import MouthShape
 from apipeline.video.portrait import BlinkSchedule, PortraitAnimator
 
@@ -85,3 +87,27 @@ class PortraitRenderer:
 
     def reset(self) -> None:
         """Nothing to forget: the picture depends only on the shape and the frame index."""
+
+
+def make_renderer(
+    image_path: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    fps: float = 25.0,
+    landmarks: str | None = None,
+    fallback: Fallback = "error",
+    model: str | None = None,
+    enhancer: str | None = None,
+    seed: int = 0,
+) -> TalkingHeadRenderer:
+    """The portrait renderer, or the neural one when ``model`` (a wav2lip-signature ONNX file) is given."""
+    image = read_image(image_path)
+    if model is None:
+        if enhancer is not None:
+            raise ConfigurationError("an enhancer needs a lip-sync model (--model)")
+        return PortraitRenderer(image, size=size, landmarks=landmarks, fallback=fallback, seed=seed, fps=fps)
+    from apipeline.video.wav2lip import NeuralRenderer
+
+    return NeuralRenderer(
+        image, model, enhancer=enhancer, size=size, landmarks=landmarks, fallback=fallback, fps=fps
+    )

@@ -36,10 +36,20 @@ from apipeline.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from apipeline.params import ParamSchema
 from apipeline.processors.audio.features import GATE_KEY, READY_KEY, SEQ_KEY, BlockGeometry
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor, monotonic_ns
 
 VAD_RATE = 16000
+
+
+def _stage_schema(*names: str) -> ParamSchema:
+    """The live settings a stage takes from ``UpdateSettingsFrame``: its slice of the one schema
+    (:meth:`~apipeline.voice_changer.settings.VoiceChangerSettings.schema`)."""
+    from apipeline.voice_changer.settings import VoiceChangerSettings
+
+    own = VoiceChangerSettings.schema()
+    return ParamSchema(own[n] for n in names)
 
 
 class StreamPadder(FrameProcessor):
@@ -85,6 +95,10 @@ class BlockGate(FrameProcessor):
         vad_gate: also close the gate on blocks the VAD does not call speech (see the module doc).
         vad_threshold: Silero speech probability threshold.
     """
+
+    @property
+    def settings_schema(self) -> ParamSchema:
+        return _stage_schema("silence_db", "gate_margin_db")
 
     def __init__(
         self,
@@ -201,6 +215,10 @@ class InputGuard(FrameProcessor):
       brings speech towards -20 dBFS; both may change mid-stream.
     """
 
+    @property
+    def settings_schema(self) -> ParamSchema:
+        return _stage_schema("input_gain_db", "agc")
+
     def __init__(
         self,
         sample_rate: int,
@@ -296,6 +314,10 @@ class Limiter(FrameProcessor):
         enabled: limit (False: pass the audio as it is).
         ceiling: the level the output approaches and never reaches (linear, full scale = 1).
     """
+
+    @property
+    def settings_schema(self) -> ParamSchema:
+        return _stage_schema("limiter")
 
     latency = 0.0
 

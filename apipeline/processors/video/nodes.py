@@ -33,7 +33,7 @@ class TalkingHeadNode(TalkingHeadProcessor):
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
-        from apipeline.talking_head import make_renderer
+        from apipeline.video.renderer import make_renderer
 
         renderer = make_renderer(
             image,
