@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from apipeline.errors import PipelineError, PipelineTimeoutError
 from apipeline.frames import (
@@ -48,6 +48,10 @@ from apipeline.processors.frame_processor import DOWNSTREAM, FrameDirection, Fra
 from apipeline.processors.frame_queue import FrameQueue
 
 logger = logging.getLogger("apipeline")
+
+#: A task event handler: ``fn(task, arg)``, a plain function or a coroutine function.
+TaskEventHandler = Callable[["PipelineTask", Any], Awaitable[None] | None]
+_Handler = TypeVar("_Handler", bound=TaskEventHandler)
 
 
 @dataclass
@@ -95,7 +99,7 @@ class PipelineTask:
         size = self.params.max_input_queue_size or sys.maxsize
         self._input = FrameQueue(size, "block")
         self._early_system: list[SystemFrame] = []
-        self._handlers: dict[str, list[Any]] = {}
+        self._handlers: dict[str, list[TaskEventHandler]] = {}
         self.errors: list[ErrorFrame] = []
         self.timeouts: list[str] = []
         self.abandoned: list[asyncio.Task[Any]] = []
@@ -187,7 +191,7 @@ class PipelineTask:
         self._wake = wake = asyncio.get_running_loop().create_future()
         return wake
 
-    def event_handler(self, event: str) -> Any:
+    def event_handler(self, event: str) -> Callable[[_Handler], _Handler]:
         """Decorator: ``@task.event_handler("on_pipeline_error")`` (handlers take ``(task, arg)``).
 
         Events: ``on_pipeline_started``, ``on_pipeline_finished``, ``on_pipeline_error``,
@@ -198,7 +202,7 @@ class PipelineTask:
         if event not in EVENTS:
             raise PipelineError(f"{self.name}: unknown event {event!r}; valid events: {', '.join(EVENTS)}")
 
-        def register(fn: Any) -> Any:
+        def register(fn: _Handler) -> _Handler:
             self._handlers.setdefault(event, []).append(fn)
             return fn
 
