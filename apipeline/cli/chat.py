@@ -45,6 +45,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-prompt", default=None, help="the system prompt")
     p.add_argument("--sample-rate", type=int, default=16000, help="rate of the answer (default 16000)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a server (default 30)")
+    p.add_argument(
+        "--video", default=None, metavar="PATH", help="also write the answer as a talking-head video (.mp4)"
+    )
+    p.add_argument("--image", default=None, help="portrait for --video (default: the bundled one)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
 
@@ -93,6 +97,11 @@ async def _chat(args: argparse.Namespace) -> dict[str, Any]:
     from apipeline.services.latency import TurnLatency
 
     source = AudioFileSource(args.input)  # checks the file before any model loads
+    head: list[Any] = []
+    if args.video is not None:  # the portrait, its face and the container are checked before any model
+        from apipeline.talking_head import speaking_head
+
+        head = speaking_head(args.video, image=args.image, inputs=(args.input,))
     config = ChatbotConfig(
         realtime_output=False,
         out_sample_rate=args.sample_rate,
@@ -130,6 +139,7 @@ async def _chat(args: argparse.Namespace) -> dict[str, Any]:
                 ChannelMixer(1),
                 ResampleProcessor(16000),
                 *bot.processors(latency),
+                *head,
                 sink,
             ]
         ),

@@ -14,6 +14,7 @@ import asyncio
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from apipeline.errors import PipelineError
@@ -23,6 +24,8 @@ from apipeline.video.face import Fallback
 from apipeline.video.renderer import TalkingHeadRenderer, make_renderer
 
 CHUNK_S = 0.02
+#: the portrait shipped with the package (public domain; its origin is in examples/data/README.md)
+DEFAULT_PORTRAIT = str(Path(__file__).resolve().parents[1] / "video" / "data" / "portrait.png")
 
 
 @dataclass(slots=True)
@@ -119,3 +122,30 @@ async def _run(
     if task.errors:
         raise PipelineError(f"talking head: {task.errors[0].error}")
     return head.frames_rendered
+
+
+def speaking_head(
+    output: str | os.PathLike[str],
+    *,
+    image: str | os.PathLike[str] | None = None,
+    settings: EncoderSettings | None = None,
+    size: int | None = 256,
+    inputs: tuple[str | os.PathLike[str], ...] = (),
+) -> list[Any]:
+    """Processors that put a talking head on whatever audio reaches them and mux it into ``output``.
+
+    Put them after a voice (the chatbot's speech, a voice changer): ``[*bot_processors,
+    *speaking_head("answer.mp4")]``. Everything is checked now, before any engine loads: the output path
+    (never one of ``inputs``), the container and codecs, the portrait (the bundled one by default) and
+    its face.
+    """
+    from apipeline.outputs import check_output_path
+    from apipeline.processors.video import MediaFileSink, TalkingHeadProcessor
+    from apipeline.video.renderer import make_renderer
+
+    settings = settings or EncoderSettings()
+    check_output_path(output, inputs=inputs)
+    check_container(container_format(output), settings)
+    portrait = image if image is not None else DEFAULT_PORTRAIT
+    renderer = make_renderer(portrait, size=size, fps=settings.fps)
+    return [TalkingHeadProcessor(renderer, fps=settings.fps), MediaFileSink(output, settings=settings)]

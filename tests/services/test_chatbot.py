@@ -98,6 +98,35 @@ async def test_spoken_question_gets_a_spoken_answer_through_pipeline_task(llm_en
     assert {bot.stt.name, bot.llm.name, bot.tts.name} <= set(ttfb)
 
 
+async def test_the_bot_speaks_through_a_talking_head(llm_engine: LocalLLM, tmp_path) -> None:
+    import av
+
+    from apipeline.talking_head import speaking_head
+
+    bot = _bot(llm_engine, realtime=False, max_tokens=12)
+    out = tmp_path / "answer.mp4"
+    sink = RecordingSink()
+    task = PipelineTask(
+        Pipeline(
+            [
+                MemoryAudioSource(_speech("what is the weather"), 16000),
+                *bot.processors(),
+                *speaking_head(out),
+                sink,
+            ]
+        ),
+        PipelineParams(allow_interruptions=True, end_timeout=240),
+    )
+    await asyncio.wait_for(task.run(), 300)
+    assert not task.errors, [e.error for e in task.errors]
+    spoken = sum(f.duration for f in sink.downstream if isinstance(f, TTSAudioRawFrame))
+    assert spoken > 0.3
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        video_s, audio_s = float(v.duration * v.time_base), float(a.duration * a.time_base)
+    assert abs(audio_s - spoken) < 0.05 and abs(video_s - audio_s) <= 0.04  # the answer, lip-synced
+
+
 class TwoTurns(InputProcessor):
     """Say a question, wait until the bot starts answering, then talk over it."""
 

@@ -30,6 +30,9 @@ def silence(tmp_path: Path) -> Path:
         (["--llm-url", "not-a-url"], "is not an http(s) URL"),
         (["--stt-url", "ftp://x"], "is not an http(s) URL"),
         (["--model", "/nonexistent/model.gguf"], "model file not found: /nonexistent/model.gguf"),
+        (["--video", "/nonexistent/dir/a.mp4"], "does not exist"),
+        (["--video", "answer.webm"], "a webm file cannot hold h264 video"),
+        (["--video", "answer.mp4", "--image", "/nonexistent.png"], "image '/nonexistent.png' does not exist"),
     ],
 )
 def test_bad_options_exit_2_before_any_model_loads(silence: Path, tmp_path: Path, extra, message) -> None:
