@@ -60,12 +60,25 @@ class FrameClient:
         self.connection: Any = None
 
     async def connect(self) -> None:
-        """Open the session; raises ``websockets`` ``InvalidStatus`` when the handshake is refused."""
-        from websockets.asyncio.client import connect
+        """Open the session.
 
-        self.connection = await connect(
-            self.url, max_size=self.max_message_size, compression=None, open_timeout=self.open_timeout
-        )
+        Raises:
+            SessionRefused: the server refused the handshake (a bad or unknown setting, a missing token,
+                too many sessions); code 1008 and a reason ``"HTTP <status>: <the server's text>"``.
+        """
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
+
+        try:
+            self.connection = await connect(
+                self.url, max_size=self.max_message_size, compression=None, open_timeout=self.open_timeout
+            )
+        except InvalidStatus as exc:
+            # the server says why in the response body; websockets' own message only has the status
+            response = exc.response
+            body = (response.body or b"").decode(errors="replace").strip()
+            reason = f"HTTP {response.status_code}: {body or response.reason_phrase}"
+            raise SessionRefused(1008, reason) from None
 
     async def aclose(self) -> None:
         if self.connection is not None:

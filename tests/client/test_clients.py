@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from apipeline.client import GrpcFrameClient, VoiceChangerClient
+from apipeline.client import FrameClient, GrpcFrameClient, VoiceChangerClient
 from apipeline.errors import SessionRefused
 from apipeline.frames import AudioRawFrame, UpdateSettingsFrame
 from apipeline.transports import ServerConfig, VoiceChangerFactory, WebsocketServer
@@ -58,3 +58,24 @@ async def test_voice_changer_refuses_a_rate_it_cannot_take(factory):
                 _ = [f async for f in client.stream([AudioRawFrame(np.zeros(400, np.int16), 4000)])]
     assert info.value.code == 1008
     assert "4000 Hz" in info.value.reason
+
+
+async def test_refused_handshake_raises_session_refused_with_the_servers_reason(factory):
+    # websockets' InvalidStatus said only "HTTP 400"; the server's reason is in the response body
+    async with WebsocketServer(factory, ServerConfig(port=0, ping_interval=None)) as server:
+        await server.wait_ready()
+        with pytest.raises(SessionRefused) as info:
+            async with FrameClient(server.url, params={"pitchh": 4}):
+                pass
+    assert info.value.code == 1008
+    assert info.value.reason.startswith("HTTP 400: ")
+    assert "unknown parameter 'pitchh'" in info.value.reason
+    assert "did you mean 'pitch'" in info.value.reason
+
+
+async def test_grpc_client_keeps_the_servers_reason_for_an_unknown_setting(factory):
+    async with GrpcServer(factory, port=0, ready=True) as grpc_server:
+        async with GrpcFrameClient(grpc_server.address, params={"pitchh": 4}) as client:
+            with pytest.raises(SessionRefused) as info:
+                _ = [f async for f in client.stream(chunks(SPEECH[:800], 400, rate=RATE))]
+    assert "unknown parameter 'pitchh'" in str(info.value)
