@@ -45,6 +45,7 @@ from apipeline.frames.data import ImageRawFrame as ImageRawFrame
 from apipeline.frames.data import TextFrame as TextFrame
 from apipeline.frames.system import CancelFrame as CancelFrame
 from apipeline.frames.system import ErrorFrame as ErrorFrame
+from apipeline.frames.system import InterruptionFrame as InterruptionFrame
 from apipeline.frames.system import MetricsFrame as MetricsFrame
 from apipeline.frames.system import StartInterruptionFrame as StartInterruptionFrame
 from apipeline.frames.system import StopInterruptionFrame as StopInterruptionFrame
@@ -61,6 +62,7 @@ __all__ = [
     "ErrorFrame",
     "Frame",
     "ImageRawFrame",
+    "InterruptionFrame",
     "MetricsFrame",
     "StartFrame",
     "StartInterruptionFrame",

@@ -38,6 +38,11 @@ class StartInterruptionFrame(SystemFrame):
     """The user interrupted: drop queued and in-flight interruptible work, then pass it on."""
 
 
+#: pipecat's name for the same frame (pipecat renamed ``StartInterruptionFrame`` to it); one class, so
+#: ``isinstance`` checks and serializers treat both names alike.
+InterruptionFrame = StartInterruptionFrame
+
+
 @dataclass(slots=True)
 class StopInterruptionFrame(SystemFrame):
     """The interruption is over."""

@@ -152,6 +152,11 @@ class FrameProcessor:
     def prev(self) -> FrameProcessor | None:
         return self._prev
 
+    @property
+    def previous(self) -> FrameProcessor | None:
+        """pipecat's name for :attr:`prev`: the processor upstream of this one."""
+        return self._prev
+
     def processors(self) -> list[FrameProcessor]:
         """Child processors (pipelines override this); a plain processor has none."""
         return []
@@ -295,6 +300,11 @@ class FrameProcessor:
         if isinstance(error, BaseException):
             frame.exception = error
         await self.push_frame(frame, UPSTREAM)
+
+    async def queue_frame(self, frame: Frame, direction: FrameDirection = DOWNSTREAM) -> None:
+        """Hand ``frame`` to this processor as its neighbour would (pipecat's entry point): the same
+        delivery step as :meth:`receive`. An asynchronous processor enqueues it for its worker."""
+        await self.receive(frame, direction)
 
     async def receive(self, frame: Frame, direction: FrameDirection) -> None:
         """Framework entry point, the one delivery step: process ``frame``, report any exception.
