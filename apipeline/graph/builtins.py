@@ -43,6 +43,7 @@ LAZY_TYPES: dict[str, str] = {
     "video.talking_head": "apipeline.processors.video.nodes:TalkingHeadNode",
     "video.pacer": "apipeline.processors.video.pacer:VideoPacer",
     "video.file_sink": "apipeline.processors.video.sink:MediaFileSink",
+    "video.mp4_stream": "apipeline.processors.video.stream:Mp4StreamEncoder",
     # model-service stages take a live ModelRegistry: listed, but built in code (see apipeline list)
     "models.content_encoder": "apipeline.processors.models.voice:ContentEncoderProcessor",
     "models.f0": "apipeline.processors.models.voice:F0ServiceProcessor",
