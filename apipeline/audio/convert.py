@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 
 _INT16_SCALE = 32768.0
 
@@ -92,7 +92,7 @@ def mix_channels(x: NDArray, channels: int) -> NDArray:
     Mixing between two multichannel layouts (e.g. 2 -> 6) has no single right answer, so it raises.
     """
     if channels <= 0:
-        raise ValueError(f"channels must be positive, got {channels}")
+        raise ParameterError(f"channels must be positive, got {channels}")
     x2 = as_2d(x)
     have = x2.shape[1]
     if have == channels:

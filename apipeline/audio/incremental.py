@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from apipeline.audio.f0 import F0Estimator, F0Track, frames_for
 from apipeline.audio.f0.base import check_mono
 from apipeline.audio.world import APERIODICITY_RATE, WorldFeatures, spectral_at
+from apipeline.errors import ParameterError
 
 SETTLE_MS = 16.0
 """A frame closer than this to a window's newest sample is analysed again in the next window.
@@ -176,7 +177,7 @@ class StreamingF0:
         median_frames: int = MEDIAN_FRAMES,
     ) -> None:
         if block_frames <= 0 or carry_stop < 0:
-            raise ValueError(
+            raise ParameterError(
                 f"StreamingF0: need block_frames > 0 and carry_stop >= 0, got {block_frames}, {carry_stop}"
             )
         self.estimator = estimator
@@ -237,7 +238,7 @@ class StreamingAnalysis:
         f0_tolerance: float = F0_TOLERANCE,
     ):
         if block_frames <= 0 or not 0 <= frames[0] < frames[1] or not f0_tolerance >= 0:
-            raise ValueError(
+            raise ParameterError(
                 f"StreamingAnalysis: bad block_frames {block_frames}, frames {frames} or f0_tolerance "
                 f"{f0_tolerance}"
             )
@@ -263,7 +264,7 @@ class StreamingAnalysis:
         if track.num_frames != n or abs(track.hop_seconds - hop_s) > 1e-12:
             track = track.resample(hop_s, n)
         if f_stop > n:
-            raise ValueError(f"StreamingAnalysis: frames {self.frames} past the window's {n} frames")
+            raise ParameterError(f"StreamingAnalysis: frames {self.frames} past the window's {n} frames")
         start = seq * self.block_frames + f_start
         f0 = np.ascontiguousarray(np.where(track.voiced, track.f0_hz, 0.0)[f_start:f_stop])
         reuse = np.zeros(count, dtype=bool)

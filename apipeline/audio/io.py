@@ -24,7 +24,7 @@ import soundfile as sf
 from numpy.typing import NDArray
 
 from apipeline.audio.convert import as_2d, check_finite, to_float32
-from apipeline.errors import AudioFileError, AudioFormatError
+from apipeline.errors import AudioFileError, AudioFormatError, ParameterError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -78,7 +78,7 @@ def _open_for_read(path: PathLike) -> sf.SoundFile:
 
 def _check_dtype(dtype: str) -> None:
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        raise ParameterError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
 
 
 def read_audio(path: PathLike, *, dtype: str = "float32") -> tuple[NDArray, int]:
@@ -106,7 +106,7 @@ class AudioFileReader:
 
     def __init__(self, path: PathLike, block_frames: int, *, dtype: str = "float32") -> None:
         if block_frames <= 0:
-            raise ValueError(f"block_frames must be positive, got {block_frames}")
+            raise ParameterError(f"block_frames must be positive, got {block_frames}")
         _check_dtype(dtype)
         self.path = Path(path)
         self.block_frames = block_frames
@@ -179,7 +179,7 @@ class AudioFileWriter:
         flush_every_s: float | None = 1.0,
     ) -> None:
         if sample_rate <= 0 or channels <= 0:
-            raise ValueError(f"sample_rate and channels must be positive, got {sample_rate}, {channels}")
+            raise ParameterError(f"sample_rate and channels must be positive, got {sample_rate}, {channels}")
         self.path = Path(path)
         self.sample_rate = sample_rate
         self.channels = channels

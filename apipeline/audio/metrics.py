@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.convert import check_finite
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 
 _MIN_BLOCKS = 3
 
@@ -46,9 +46,9 @@ def click_score(audio: NDArray, block_size: int, sample_rate: int, *, offset: in
     Raises AudioFormatError when fewer than 3 whole blocks follow ``offset``, or on NaN/Inf.
     """
     if block_size <= 0 or sample_rate <= 0:
-        raise ValueError(f"block_size and sample_rate must be positive, got {block_size}, {sample_rate}")
+        raise ParameterError(f"block_size and sample_rate must be positive, got {block_size}, {sample_rate}")
     if not 0 <= offset < block_size:
-        raise ValueError(f"offset must be in [0, block_size), got {offset}")
+        raise ParameterError(f"offset must be in [0, block_size), got {offset}")
     x = _mono64(audio, "click_score")
     d = np.zeros_like(x)
     d[1:] = np.diff(x) ** 2
@@ -93,7 +93,7 @@ def cents_error(
     a = np.asarray(f0_ref, dtype=np.float64).reshape(-1)
     b = np.asarray(f0_test, dtype=np.float64).reshape(-1)
     if abs(len(a) - len(b)) > max_length_diff:
-        raise ValueError(
+        raise ParameterError(
             f"F0 tracks differ in length by {abs(len(a) - len(b))} frames ({len(a)} vs {len(b)}), "
             f"more than max_length_diff={max_length_diff}: align them first"
         )
@@ -103,6 +103,6 @@ def cents_error(
         voiced = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
     count = int(voiced.sum())
     if count == 0:
-        raise ValueError(f"no frame is voiced in both F0 tracks ({n} frames compared)")
+        raise ParameterError(f"no frame is voiced in both F0 tracks ({n} frames compared)")
     cents = np.abs(1200.0 * np.log2(b[voiced] / (a[voiced] * 2.0 ** (shift_semitones / 12.0))))
     return PitchError(float(np.median(cents)), float(np.mean(cents > 50.0)), count)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 
 
 class FinalBlock(NamedTuple):
@@ -38,11 +38,11 @@ class Reblocker:
         self, block_size: int, context_size: int = 0, channels: int = 1, dtype: DTypeLike = np.float32
     ) -> None:
         if block_size <= 0:
-            raise ValueError(f"block_size must be positive, got {block_size}")
+            raise ParameterError(f"block_size must be positive, got {block_size}")
         if context_size < 0:
-            raise ValueError(f"context_size must be >= 0, got {context_size}")
+            raise ParameterError(f"context_size must be >= 0, got {context_size}")
         if channels <= 0:
-            raise ValueError(f"channels must be positive, got {channels}")
+            raise ParameterError(f"channels must be positive, got {channels}")
         self.block_size = block_size
         self.context_size = context_size
         self.channels = channels

@@ -20,7 +20,7 @@ import soxr
 from numpy.typing import NDArray
 
 from apipeline.audio.convert import check_finite
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 
 QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 _PROBE_CHUNK_S = 0.005
@@ -58,11 +58,11 @@ class StreamingResampler:
 
     def __init__(self, in_rate: int, out_rate: int, channels: int = 1, quality: str = "HQ") -> None:
         if in_rate <= 0 or out_rate <= 0:
-            raise ValueError(f"sample rates must be positive, got in_rate={in_rate}, out_rate={out_rate}")
+            raise ParameterError(f"sample rates must be positive, got in_rate={in_rate}, out_rate={out_rate}")
         if channels <= 0:
-            raise ValueError(f"channels must be positive, got {channels}")
+            raise ParameterError(f"channels must be positive, got {channels}")
         if quality not in QUALITIES:
-            raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}")
+            raise ParameterError(f"quality must be one of {QUALITIES}, got {quality!r}")
         self.in_rate = int(in_rate)
         self.out_rate = int(out_rate)
         self.channels = channels

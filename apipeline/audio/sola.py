@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.convert import check_finite
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 
 FADES = ("sin2", "linear", "equal_power")
 
@@ -37,7 +37,7 @@ def fade_weights(size: int, fade: str) -> tuple[NDArray[np.float64], NDArray[np.
     signals (noise), 3 dB too loud mid-fade for correlated ones.
     """
     if fade not in FADES:
-        raise ValueError(f"fade must be one of {FADES}, got {fade!r}")
+        raise ParameterError(f"fade must be one of {FADES}, got {fade!r}")
     t = (np.arange(size) + 0.5) / max(size, 1)
     if fade == "linear":
         w_in = t
@@ -65,11 +65,13 @@ class SolaStitcher:
 
     def __init__(self, block_size: int, crossfade_size: int, search_size: int, fade: str = "sin2") -> None:
         if block_size <= 0:
-            raise ValueError(f"block_size must be positive, got {block_size}")
+            raise ParameterError(f"block_size must be positive, got {block_size}")
         if not 0 <= crossfade_size <= block_size:
-            raise ValueError(f"crossfade_size must be in [0, block_size={block_size}], got {crossfade_size}")
+            raise ParameterError(
+                f"crossfade_size must be in [0, block_size={block_size}], got {crossfade_size}"
+            )
         if search_size < 0:
-            raise ValueError(f"search_size must be >= 0, got {search_size}")
+            raise ParameterError(f"search_size must be >= 0, got {search_size}")
         self.block_size = block_size
         self.crossfade_size = crossfade_size
         self.search_size = search_size

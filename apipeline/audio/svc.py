@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.world import WorldFeatures
+from apipeline.errors import ParameterError
 
 Array = NDArray[np.float64]
 
@@ -37,7 +38,7 @@ class F0Stats:
         """Statistics of the voiced (> 0) frames; ValueError when there are none."""
         voiced = np.asarray(f0)[np.asarray(f0) > 0]
         if voiced.size == 0:
-            raise ValueError("F0Stats.from_f0: no voiced frame to take statistics from")
+            raise ParameterError("F0Stats.from_f0: no voiced frame to take statistics from")
         logs = np.log(voiced)
         return cls(float(logs.mean()), float(logs.std()), int(voiced.size))
 
@@ -55,7 +56,7 @@ def map_f0(
     (a pure transposition to the target mean).
     """
     if target_mean_hz <= 0:
-        raise ValueError(f"map_f0: target_mean_hz must be positive, got {target_mean_hz}")
+        raise ParameterError(f"map_f0: target_mean_hz must be positive, got {target_mean_hz}")
     f0 = np.asarray(f0, dtype=np.float64)
     voiced = f0 > 0
     logs = np.log(np.where(voiced, f0, 1.0))
@@ -75,7 +76,7 @@ def warp_formants(sp: Array, ratio: float, sample_rate: int) -> Array:
     values needed beyond Nyquist hold the top bin. ``sp`` has shape (frames, bins) or (bins,).
     """
     if not ratio > 0:
-        raise ValueError(f"warp_formants: ratio must be positive, got {ratio}")
+        raise ParameterError(f"warp_formants: ratio must be positive, got {ratio}")
     sp = np.asarray(sp, dtype=np.float64)
     if ratio == 1.0:
         return sp.copy()
@@ -113,7 +114,7 @@ def change_rms(
     ``rate = 0`` replaces its envelope by the source's. The two signals must cover the same time span.
     """
     if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"change_rms: rate must be within [0, 1], got {rate}")
+        raise ParameterError(f"change_rms: rate must be within [0, 1], got {rate}")
     out = np.asarray(output, dtype=np.float64)
     if rate == 1.0:
         return out.copy()
@@ -144,11 +145,15 @@ class VoiceConversion:
 
     def __post_init__(self) -> None:
         if not self.formant_ratio > 0:
-            raise ValueError(f"VoiceConversion: formant_ratio must be positive, got {self.formant_ratio}")
+            raise ParameterError(f"VoiceConversion: formant_ratio must be positive, got {self.formant_ratio}")
         if not 0.0 <= self.rms_mix_rate <= 1.0:
-            raise ValueError(f"VoiceConversion: rms_mix_rate must be within [0, 1], got {self.rms_mix_rate}")
+            raise ParameterError(
+                f"VoiceConversion: rms_mix_rate must be within [0, 1], got {self.rms_mix_rate}"
+            )
         if self.target_f0_mean is not None and self.target_f0_mean <= 0:
-            raise ValueError(f"VoiceConversion: target_f0_mean must be positive, got {self.target_f0_mean}")
+            raise ParameterError(
+                f"VoiceConversion: target_f0_mean must be positive, got {self.target_f0_mean}"
+            )
 
     def convert_f0(self, f0: Array, stats: F0Stats | None = None) -> Array:
         """Mapped (if a target is set) then shifted F0."""

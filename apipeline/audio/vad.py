@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.convert import check_finite, to_float32
-from apipeline.errors import AudioFormatError, ModelError
+from apipeline.errors import AudioFormatError, ModelError, ParameterError
 
 _WINDOW = {16000: 512, 8000: 256}
 _CONTEXT = {16000: 64, 8000: 32}
@@ -76,12 +76,12 @@ class SileroVad:
                 f"Silero VAD runs at 16000 or 8000 Hz, got {sample_rate} Hz: resample first"
             )
         if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+            raise ParameterError(f"threshold must be in (0, 1), got {threshold}")
         neg = max(threshold - 0.15, 0.01) if neg_threshold is None else neg_threshold
         if not 0.0 <= neg <= threshold:
-            raise ValueError(f"neg_threshold must be in [0, threshold={threshold}], got {neg}")
+            raise ParameterError(f"neg_threshold must be in [0, threshold={threshold}], got {neg}")
         if min_silence_ms < 0 or speech_pad_ms < 0:
-            raise ValueError("min_silence_ms and speech_pad_ms must be >= 0")
+            raise ParameterError("min_silence_ms and speech_pad_ms must be >= 0")
         import onnxruntime as ort  # heavy: imported only when a VAD is built
 
         opts = ort.SessionOptions()

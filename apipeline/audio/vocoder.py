@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.world import WorldFeatures, synthesize
+from apipeline.errors import ParameterError
 
 
 class Vocoder(abc.ABC):
@@ -43,7 +44,7 @@ class GriffinLimVocoder(Vocoder):
 
     def __init__(self, n_fft: int = 1024, hop_length: int | None = None, n_mels: int = 80, n_iter: int = 32):
         if n_fft < 64 or n_mels < 8 or n_iter < 1:
-            raise ValueError(
+            raise ParameterError(
                 "GriffinLimVocoder: need n_fft >= 64, n_mels >= 8, n_iter >= 1; "
                 f"got {n_fft}, {n_mels}, {n_iter}"
             )

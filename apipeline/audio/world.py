@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from apipeline.audio.f0 import F0Estimator, F0Track, frames_for, get_f0_estimator
 from apipeline.audio.f0.base import check_mono
 from apipeline.audio.f0.wavelet import import_pyworld
+from apipeline.errors import AudioFormatError, ParameterError
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class WorldFeatures:
         bins = self.fft_size // 2 + 1
         n = self.f0.shape[0]
         if self.f0.ndim != 1 or self.sp.shape != (n, bins) or self.ap.shape != (n, bins):
-            raise ValueError(
+            raise ParameterError(
                 f"WorldFeatures: expected f0 (n,), sp and ap (n, {bins}); got {self.f0.shape}, "
                 f"{self.sp.shape}, {self.ap.shape}"
             )
@@ -107,7 +108,7 @@ def analyze(
         track = track.resample(hop_s, n)
     start, stop = frames if frames is not None else (0, n)
     if not 0 <= start < stop <= n:
-        raise ValueError(
+        raise ParameterError(
             f"world.analyze: frames must satisfy 0 <= start < stop <= {n}, got ({start}, {stop})"
         )
     f0_sel = np.ascontiguousarray(np.where(track.voiced, track.f0_hz, 0.0)[start:stop], dtype=np.float64)
@@ -171,7 +172,7 @@ def synthesize(features: WorldFeatures, sample_rate: int | None = None) -> NDArr
     pw = import_pyworld()
     rate = features.sample_rate if sample_rate is None else sample_rate
     if rate != features.sample_rate:
-        raise ValueError(
+        raise AudioFormatError(
             f"world.synthesize: features were analysed at {features.sample_rate} Hz, asked for {rate}"
         )
     y = pw.synthesize(
@@ -192,7 +193,7 @@ LEAD_IN_FRAMES = 2
 def _hop_samples(frame_period_ms: float, sample_rate: int, where: str) -> int:
     hop = frame_period_ms * sample_rate / 1000.0
     if abs(hop - round(hop)) > 1e-6 or round(hop) < 1:
-        raise ValueError(
+        raise ParameterError(
             f"{where}: the frame period must be a whole number of samples (see frame_period_for), "
             f"got {frame_period_ms} ms at {sample_rate} Hz = {hop} samples"
         )
@@ -214,7 +215,7 @@ def excitation_phase(
     """
     f = np.asarray(f0, dtype=np.float64).reshape(-1)
     if f.shape[0] < 2:
-        raise ValueError(f"excitation_phase: needs at least 2 frames, got {f.shape[0]}")
+        raise ParameterError(f"excitation_phase: needs at least 2 frames, got {f.shape[0]}")
     coarse = np.where(f < sample_rate / fft_size + 1.0, 0.0, f)
     vuv = (coarse != 0.0).astype(np.float64)
     coarse = np.append(coarse, 2.0 * coarse[-1] - coarse[-2])
@@ -244,7 +245,7 @@ def synthesize_phase_locked(
     lead = LEAD_IN_FRAMES * hop
     n = features.num_frames + LEAD_IN_FRAMES
     if lock is not None and not 0 <= lock[0] < features.num_frames * hop - 1:
-        raise ValueError(
+        raise ParameterError(
             f"world.synthesize_phase_locked: lock index must be in [0, {features.num_frames * hop - 1}), "
             f"got {lock[0]}"
         )

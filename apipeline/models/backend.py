@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
-from apipeline.errors import ServiceStateError
+from apipeline.errors import ParameterError, ServiceStateError
 from apipeline.models._protocol import Hook
 from apipeline.models.definition import ServiceDefinition
 
@@ -60,7 +60,7 @@ class LocalBackend:
         if max_workers is None:
             max_workers = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
         if max_workers < 1:
-            raise ValueError(f"LocalBackend.max_workers must be >= 1, got {max_workers}")
+            raise ParameterError(f"LocalBackend.max_workers must be >= 1, got {max_workers}")
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
         self._services: dict[str, ServiceDefinition] = {}

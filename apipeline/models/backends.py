@@ -25,7 +25,8 @@ def backend_from_address(address: str | None, **options: Any) -> ModelBackend:
     """The backend an ``--ray-address`` value (or a graph's ``backend``/``ray_address``) asks for.
 
     ``options`` go to :class:`RayBackend` (``replicas``, ``num_cpus``...) or, without an address, to
-    :class:`LocalBackend` (``max_workers``). Bad options raise ValueError naming them.
+    :class:`LocalBackend` (``max_workers``). A bad option raises a ValueError naming it
+    (:class:`~apipeline.errors.ParameterError` from :class:`LocalBackend`).
     """
     if address is None or address == "":
         return LocalBackend(**options)

@@ -23,6 +23,7 @@ from typing import Any
 from apipeline.errors import (
     ModelError,
     Overloaded,
+    ParameterError,
     ResourceError,
     SelfTestError,
     ServiceDefinitionError,
@@ -111,7 +112,9 @@ class ModelRegistry:
         machine: MachineResources | Callable[[], MachineResources] | None = None,
     ) -> None:
         if memory_budget is not None and memory_budget <= 0:
-            raise ValueError(f"memory_budget must be a positive number of bytes or None, got {memory_budget}")
+            raise ParameterError(
+                f"memory_budget must be a positive number of bytes or None, got {memory_budget}"
+            )
         self._backend: ModelBackend = backend if backend is not None else LocalBackend(max_workers)
         self.memory_budget = memory_budget
         self._default_concurrency = max_concurrency
@@ -139,7 +142,7 @@ class ModelRegistry:
         concurrency = self._default_concurrency if max_concurrency is None else max_concurrency
         pending = self._default_pending if max_pending is None else max_pending
         if concurrency < 1 or pending < 0:
-            raise ValueError(
+            raise ParameterError(
                 f"max_concurrency must be >= 1 and max_pending >= 0, got {concurrency}, {pending}"
             )
         definitions = collect_services(source)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 
+from apipeline.errors import DefinitionError
 from apipeline.frames import Frame
 from apipeline.processors.frame_processor import DOWNSTREAM, FrameDirection, FrameProcessor
 
@@ -40,7 +41,7 @@ class Pipeline(FrameProcessor):
         self._processors = list(processors)
         for p in self._processors:
             if not isinstance(p, FrameProcessor):
-                raise TypeError(f"{self.name}: expected FrameProcessor, got {type(p).__name__}")
+                raise DefinitionError(f"{self.name}: expected FrameProcessor, got {type(p).__name__}")
         self._source = Edge(f"{self.name}.source", self.push_frame)
         self._sink = Edge(f"{self.name}.sink", self.push_frame)
         chain: list[FrameProcessor] = [self._source, *self._processors, self._sink]

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from apipeline.errors import ParameterError
 from apipeline.frames import Frame
 
 OverflowPolicy = Literal["block", "drop_oldest"]
@@ -37,9 +38,9 @@ class FrameQueue:
 
     def __init__(self, maxsize: int = 256, overflow: OverflowPolicy = "block") -> None:
         if maxsize < 1:
-            raise ValueError(f"max_queue_size must be >= 1, got {maxsize}")
+            raise ParameterError(f"max_queue_size must be >= 1, got {maxsize}")
         if overflow not in _POLICIES:
-            raise ValueError(f"overflow must be one of {_POLICIES}, got {overflow!r}")
+            raise ParameterError(f"overflow must be one of {_POLICIES}, got {overflow!r}")
         self.maxsize = maxsize
         self.overflow = overflow
         self._items: deque[tuple[Frame, Any]] = deque()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from apipeline.errors import ParameterError
 from apipeline.processors.frame_processor import FrameProcessor
 from apipeline.services.context import LLMContext, LLMContextAggregatorPair
 from apipeline.services.latency import TurnLatency
@@ -175,7 +176,7 @@ def build_chatbot(config: ChatbotConfig | None = None, *, llm: LLMService | None
 
     config = config or ChatbotConfig()
     if config.sample_rate != 16000:
-        raise ValueError(
+        raise ParameterError(
             f"the chatbot's input runs at 16000 Hz (VAD and STT), got {config.sample_rate}: resample first"
         )
     # Build the services that validate their options first, so a bad option fails before a model loads.

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from apipeline.errors import ParameterError
 from apipeline.frames import (
     AudioRawFrame,
     Frame,
@@ -57,7 +58,7 @@ class LLMContext:
         max_message_chars: int = 2000,
     ) -> None:
         if max_messages < 1 or max_message_chars < 1:
-            raise ValueError("max_messages and max_message_chars must be >= 1")
+            raise ParameterError("max_messages and max_message_chars must be >= 1")
         self.max_messages = max_messages
         self.max_message_chars = max_message_chars
         self.system_prompt = system_prompt

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import ModelError
+from apipeline.errors import ModelError, ParameterError
 from apipeline.services.ai_service import EngineThread
 from apipeline.services.tts import TTSService, WordMark
 
@@ -156,9 +156,9 @@ class ESpeakTTSService(TTSService):
     def __init__(self, *, voice: str = "en-us", rate: int = 175, pitch: int = 50, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 80 <= rate <= 450:
-            raise ValueError(f"rate must be 80-450 words per minute, got {rate}")
+            raise ParameterError(f"rate must be 80-450 words per minute, got {rate}")
         if not 0 <= pitch <= 100:
-            raise ValueError(f"pitch must be 0-100, got {pitch}")
+            raise ParameterError(f"pitch must be 0-100, got {pitch}")
         self.library = ESpeakLibrary.get()
         if not self.library.has_voice(voice):
             raise ModelError(f"{self.name}: eSpeak NG has no voice {voice!r} (try 'en-us' or 'en')")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from apipeline.errors import UnknownNameError
 from apipeline.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -85,7 +86,7 @@ class TurnLatency:
     def probe(self, stage: str) -> FrameProcessor:
         """A probe for the frames leaving ``stage`` (``vad``, ``stt``, ``llm``, ``tts`` or ``output``)."""
         if stage not in self.stage_marks:
-            raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(self.stage_marks)}")
+            raise UnknownNameError(f"unknown stage {stage!r}; expected one of {', '.join(self.stage_marks)}")
         return _Probe(self, stage)
 
     def record(self, mark: str, frame: Frame) -> None:

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from apipeline.errors import ModelError
+from apipeline.errors import ModelError, ParameterError
 from apipeline.services.ai_service import EngineThread
 from apipeline.services.llm import LLMService
 
@@ -365,7 +365,7 @@ class LocalLLMService(LLMService):
     ) -> None:
         super().__init__(name=name)
         if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+            raise ParameterError(f"max_tokens must be >= 1, got {max_tokens}")
         self.engine = engine or load_local_llm(model_path, backend=backend, n_threads=n_threads)
         self.max_tokens = max_tokens
         self.stop_sequences = tuple(stop)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from numpy.typing import NDArray
 
+from apipeline.errors import ParameterError
 from apipeline.services.ai_service import ServiceError
 from apipeline.services.llm import LLMService
 from apipeline.services.stt import STTService
@@ -60,7 +61,7 @@ class _HTTPClient:
         self, base_url: str, api_key: str | None, timeout_s: float, connect_timeout_s: float, what: str
     ) -> None:
         if timeout_s <= 0 or connect_timeout_s <= 0:
-            raise ValueError("timeout_s and connect_timeout_s must be positive")
+            raise ParameterError("timeout_s and connect_timeout_s must be positive")
         self.base_url = check_base_url(base_url, what)
         self.what = what
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")

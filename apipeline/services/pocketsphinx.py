@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import ModelError
+from apipeline.errors import ModelError, ParameterError
 from apipeline.services.ai_service import EngineThread
 from apipeline.services.stt import STTService
 
@@ -55,7 +55,7 @@ class PocketSphinxSTTService(STTService):
     ) -> None:
         kwargs.setdefault("sample_rate", 16000)
         if kwargs["sample_rate"] != 16000:
-            raise ValueError(f"pocketsphinx's en-US model runs at 16000 Hz, got {kwargs['sample_rate']}")
+            raise ParameterError(f"pocketsphinx's en-US model runs at 16000 Hz, got {kwargs['sample_rate']}")
         super().__init__(**kwargs)
         base = pocketsphinx_model_dir()
         paths = {

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.convert import to_int16
 from apipeline.audio.format import AudioFormat
+from apipeline.errors import ParameterError
 from apipeline.frames import (
     AudioRawFrame,
     EndFrame,
@@ -74,7 +75,7 @@ class STTService(AIService):
     ) -> None:
         super().__init__(name=name)
         if max_utterance_s <= 0:
-            raise ValueError(f"max_utterance_s must be positive, got {max_utterance_s}")
+            raise ParameterError(f"max_utterance_s must be positive, got {max_utterance_s}")
         self.sample_rate = sample_rate
         self.input_format = AudioFormat(sample_rate, 1)
         self.audio_passthrough = audio_passthrough

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from apipeline.errors import ParameterError
+
 _BOUNDARY = re.compile(r"[,;:.!?\n](?=\s)|\n")
 
 
@@ -23,7 +25,7 @@ class ClauseSplitter:
 
     def __init__(self, *, first_max_words: int = 6, max_words: int = 14) -> None:
         if first_max_words < 1 or max_words < 1:
-            raise ValueError(
+            raise ParameterError(
                 f"first_max_words and max_words must be >= 1, got {first_max_words} and {max_words}"
             )
         self.first_max_words = first_max_words

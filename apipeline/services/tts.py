@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from apipeline.audio.convert import to_float32, to_int16
 from apipeline.audio.format import AudioFormat
 from apipeline.audio.resample import StreamingResampler
+from apipeline.errors import ParameterError
 from apipeline.frames import (
     Frame,
     LLMFullResponseEndFrame,
@@ -77,7 +78,9 @@ class TTSService(AIService):
     ) -> None:
         super().__init__(name=name)
         if sample_rate <= 0 or chunk_ms <= 0:
-            raise ValueError(f"sample_rate and chunk_ms must be positive, got {sample_rate} and {chunk_ms}")
+            raise ParameterError(
+                f"sample_rate and chunk_ms must be positive, got {sample_rate} and {chunk_ms}"
+            )
         self.sample_rate = sample_rate
         self.output_format = AudioFormat(sample_rate, 1)
         self.chunk = max(1, round(chunk_ms * sample_rate / 1000))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apipeline.errors import ParameterError
 from apipeline.frames import (
     AudioRawFrame,
     BotStartedSpeakingFrame,
@@ -60,7 +61,7 @@ class MinDurationInterruption(InterruptionStrategy):
 
     def __post_init__(self) -> None:
         if self.ms < 0:
-            raise ValueError(f"ms must be >= 0, got {self.ms}")
+            raise ParameterError(f"ms must be >= 0, got {self.ms}")
 
     def should_interrupt(self, speech_s: float, words: int) -> bool:
         return speech_s * 1000.0 >= self.ms
@@ -74,7 +75,7 @@ class MinWordsInterruption(InterruptionStrategy):
 
     def __post_init__(self) -> None:
         if self.words < 1:
-            raise ValueError(f"words must be >= 1, got {self.words}")
+            raise ParameterError(f"words must be >= 1, got {self.words}")
 
     def should_interrupt(self, speech_s: float, words: int) -> bool:
         return words >= self.words
@@ -91,8 +92,8 @@ def parse_interruption_strategy(spec: str) -> InterruptionStrategy:
         if kind == "words":
             return MinWordsInterruption(int(value))
     except ValueError as exc:
-        raise ValueError(f"bad interruption strategy {spec!r}: {exc}") from None
-    raise ValueError(f"bad interruption strategy {spec!r}: expected 'immediate', 'ms:N' or 'words:N'")
+        raise ParameterError(f"bad interruption strategy {spec!r}: {exc}") from None
+    raise ParameterError(f"bad interruption strategy {spec!r}: expected 'immediate', 'ms:N' or 'words:N'")
 
 
 class TurnTakingProcessor(FrameProcessor):

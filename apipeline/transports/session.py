@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
-from apipeline.errors import SessionRefused
+from apipeline.errors import ParameterError, SessionRefused
 from apipeline.params import ParamSchema, settings_schema_of
 from apipeline.processors.frame_processor import FrameProcessor
 
@@ -65,7 +65,8 @@ class PipelineFactory(Protocol):
     needs_audio_format: bool
 
     def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """Validate session settings at the handshake; raise ValueError/TypeError naming the bad one."""
+        """Validate session settings at the handshake; a bad one raises a ValueError (best a
+        :class:`~apipeline.errors.ParameterError`) or a TypeError naming it."""
         ...
 
     def build(self, spec: SessionSpec) -> FrameProcessor:
@@ -128,7 +129,7 @@ def parse_value(text: str) -> Any:
     except ValueError:
         return text
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
+        raise ParameterError(f"{text!r} is not a finite number")
     return value
 
 
@@ -179,7 +180,7 @@ class Admission:
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
-            raise ValueError(f"max_sessions must be >= 1, got {limit}")
+            raise ParameterError(f"max_sessions must be >= 1, got {limit}")
         self.limit = limit
         self.count = 0
         self._empty = asyncio.Event()

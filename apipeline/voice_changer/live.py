@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from apipeline.errors import ConfigurationError
+from apipeline.errors import ConfigurationError, ParameterError
 from apipeline.pipeline import Pipeline, PipelineParams, PipelineTask
 from apipeline.processors.audio.sounddevice_io import MicrophoneSource, SpeakerSink
 from apipeline.voice_changer.build import build_voice_changer
@@ -83,7 +83,7 @@ def find_device(spec: int | str | None, kind: str, devices: Sequence[dict[str, A
     one device with channels in that direction. Raises :class:`DeviceError` with the device list.
     """
     if kind not in ("input", "output"):
-        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
+        raise ParameterError(f"kind must be 'input' or 'output', got {kind!r}")
     key = "max_input_channels" if kind == "input" else "max_output_channels"
     usable = [d for d in devices if int(d.get(key, 0)) > 0]
     listing = f"\n{format_devices(devices)}"

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from apipeline.audio.format import AudioFormat
+from apipeline.errors import DefinitionError, ParameterError
 from apipeline.frames import AudioRawFrame, ControlFrame, EndFrame, Frame, StartFrame
 from apipeline.processors.audio.f0 import F0Processor
 from apipeline.processors.audio.features import BlockGeometry
@@ -119,7 +120,7 @@ def geometry_node(
         geometry_values = {k: kwargs.pop(k) for k in keys if k in kwargs}
         own_values = {o.name: kwargs.pop(o.name, o.default) for o in own}
         if kwargs:
-            raise TypeError(f"{name}() got unexpected keyword argument(s) {sorted(kwargs)}")
+            raise DefinitionError(f"{name}() got unexpected keyword argument(s) {sorted(kwargs)}")
         schema = VoiceChangerSettings.schema()
         shared = {k: v for k, v in own_values.items() if k in schema and v is not None}  # same bounds
         settings = VoiceChangerSettings.from_values({**geometry_values, **shared})
@@ -327,7 +328,7 @@ class OutputAligner(FrameProcessor):
     def __init__(self, delay: int, *, length: tuple[int, int] | None = None, name: str | None = None) -> None:
         super().__init__(name=name)
         if delay < 0:
-            raise ValueError(f"OutputAligner: delay must be >= 0 samples, got {delay}")
+            raise ParameterError(f"OutputAligner: delay must be >= 0 samples, got {delay}")
         self.delay = delay
         self.length = length
         self._skip = delay

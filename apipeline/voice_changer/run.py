@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from apipeline.audio.convert import to_float32
 from apipeline.audio.io import AudioFileWriter, PathLike, input_subtype, output_subtype, read_audio
 from apipeline.audio.level import ABSOLUTE_FLOOR_DB, soft_limit
-from apipeline.errors import AudioFormatError, ModelError
+from apipeline.errors import AudioFileError, AudioFormatError, ModelError
 from apipeline.frames import AudioRawFrame, Frame
 from apipeline.outputs import AtomicOutput, check_output_path
 from apipeline.pipeline import Pipeline, PipelineParams, PipelineTask
@@ -440,7 +440,7 @@ def _readable(path: Path) -> None:
     import soundfile as sf
 
     if sf.info(str(path)).frames <= 0:
-        raise ValueError("no audio frames were written")
+        raise AudioFileError("no audio frames were written")
 
 
 def _run_to(

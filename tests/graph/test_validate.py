@@ -176,5 +176,6 @@ links: [a -> c, a -> d, b -> d]
 def test_constructor_failures_become_problems(registry):
     text = "nodes: [{id: rs, type: audio.resample, params: {out_rate: -5}}]\n"
     assert problems(text, registry) == [
-        "line 1: nodes[0]: cannot create audio.resample 'rs': ValueError: out_rate must be positive, got -5"
+        "line 1: nodes[0]: cannot create audio.resample 'rs': "
+        "ParameterError: out_rate must be positive, got -5"
     ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError, UnknownNameError
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +29,11 @@ class F0Track:
 
     def __post_init__(self) -> None:
         if self.f0_hz.shape != self.voiced.shape or self.f0_hz.ndim != 1:
-            raise ValueError(
+            raise ParameterError(
                 f"F0Track needs 1-D f0_hz, voiced of equal shape; got {self.f0_hz.shape}, {self.voiced.shape}"
             )
         if not self.hop_seconds > 0:
-            raise ValueError(f"F0Track.hop_seconds must be positive, got {self.hop_seconds}")
+            raise ParameterError(f"F0Track.hop_seconds must be positive, got {self.hop_seconds}")
 
     @property
     def num_frames(self) -> int:
@@ -91,9 +91,9 @@ class F0Estimator(abc.ABC):
 
     def __init__(self, hop_seconds: float = 0.01, f0_min: float = 60.0, f0_max: float = 1000.0) -> None:
         if not hop_seconds > 0:
-            raise ValueError(f"{type(self).__name__}: hop_seconds must be positive, got {hop_seconds}")
+            raise ParameterError(f"{type(self).__name__}: hop_seconds must be positive, got {hop_seconds}")
         if not 0 < f0_min < f0_max:
-            raise ValueError(f"{type(self).__name__}: need 0 < f0_min < f0_max, got {f0_min}, {f0_max}")
+            raise ParameterError(f"{type(self).__name__}: need 0 < f0_min < f0_max, got {f0_min}, {f0_max}")
         self.hop_seconds = float(hop_seconds)
         self.f0_min = float(f0_min)
         self.f0_max = float(f0_max)
@@ -116,7 +116,7 @@ class F0Estimator(abc.ABC):
         """
         track = self.estimate(x, sample_rate)
         if not 0 <= start <= stop <= track.num_frames:
-            raise ValueError(f"{type(self).__name__}.estimate_frames: bad range [{start}, {stop})")
+            raise ParameterError(f"{type(self).__name__}.estimate_frames: bad range [{start}, {stop})")
         return F0Track(track.f0_hz[start:stop].copy(), track.voiced[start:stop].copy(), track.hop_seconds)
 
     @abc.abstractmethod
@@ -158,5 +158,5 @@ def get_f0_estimator(name: str, **kwargs: object) -> F0Estimator:
         factory = _REGISTRY[name]
     except KeyError:
         known = ", ".join(available_f0_estimators())
-        raise ValueError(f"unknown F0 estimator {name!r}; known estimators: {known}") from None
+        raise UnknownNameError(f"unknown F0 estimator {name!r}; known estimators: {known}") from None
     return factory(**kwargs)

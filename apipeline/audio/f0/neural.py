@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.f0._torch_import import import_torchcrepe, import_torchfcpe
 from apipeline.audio.f0.base import F0Estimator, F0Track, frames_for, register_f0_estimator
-from apipeline.errors import ModelError
+from apipeline.errors import ModelError, ParameterError
 
 MODEL_RATE = 16000
 CREPE_BIN0_CENTS = 1997.3794084376191
@@ -37,7 +37,7 @@ def _torch(num_threads: int | None) -> Any:
 
     threads = num_threads if num_threads is not None else min(2, os.cpu_count() or 1)
     if threads < 1:
-        raise ValueError(f"num_threads must be >= 1, got {threads}")
+        raise ParameterError(f"num_threads must be >= 1, got {threads}")
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return torch
@@ -125,7 +125,7 @@ class CrepeEstimator(F0Estimator):
     ) -> None:
         super().__init__(hop_seconds, f0_min, f0_max)
         if capacity not in ("tiny", "full"):
-            raise ValueError(f"CrepeEstimator: capacity must be 'tiny' or 'full', got {capacity!r}")
+            raise ParameterError(f"CrepeEstimator: capacity must be 'tiny' or 'full', got {capacity!r}")
         self.capacity = capacity
         self.periodicity_threshold = periodicity_threshold
         self.silence_db = silence_db

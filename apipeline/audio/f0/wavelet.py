@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.f0.base import F0Estimator, F0Track, check_mono, frames_for, register_f0_estimator
+from apipeline.errors import ParameterError
 
 DIO_RATE = 8000.0
 """Rate (Hz) that ``DioEstimator(speed=None)`` decimates to."""
@@ -52,9 +53,9 @@ class DioEstimator(F0Estimator):
     ) -> None:
         super().__init__(hop_seconds, f0_min, f0_max)
         if speed is not None and not 1 <= speed <= 12:
-            raise ValueError(f"DioEstimator: speed must be within 1..12, got {speed}")
+            raise ParameterError(f"DioEstimator: speed must be within 1..12, got {speed}")
         if not allowed_range >= 0.0:
-            raise ValueError(f"DioEstimator: allowed_range must be >= 0, got {allowed_range}")
+            raise ParameterError(f"DioEstimator: allowed_range must be >= 0, got {allowed_range}")
         self.speed = speed
         self.refine = refine
         self.allowed_range = allowed_range
@@ -95,7 +96,7 @@ class DioEstimator(F0Estimator):
         audio = check_mono(x, sample_rate, "DioEstimator.estimate_frames")
         n = frames_for(audio.shape[0], int(sample_rate), self.hop_seconds)
         if not 0 <= start <= stop <= n:
-            raise ValueError(f"DioEstimator.estimate_frames: bad range [{start}, {stop}) of {n} frames")
+            raise ParameterError(f"DioEstimator.estimate_frames: bad range [{start}, {stop}) of {n} frames")
         f0, t = self._raw(audio, int(sample_rate))
         if f0.shape[0] < n:  # float rounding of the frame count inside DIO: same fix as estimate()
             f0 = np.concatenate([f0, np.repeat(f0[-1:], n - f0.shape[0])])

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from apipeline.errors import AudioFormatError, ModelError
+from apipeline.errors import AudioFormatError, ModelError, ParameterError
 from apipeline.models.runners.session import InputRule, ModelSession, SessionConfig, check_inputs, open_model
 
 
@@ -76,14 +76,14 @@ def frames_2d(a: ArrayLike, where: str, name: str, dims: int | None = None) -> N
     x = np.asarray(a, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] == 0 or (dims is not None and x.shape[1] != dims):
         want = f"(frames, {dims})" if dims is not None else "(frames, dims)"
-        raise ValueError(f"{where}: {name} must be {want} with frames > 0, got shape {x.shape}")
+        raise ParameterError(f"{where}: {name} must be {want} with frames > 0, got shape {x.shape}")
     return x
 
 
 def track_1d(a: ArrayLike, where: str, name: str) -> NDArray[np.float32]:
     x = np.asarray(a, dtype=np.float32)
     if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all() or (x < 0).any():
-        raise ValueError(
+        raise ParameterError(
             f"{where}: {name} must be a non-empty 1-D track of finite values >= 0, got shape {x.shape}"
         )
     return x

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from apipeline.errors import AudioFormatError, ParameterError
+
 F0_BINS = 256
 F0_MIN = 50.0
 F0_MAX = 1100.0
@@ -50,7 +52,7 @@ def fill_unvoiced(f0: ArrayLike) -> tuple[NDArray[np.float32], NDArray[np.float3
     """
     hz = np.asarray(f0, dtype=np.float64)
     if hz.ndim != 1:
-        raise ValueError(f"fill_unvoiced: f0 must be 1-D, got shape {hz.shape}")
+        raise ParameterError(f"fill_unvoiced: f0 must be 1-D, got shape {hz.shape}")
     voiced = hz > 0
     filled = hz.copy()
     if voiced.any() and not voiced.all():
@@ -67,7 +69,7 @@ def align_f0(f0: ArrayLike, target_frames: int) -> NDArray[np.float32]:
     """
     hz = np.asarray(f0, dtype=np.float64)
     if hz.ndim != 1 or target_frames < 0:
-        raise ValueError(f"align_f0: need 1-D f0 and target_frames >= 0, got {hz.shape}, {target_frames}")
+        raise ParameterError(f"align_f0: need 1-D f0 and target_frames >= 0, got {hz.shape}, {target_frames}")
     if target_frames == 0 or hz.size == 0:
         return np.zeros(target_frames, dtype=np.float32)
     src = (np.arange(hz.size) + 0.5) / hz.size
@@ -87,7 +89,7 @@ def mel2ph(source_frames: int, target_frames: int) -> NDArray[np.int64]:
     ``floor(i * source_frames / target_frames)``.
     """
     if source_frames <= 0 or target_frames < 0:
-        raise ValueError(
+        raise ParameterError(
             f"mel2ph: need source_frames > 0 and target_frames >= 0, got {source_frames}, {target_frames}"
         )
     return (np.arange(target_frames, dtype=np.int64) * source_frames) // target_frames
@@ -101,7 +103,7 @@ def expand_frames(content: ArrayLike, target_frames: int, mode: str = "left") ->
     """
     c = np.asarray(content, dtype=np.float32)
     if c.ndim != 2 or c.shape[0] == 0:
-        raise ValueError(f"expand_frames: content must be (frames > 0, dims), got shape {c.shape}")
+        raise ParameterError(f"expand_frames: content must be (frames > 0, dims), got shape {c.shape}")
     n = c.shape[0]
     if mode == "left":
         return c[mel2ph(n, target_frames)]
@@ -114,7 +116,7 @@ def expand_frames(content: ArrayLike, target_frames: int, mode: str = "left") ->
         hi = np.minimum(lo + 1, n - 1)
         frac = (pos - lo).astype(np.float32)[:, None]
         return (c[lo] * (1 - frac) + c[hi] * frac).astype(np.float32)
-    raise ValueError(f"expand_frames: mode must be 'left', 'nearest' or 'linear', got {mode!r}")
+    raise ParameterError(f"expand_frames: mode must be 'left', 'nearest' or 'linear', got {mode!r}")
 
 
 Segment = Sequence[float]  # [t_start, t_end, w_start, w_end], times in 0..1
@@ -123,20 +125,22 @@ Segment = Sequence[float]  # [t_start, t_end, w_start, w_end], times in 0..1
 def _check_track(spk: int, track: Sequence[Segment]) -> None:
     where = f"speaker_mix: speaker {spk}"
     if not track:
-        raise ValueError(f"{where}: empty track; an unused speaker takes [[0, 1, 0, 0]]")
+        raise ParameterError(f"{where}: empty track; an unused speaker takes [[0, 1, 0, 0]]")
     for seg in track:
         if len(seg) != 4:
-            raise ValueError(f"{where}: each segment is [t_start, t_end, w_start, w_end], got {list(seg)}")
+            raise ParameterError(
+                f"{where}: each segment is [t_start, t_end, w_start, w_end], got {list(seg)}"
+            )
     if track[0][0] != 0 or track[-1][1] != 1:
-        raise ValueError(
+        raise ParameterError(
             f"{where}: segments must start at time 0 and end at 1, got {track[0][0]} .. {track[-1][1]}"
         )
     for a, b in itertools.pairwise(track):
         if a[1] != b[0]:
-            raise ValueError(f"{where}: segment ending at {a[1]} is followed by one starting at {b[0]}")
+            raise ParameterError(f"{where}: segment ending at {a[1]} is followed by one starting at {b[0]}")
     for seg in track:
         if not seg[0] < seg[1]:
-            raise ValueError(f"{where}: segment {list(seg)} has t_start >= t_end")
+            raise ParameterError(f"{where}: segment {list(seg)} has t_start >= t_end")
 
 
 def speaker_mix(
@@ -155,10 +159,10 @@ def speaker_mix(
             weight is 0 (there is nothing to normalise).
     """
     if speakers <= 0 or frames < 0:
-        raise ValueError(f"speaker_mix: need speakers > 0 and frames >= 0, got {speakers}, {frames}")
+        raise ParameterError(f"speaker_mix: need speakers > 0 and frames >= 0, got {speakers}, {frames}")
     if isinstance(mix, (int, np.integer)) and not isinstance(mix, bool):
         if not 0 <= mix < speakers:
-            raise ValueError(f"speaker_mix: speaker id {mix} out of range 0..{speakers - 1}")
+            raise ParameterError(f"speaker_mix: speaker id {mix} out of range 0..{speakers - 1}")
         weights = np.zeros((frames, speakers), dtype=np.float64)
         weights[:, int(mix)] = 1.0
     elif isinstance(mix, Mapping):
@@ -166,7 +170,7 @@ def speaker_mix(
         t = (np.arange(frames) + 0.5) / max(frames, 1)
         for spk, spec in mix.items():
             if not isinstance(spk, (int, np.integer)) or not 0 <= spk < speakers:
-                raise ValueError(f"speaker_mix: speaker id {spk!r} out of range 0..{speakers - 1}")
+                raise ParameterError(f"speaker_mix: speaker id {spk!r} out of range 0..{speakers - 1}")
             if isinstance(spec, (int, float)):
                 weights[:, spk] = float(spec)
                 continue
@@ -177,13 +181,15 @@ def speaker_mix(
     else:
         weights = np.asarray(mix, dtype=np.float64)
         if weights.shape != (frames, speakers):
-            raise ValueError(f"speaker_mix: weight array must be ({frames}, {speakers}), got {weights.shape}")
+            raise ParameterError(
+                f"speaker_mix: weight array must be ({frames}, {speakers}), got {weights.shape}"
+            )
     if (weights < 0).any() or not np.isfinite(weights).all():
-        raise ValueError("speaker_mix: weights must be finite and >= 0")
+        raise ParameterError("speaker_mix: weights must be finite and >= 0")
     total = weights.sum(axis=1, keepdims=True)
     if frames and (total <= 0).any():
         first = int(np.argmax(total[:, 0] <= 0))
-        raise ValueError(f"speaker_mix: every weight is 0 at frame {first}; nothing to normalise")
+        raise ParameterError(f"speaker_mix: every weight is 0 at frame {first}; nothing to normalise")
     return (weights / np.where(total > 0, total, 1.0)).astype(np.float32)
 
 
@@ -191,7 +197,7 @@ def frame_rms(audio: ArrayLike, hop: int, frames: int) -> NDArray[np.float32]:
     """RMS of ``audio`` per hop-sized frame, padded/cut to ``frames`` (so-vits-svc's ``vol`` input)."""
     x = np.asarray(audio, dtype=np.float64)
     if x.ndim != 1 or hop <= 0:
-        raise ValueError(f"frame_rms: need 1-D audio and hop > 0, got {x.shape}, {hop}")
+        raise AudioFormatError(f"frame_rms: need 1-D audio and hop > 0, got {x.shape}, {hop}")
     n = -(-x.size // hop)
     padded = np.zeros(n * hop)
     padded[: x.size] = x

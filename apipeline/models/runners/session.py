@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import ModelSignatureError
+from apipeline.errors import ModelSignatureError, ParameterError
 
 _ORT_DTYPES = {
     "tensor(float)": "float32",
@@ -73,11 +73,11 @@ class SessionConfig:
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"SessionConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+            raise ParameterError(f"SessionConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         for name in ("intra_op_threads", "inter_op_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"SessionConfig.{name} must be >= 1 or None, got {value}")
+                raise ParameterError(f"SessionConfig.{name} must be >= 1 or None, got {value}")
 
 
 class OnnxSession:

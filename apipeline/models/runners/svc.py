@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from apipeline.errors import ModelError, ModelSignatureError
+from apipeline.errors import ModelError, ModelSignatureError, ParameterError
 from apipeline.models.runners._base import Runner, frames_2d, track_1d
 from apipeline.models.runners.features import (
     expand_frames,
@@ -191,12 +191,12 @@ class SoVitsSvc(_SvcRunner):
     def _speaker(self, speaker: SpeakerSpec, frames: int, where: str) -> NDArray[Any]:
         if not self.mix:
             if not isinstance(speaker, (int, np.integer)) or isinstance(speaker, bool):
-                raise ValueError(
+                raise ParameterError(
                     f"{where}: {self.path} takes one speaker id (int64 sid); got a mix. Export a "
                     f"speaker-mix model to mix speakers"
                 )
             if self.speakers is not None and not 0 <= speaker < self.speakers:
-                raise ValueError(f"{where}: speaker id {speaker} out of range 0..{self.speakers - 1}")
+                raise ParameterError(f"{where}: speaker id {speaker} out of range 0..{self.speakers - 1}")
             return np.array([speaker], dtype=np.int64)
         assert self.speakers is not None
         return speaker_mix(speaker, frames, self.speakers)  # type: ignore[arg-type]
@@ -256,7 +256,7 @@ class RvcModel(_SvcRunner):
         f0_arr = track_1d(f0, where, "f0")
         frames = f0_arr.size
         if not isinstance(speaker, (int, np.integer)) or isinstance(speaker, bool):
-            raise ValueError(f"{where}: RVC takes one speaker id, got {speaker!r}")
+            raise ParameterError(f"{where}: RVC takes one speaker id, got {speaker!r}")
         feeds: dict[str, NDArray[Any]] = {
             "phone": expand_frames(c, frames, "left")[None],
             "phone_lengths": np.array([frames], dtype=np.int64),
@@ -268,14 +268,14 @@ class RvcModel(_SvcRunner):
         if self.takes_vol:
             feeds["vol"] = _vol(vol, frames, where, self.path)[None]
         elif vol is not None:
-            raise ValueError(f"{where}: {self.path} has no 'vol' input; leave vol=None")
+            raise ParameterError(f"{where}: {self.path} has no 'vol' input; leave vol=None")
         return self._check_audio(self._run(feeds, self.output_name), frames)
 
 
 def _vol(vol: ArrayLike | None, frames: int, where: str, path: str) -> NDArray[np.float32]:
     if vol is None:
-        raise ValueError(f"{where}: {path} takes a 'vol' input; pass vol=(T,) loudness per frame")
+        raise ParameterError(f"{where}: {path} takes a 'vol' input; pass vol=(T,) loudness per frame")
     v = np.asarray(vol, dtype=np.float32)
     if v.shape != (frames,) or not np.isfinite(v).all():
-        raise ValueError(f"{where}: vol must have shape ({frames},) like f0, finite, got {v.shape}")
+        raise ParameterError(f"{where}: vol must have shape ({frames},) like f0, finite, got {v.shape}")
     return v

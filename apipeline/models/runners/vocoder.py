@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from apipeline.errors import ModelError
+from apipeline.errors import AudioFormatError, ModelError, ParameterError
 from apipeline.models.runners._base import Runner, frames_2d, mono_float, track_1d
 from apipeline.models.runners.session import InputRule, SessionConfig
 
@@ -33,7 +33,7 @@ class LogMel:
         import librosa
 
         if not 0 <= fmin < fmax <= sample_rate / 2:
-            raise ValueError(
+            raise ParameterError(
                 f"LogMel: need 0 <= fmin < fmax <= sample_rate/2, got {fmin}, {fmax}, {sample_rate}"
             )
         self.sample_rate, self.n_fft, self.hop, self.n_mels, self.clip = sample_rate, n_fft, hop, n_mels, clip
@@ -45,7 +45,9 @@ class LogMel:
         x = mono_float(audio, "LogMel").astype(np.float64)
         pad = (self.n_fft - self.hop) // 2
         if x.size <= pad:
-            raise ValueError(f"LogMel: need more than {pad} samples for the reflect padding, got {x.size}")
+            raise AudioFormatError(
+                f"LogMel: need more than {pad} samples for the reflect padding, got {x.size}"
+            )
         padded = np.pad(x, (pad, pad), mode="reflect")
         frames = 1 + (padded.size - self.n_fft) // self.hop
         idx = np.arange(self.n_fft)[None, :] + self.hop * np.arange(frames)[:, None]
@@ -82,7 +84,7 @@ class NsfHifiGan(Runner):
         m = frames_2d(mel, where, "mel", self.n_mels)
         f = track_1d(f0, where, "f0")
         if f.size != m.shape[0]:
-            raise ValueError(f"{where}: f0 has {f.size} frames, mel has {m.shape[0]}; they must match")
+            raise ParameterError(f"{where}: f0 has {f.size} frames, mel has {m.shape[0]}; they must match")
         out: NDArray[Any] = self._run({"mel": m[None], "f0": f[None]}, self.output_name)
         audio = np.asarray(out, dtype=np.float32).reshape(-1)
         if audio.size != m.shape[0] * self.hop:

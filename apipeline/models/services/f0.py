@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import SelfTestError, ServiceStateError
+from apipeline.errors import SelfTestError, ServiceStateError, UnknownNameError
 from apipeline.models._protocol import service_method
 
 _MEMORY = {"fcpe": 200 * 2**20, "crepe": 150 * 2**20, "crepe-tiny": 150 * 2**20, "crepe-full": 400 * 2**20}
@@ -65,7 +65,7 @@ class F0Service:
         from apipeline.audio.f0 import available_f0_estimators
 
         if self.estimator_name not in available_f0_estimators():
-            raise ValueError(
+            raise UnknownNameError(
                 f"unknown F0 estimator {self.estimator_name!r}; known: {available_f0_estimators()}"
             )
         return True

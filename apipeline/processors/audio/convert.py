@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.convert import check_finite, mix_channels, to_float32, to_int16
 from apipeline.audio.format import SAMPLE_TYPES, AudioFormat
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 from apipeline.frames import AudioRawFrame, Frame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -64,7 +64,7 @@ class ChannelMixer(FrameProcessor):
     def __init__(self, channels: int, *, name: str | None = None) -> None:
         super().__init__(name=name)
         if channels <= 0:
-            raise ValueError(f"channels must be positive, got {channels}")
+            raise ParameterError(f"channels must be positive, got {channels}")
         self.channels = channels
         self.output_format = AudioFormat(channels=channels)
 
@@ -84,7 +84,7 @@ class SampleTypeConverter(FrameProcessor):
     def __init__(self, dtype: str, *, name: str | None = None) -> None:
         super().__init__(name=name)
         if dtype not in SAMPLE_TYPES:
-            raise ValueError(f"dtype must be one of {SAMPLE_TYPES}, got {dtype!r}")
+            raise ParameterError(f"dtype must be one of {SAMPLE_TYPES}, got {dtype!r}")
         self.dtype = dtype
         self.output_format = AudioFormat(dtype=dtype)
 

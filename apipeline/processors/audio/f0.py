@@ -18,7 +18,7 @@ from apipeline.audio.f0 import F0Estimator, F0Track, get_f0_estimator
 from apipeline.audio.format import AudioFormat
 from apipeline.audio.incremental import StreamingF0, estimate_mirrored
 from apipeline.audio.world import frame_period_for
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 from apipeline.frames import AudioRawFrame, EndFrame, Frame, StartFrame
 from apipeline.processors.audio.features import (
     COMPUTE_KEY,
@@ -35,7 +35,7 @@ from apipeline.processors.frame_processor import FrameDirection
 def pad_samples(pad_ms: float, sample_rate: int, hop: int) -> int:
     """``pad_ms`` as the nearest whole number of WORLD hops, in samples (0 turns the mirror off)."""
     if pad_ms < 0:
-        raise ValueError(f"f0 mirror pad must be >= 0 ms, got {pad_ms}")
+        raise ParameterError(f"f0 mirror pad must be >= 0 ms, got {pad_ms}")
     return round(pad_ms * sample_rate / 1000.0 / hop) * hop
 
 
@@ -94,7 +94,7 @@ class F0Processor(ThreadedBlockProcessor):
         self.estimator: F0Estimator | None = None
         self.geometry = geometry
         if geometry is not None and (geometry.sample_rate != sample_rate or geometry.hop != self.hop):
-            raise ValueError(
+            raise ParameterError(
                 f"F0Processor: geometry is for {geometry.sample_rate} Hz with hop {geometry.hop}, the "
                 f"processor "
                 f"for {sample_rate} Hz with hop {self.hop}"

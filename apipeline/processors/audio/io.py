@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from apipeline.audio.convert import as_2d, to_float32
 from apipeline.audio.format import AudioFormat
 from apipeline.audio.io import AudioFileReader, AudioFileWriter, PathLike
-from apipeline.errors import AudioFormatError
+from apipeline.errors import AudioFormatError, ParameterError
 from apipeline.frames import AudioRawFrame, DataFrame, EndFrame, Frame
 from apipeline.processors.audio.convert import check_audio_frame
 from apipeline.processors.frame_processor import monotonic_ns
@@ -39,7 +39,7 @@ class _BlockSource(InputProcessor):
     ) -> None:
         super().__init__(name=name)
         if block_ms <= 0:
-            raise ValueError(f"block_ms must be positive, got {block_ms}")
+            raise ParameterError(f"block_ms must be positive, got {block_ms}")
         self.sample_rate = sample_rate
         self.channels = channels
         self.block_frames = max(1, round(block_ms * sample_rate / 1000))
@@ -81,7 +81,7 @@ class AudioFileSource(_BlockSource):
         name: str | None = None,
     ) -> None:
         if dtype not in ("float32", "int16"):
-            raise ValueError(f"dtype must be 'float32' or 'int16', got {dtype!r}")
+            raise ParameterError(f"dtype must be 'float32' or 'int16', got {dtype!r}")
         probe = AudioFileReader(path, 1, dtype=dtype)
         rate, channels = probe.sample_rate, probe.channels
         probe.close()

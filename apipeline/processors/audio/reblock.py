@@ -6,6 +6,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.format import AudioFormat
 from apipeline.audio.reblock import Reblocker
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, EndFrame, Frame
 from apipeline.processors.audio.convert import check_audio_frame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
@@ -37,7 +38,7 @@ class ReblockProcessor(FrameProcessor):
     ) -> None:
         super().__init__(name=name)
         if block_ms <= 0 or context_ms < 0:
-            raise ValueError(f"block_ms must be > 0 and context_ms >= 0, got {block_ms}, {context_ms}")
+            raise ParameterError(f"block_ms must be > 0 and context_ms >= 0, got {block_ms}, {context_ms}")
         self.block_ms = block_ms
         self.context_ms = context_ms
         self.input_format = AudioFormat(sample_rate=sample_rate)

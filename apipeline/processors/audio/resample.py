@@ -5,6 +5,7 @@ from __future__ import annotations
 from apipeline.audio.convert import to_float32, to_int16
 from apipeline.audio.format import AudioFormat
 from apipeline.audio.resample import QUALITIES, StreamingResampler
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, EndFrame, Frame
 from apipeline.processors.audio.convert import check_audio_frame, derived_frame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
@@ -27,9 +28,9 @@ class ResampleProcessor(FrameProcessor):
     ) -> None:
         super().__init__(name=name)
         if out_rate <= 0:
-            raise ValueError(f"out_rate must be positive, got {out_rate}")
+            raise ParameterError(f"out_rate must be positive, got {out_rate}")
         if quality not in QUALITIES:
-            raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}")
+            raise ParameterError(f"quality must be one of {QUALITIES}, got {quality!r}")
         self.out_rate = out_rate
         self.quality = quality
         self.input_format = AudioFormat(sample_rate=in_rate)

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.convert import to_float32
 from apipeline.audio.format import AudioFormat
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, DataFrame, EndFrame, Frame, StartFrame
 from apipeline.processors.audio.convert import check_audio_frame
 from apipeline.processors.frame_processor import monotonic_ns
@@ -173,7 +174,7 @@ class SpeakerSink(OutputProcessor):
         if buffer_ms is None:
             buffer_ms = 2.0 * block_ms
         if not buffer_ms > 0:
-            raise ValueError(f"buffer_ms must be positive, got {buffer_ms}")
+            raise ParameterError(f"buffer_ms must be positive, got {buffer_ms}")
         self.capacity = max(self.block_frames, round(buffer_ms * sample_rate / 1000))
         self.device = device
         self.drain_timeout = drain_timeout

@@ -39,6 +39,7 @@ from apipeline.audio.format import AudioFormat
 from apipeline.audio.svc import change_rms
 from apipeline.audio.vocoder import GriffinLimVocoder, Vocoder, WorldVocoder
 from apipeline.audio.world import synthesize_phase_locked
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, EndFrame, Frame
 from apipeline.params import Param, ParamSchema
 from apipeline.processors.audio.features import (
@@ -144,11 +145,13 @@ class VocoderProcessor(ThreadedBlockProcessor):
     ) -> None:
         super().__init__(threaded=threaded, name=name)
         if kind not in VOCODERS:
-            raise ValueError(f"VocoderProcessor: kind must be one of {VOCODERS}, got {kind!r}")
+            raise ParameterError(f"VocoderProcessor: kind must be one of {VOCODERS}, got {kind!r}")
         if phase_lock and kind != "world":
-            raise ValueError(f"VocoderProcessor: phase_lock needs kind='world' (a pulse train), got {kind!r}")
+            raise ParameterError(
+                f"VocoderProcessor: phase_lock needs kind='world' (a pulse train), got {kind!r}"
+            )
         if not 0.0 <= rms_mix_rate <= 1.0:
-            raise ValueError(f"VocoderProcessor: rms_mix_rate must be within [0, 1], got {rms_mix_rate}")
+            raise ParameterError(f"VocoderProcessor: rms_mix_rate must be within [0, 1], got {rms_mix_rate}")
         self.sample_rate = sample_rate
         self.kind = kind
         self.rms_mix_rate = float(rms_mix_rate)
@@ -167,7 +170,7 @@ class VocoderProcessor(ThreadedBlockProcessor):
     def update_settings(self, settings: dict[str, object]) -> None:
         rate = settings.get("rms_mix_rate", self.rms_mix_rate)
         if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-            raise ValueError(f"{self.name}: rms_mix_rate must be within [0, 1], got {rate!r}")
+            raise ParameterError(f"{self.name}: rms_mix_rate must be within [0, 1], got {rate!r}")
         super().update_settings(settings)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apipeline.errors import ParameterError
 from apipeline.models import ModelRegistry
 from apipeline.processors.audio.reblock import ReblockProcessor
 from apipeline.processors.audio.resample import ResampleProcessor
@@ -43,9 +44,9 @@ def neural_voice_changer(
     crossfade + search (+ the resampler's hold-back); the context costs compute only.
     """
     if round(block_ms * 100) % 1000:
-        raise ValueError(f"block_ms must be a multiple of 10 ms, got {block_ms}")
+        raise ParameterError(f"block_ms must be a multiple of 10 ms, got {block_ms}")
     if context_ms < crossfade_ms + search_ms:
-        raise ValueError(
+        raise ParameterError(
             f"context_ms ({context_ms}) must be >= crossfade_ms + search_ms ({crossfade_ms + search_ms})"
         )
     stages: list[FrameProcessor] = [

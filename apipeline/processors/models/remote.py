@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from apipeline.errors import BackendLost, Overloaded, RemoteError
+from apipeline.errors import BackendLost, DefinitionError, Overloaded, ParameterError, RemoteError
 from apipeline.frames import AudioRawFrame, CancelFrame, EndFrame, Frame, MetricsFrame, SystemFrame
 from apipeline.models import ModelRegistry
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
@@ -76,7 +76,7 @@ def pass_through(frame: Frame) -> Frame:
 def silence(frame: Frame) -> Frame:
     """Zeros of the chunk's length, rate and channels."""
     if not isinstance(frame, AudioRawFrame):
-        raise TypeError(f"silence degradation needs AudioRawFrame chunks, got {frame.name}")
+        raise DefinitionError(f"silence degradation needs AudioRawFrame chunks, got {frame.name}")
     return AudioRawFrame(
         np.zeros(np.asarray(frame.audio).shape, np.float32), frame.sample_rate, frame.num_channels
     )
@@ -114,7 +114,9 @@ class RealtimeModelProcessor(ServiceProcessor):
         if max_in_flight is None:
             max_in_flight = int(getattr(registry.backend, "max_in_flight_per_stream", 1))
         if max_in_flight < 1 or (deadline is not None and deadline <= 0):
-            raise ValueError(f"max_in_flight must be >= 1 and deadline > 0, got {max_in_flight}, {deadline}")
+            raise ParameterError(
+                f"max_in_flight must be >= 1 and deadline > 0, got {max_in_flight}, {deadline}"
+            )
         if degrade == "pass":
             self._degrade: Callable[[Frame], Frame] = pass_through
         elif degrade == "silence":
@@ -122,7 +124,7 @@ class RealtimeModelProcessor(ServiceProcessor):
         elif callable(degrade):
             self._degrade = degrade
         else:
-            raise ValueError(f"degrade must be 'pass', 'silence' or a function, got {degrade!r}")
+            raise ParameterError(f"degrade must be 'pass', 'silence' or a function, got {degrade!r}")
         self.service, self.method = service, method
         self.frame_types, self.params_from, self.emit = frame_types, params_from, emit
         self.max_in_flight, self.deadline = max_in_flight, deadline

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from apipeline.errors import ModelError
+from apipeline.errors import ModelError, ParameterError, UnknownNameError
 from apipeline.frames import Frame, StartFrame
 from apipeline.models import ModelRegistry
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
@@ -28,7 +28,7 @@ class ServiceProcessor(FrameProcessor):
     ) -> None:
         super().__init__(name=name)
         if registry is None and services:
-            raise ValueError(f"{type(self).__name__}: services {list(services)} need a registry")
+            raise ParameterError(f"{type(self).__name__}: services {list(services)} need a registry")
         self._registry = registry
         self.services = tuple(services)
         for service in self.services:
@@ -110,7 +110,9 @@ class ModelServiceProcessor(ServiceProcessor):
         super().__init__(registry, [service], name=name)
         methods = [m["name"] for m in registry.info(service)["methods"]]
         if method not in methods:
-            raise ValueError(f"service {service!r} has no method {method!r} (methods: {', '.join(methods)})")
+            raise UnknownNameError(
+                f"service {service!r} has no method {method!r} (methods: {', '.join(methods)})"
+            )
         self.service, self.method = service, method
         self.frame_types = frame_types
         self.params_from, self.emit = params_from, emit
