@@ -370,7 +370,13 @@ def warn_if_open(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from apipeline.extras import require_extra
+
     try:
+        # before any work: a core install says which extra to install instead of a traceback
+        require_extra("serve", feature="apipeline serve")
+        if not args.graph:  # the default graph is the voice changer
+            require_extra("voice", feature="apipeline serve (the voice changer, no GRAPH given)")
         if args.print_token is not None:
             from apipeline.transports.auth import make_session_token
 

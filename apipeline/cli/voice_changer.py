@@ -167,12 +167,19 @@ def run(args: argparse.Namespace) -> int:
         ConfigurationError,
         ParameterError,
     )
+    from apipeline.extras import require_extra
 
+    # a missing optional dependency is said (with the extra to install) before any work or report;
+    # MissingDependencyError is a ConfigurationError: cli/main.py prints it and exits 2
+    require_extra("voice", feature="apipeline voice-changer")
     try:
         settings = _settings(args)
     except ParameterError as exc:
         _error("; ".join(exc.problems))
         return EXIT_USAGE
+    neural = str(getattr(args, "f0", None) or "").partition("-")[0]
+    if neural in ("fcpe", "crepe"):
+        require_extra("torch", modules=("torch", "torch" + neural), feature=f"--f0 {args.f0}")
     backend = None
     if args.ray_address is not None:
         from apipeline.models.backends import backend_from_options

@@ -96,3 +96,55 @@ def test_version_in_one_place_and_no_unused_direct_dependencies():
     assert not any(d.startswith("scipy") for d in declared + project["dependencies"])
     assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
     assert f"## {apipeline.__version__}" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_voice_changer_without_the_voice_extra_says_so_before_any_work(tmp_path):
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    tone(src, 0.3)
+    result = without({"silero_vad"}, "voice-changer", "-i", src, "-o", out)
+    assert result.returncode == 2, result.stderr
+    assert "apipeline voice-changer needs silero-vad" in result.stderr
+    assert "pip install 'apipeline[voice]'" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "f0, blocked, hint",
+    [
+        ("fcpe", "torch", "pip install 'apipeline[torch]'"),
+        ("fcpe", "torchfcpe", "--no-deps torchfcpe"),
+        ("crepe-tiny", "torchcrepe", "--no-deps torchcrepe"),
+    ],
+)
+def test_neural_f0_without_torch_fails_before_the_settings_report(tmp_path, f0, blocked, hint):
+    # it used to print a full settings report (and "ok") before the import failed
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    tone(src, 0.3)
+    result = without({blocked}, "voice-changer", "-i", src, "-o", out, "--f0", f0)
+    assert result.returncode == 2, result.stderr
+    assert f"--f0 {f0} needs" in result.stderr and hint in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "blocked, args, needle",
+    [
+        ({"websockets"}, ["--port", "0"], "pip install 'apipeline[serve]'"),
+        ({"grpc"}, ["--port", "0"], "needs grpcio"),
+        ({"silero_vad"}, ["--port", "0"], "pip install 'apipeline[voice]'"),
+    ],
+)
+def test_serve_without_its_extras_says_so_before_listening(blocked, args, needle):
+    result = without(blocked, "serve", *args)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert "listening" not in (result.stdout + result.stderr).lower()
+
+
+def test_serve_with_a_graph_does_not_need_the_voice_extra():
+    # a served graph needs only what its nodes use: the voice check is for the default graph; a bad
+    # option then is the first thing said (so no server starts here)
+    result = without({"silero_vad"}, "serve", RESAMPLE, "--workers", "0")
+    assert result.returncode == 2, result.stderr
+    assert "--workers must be >= 1" in result.stderr and "silero" not in result.stderr
