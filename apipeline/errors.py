@@ -31,7 +31,9 @@ The tree::
     │   └── Overloaded                  every worker is saturated; the call was refused, not queued
     └── TransportError                  network transport problems (closed, refused, bad message)
         ├── TransportClosed             the peer closed or the connection dropped (close code, reason)
-        └── SessionRefused              a session ended by policy: bad message, auth, wrong format
+        ├── SessionRefused              a session ended by policy: bad message, auth, wrong format
+        └── NotReadyError               a transport not ready: warm-up failed, run() before accept()
+                                        (also a RuntimeError)
 
 Messages say what was expected, what came, and where.
 """
@@ -198,6 +200,11 @@ class SessionRefused(TransportError):
         self.code = code
         self.reason = reason
         super().__init__(f"session refused (code {code}): {reason}")
+
+
+class NotReadyError(TransportError, RuntimeError):
+    """A transport asked to serve before it can: its warm-up failed (the message carries the cause), or
+    a WebRTC session was run before its offer was accepted. Also a ``RuntimeError``."""
 
 
 # ------------------------------------------------------------------------------------------------------

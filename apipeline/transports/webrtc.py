@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import ConfigurationError, SerializationError, TransportClosed
+from apipeline.errors import ConfigurationError, NotReadyError, SerializationError, TransportClosed
 from apipeline.frames import (
     AudioRawFrame,
     CancelFrame,
@@ -529,7 +529,7 @@ class WebRTCSession:
         from apipeline.pipeline import Pipeline, PipelineParams, PipelineTask
 
         if self.input is None or self.output is None:
-            raise RuntimeError("accept() the offer before run()")
+            raise NotReadyError("accept() the offer before run()")
         self.task = PipelineTask(
             Pipeline([self.input, *self.processors, self.output]),
             self.params or PipelineParams(allow_interruptions=True),

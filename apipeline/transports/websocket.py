@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from apipeline.errors import SessionRefused, TransportClosed
+from apipeline.errors import NotReadyError, SessionRefused, TransportClosed
 from apipeline.transports.auth import Auth
 from apipeline.transports.channel import Message
 from apipeline.transports.server_session import ServerSession, SessionConfig
@@ -220,7 +220,7 @@ class WebsocketServer:
         if self._warm_up is not None:
             await asyncio.shield(self._warm_up)
         if self.warm_up_error is not None:
-            raise RuntimeError(f"warm-up failed: {self.warm_up_error}")
+            raise NotReadyError(f"warm-up failed: {self.warm_up_error}")
 
     async def _do_warm_up(self) -> None:
         try:

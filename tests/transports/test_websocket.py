@@ -319,3 +319,21 @@ async def test_shutdown_with_open_sessions_sends_error_and_1001(make_server):
         assert isinstance(frames[-1], ErrorFrame) and "shutting down" in frames[-1].error
     assert not server.sessions
     assert leftover_tasks() == []
+
+
+async def test_failed_warm_up_raises_not_ready_with_its_cause(make_server):
+    from apipeline.errors import NotReadyError, TransportError
+    from apipeline.transports import ServerConfig, WebsocketServer
+
+    async def warm_up() -> None:
+        raise OSError("model file missing")
+
+    server = WebsocketServer(CallableFactory(gain_factory().build, warm_up=warm_up), ServerConfig(port=0))
+    await server.start()
+    try:
+        with pytest.raises(NotReadyError, match=r"warm-up failed: .*model file missing") as info:
+            await server.wait_ready()
+        assert isinstance(info.value, TransportError) and isinstance(info.value, RuntimeError)
+        assert (await http_get(server.port, "/ready"))[0] == 503
+    finally:
+        await server.aclose()
