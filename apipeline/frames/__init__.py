@@ -6,6 +6,8 @@
 * :mod:`~apipeline.frames.system`: cancel, error, stop-task, interruption and metrics frames.
 * :mod:`~apipeline.frames.control`: start, end, sync, notify, settings and voice-activity frames.
 * :mod:`~apipeline.frames.data`: text, raw audio and raw image frames.
+* :mod:`~apipeline.frames.format`: :class:`~apipeline.frames.format.AudioFormat`, the caps of a link
+  (also importable from :mod:`apipeline.audio.format`).
 * :mod:`~apipeline.frames.video`: :class:`VideoFrame`, an RGB picture with its presentation time
   (importable from here; not in ``__all__``, which lists the frames every serializer carries: pictures
   leave a server encoded, as fragmented MP4, not frame by frame).

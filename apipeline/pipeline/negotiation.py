@@ -1,7 +1,7 @@
 """Format negotiation at link time, automatic converters, and the latency query.
 
 Each processor may declare ``input_format``/``output_format``
-(:class:`~apipeline.audio.format.AudioFormat`, class or instance attribute); ``None`` means "does not
+(:class:`~apipeline.frames.format.AudioFormat`, class or instance attribute); ``None`` means "does not
 care: passes audio through unchanged", and a ``None`` *field* means "any value". Negotiation walks the
 pipeline as frames would, carrying the format known at each point:
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from apipeline.audio.format import AudioFormat
 from apipeline.errors import LinkError
+from apipeline.frames.format import AudioFormat
 from apipeline.processors.frame_processor import FrameProcessor
 
 CONVERTER_TYPES = {

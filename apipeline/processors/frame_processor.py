@@ -25,7 +25,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from apipeline.audio.format import AudioFormat
 from apipeline.errors import PipelineError
 from apipeline.frames import (
     CancelFrame,
@@ -37,6 +36,7 @@ from apipeline.frames import (
     SystemFrame,
     UpdateSettingsFrame,
 )
+from apipeline.frames.format import AudioFormat
 from apipeline.processors.metrics import ProcessorMetrics
 
 #: A processor event handler: ``fn(processor, *args)``, sync or async.
@@ -67,7 +67,7 @@ class FrameProcessor:
 
     Class attributes a subclass may set to take part in format negotiation and the latency query:
 
-    * ``input_format`` / ``output_format``: :class:`~apipeline.audio.format.AudioFormat` or ``None``
+    * ``input_format`` / ``output_format``: :class:`~apipeline.frames.format.AudioFormat` or ``None``
       (``None``: this processor does not care about audio formats, it passes audio through).
     * ``latency``: algorithmic latency in seconds (block sizes, look-ahead, crossfades).
     * ``is_async``: ``True`` when :meth:`receive` may return before the frame has been processed (the
