@@ -278,3 +278,14 @@ async def test_nested_sync_parallel_passes_the_outer_markers_on():
     result = await asyncio.wait_for(run_pipeline([outer], [TextFrame("a"), TextFrame("b")]), 5)
     assert [f.text for f in result.data] == ["a-1", "a-2", "a", "b-1", "b-2", "b"]
     assert not result.errors
+
+
+async def test_sync_parallel_frame_held_past_its_step_comes_out_once():
+    # Found by the stress suite: a branch that lets the marker overtake a frame it holds returns
+    # that frame in a later step, where it was taken for a new frame and sent on a second time.
+    hold = [HoldBackProcessor(frames=1, control_first=True), HoldBackProcessor(frames=1)]
+    sync = SyncParallelPipeline([Pass()], hold)
+    sent = [TextFrame("a"), SyncNotifyFrame(), TextFrame("b")]
+    result = await asyncio.wait_for(run_pipeline([sync], sent), 10)
+    assert sorted(f.text for f in result.data) == ["a", "b"]
+    assert sum(isinstance(f, SyncNotifyFrame) for f in result.downstream) == 1
