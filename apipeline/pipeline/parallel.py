@@ -172,7 +172,13 @@ class _Section:
         self.outputs: list[list[Frame]] = [[] for _ in range(n)]
         self.markers = [_BranchMarker(owner) for _ in range(n)]
         self.pending = n
-        self.done = asyncio.Event()
+        # a plain future awaited with asyncio.wait: wait_for (3.11) can swallow a cancellation that
+        # arrives as the wait completes, and a CancelFrame completes it just as the task is cancelled
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class SyncParallelPipeline(ParallelPipeline):
@@ -209,7 +215,7 @@ class SyncParallelPipeline(ParallelPipeline):
             if isinstance(frame, CancelFrame):
                 for section in self._sections:
                     if section is not None:
-                        section.done.set()  # async branches drop their queues on cancel: stop waiting
+                        section.finish()  # async branches drop their queues on cancel: stop waiting
             await super().receive(frame, direction)
             return
         side = 0 if direction is DOWNSTREAM else 1
@@ -234,9 +240,8 @@ class SyncParallelPipeline(ParallelPipeline):
             for branch, marker in zip(self._branches, section.markers):
                 await branch.receive(marker, direction)
             if section.pending:
-                try:
-                    await asyncio.wait_for(section.done.wait(), self.sync_timeout)
-                except asyncio.TimeoutError:
+                await asyncio.wait({section.done}, timeout=self.sync_timeout)
+                if not section.done.done():
                     await self.push_frame(
                         ErrorFrame(
                             f"{self.name}: {section.pending} branch(es) did not return {frame.name} "
@@ -274,7 +279,7 @@ class SyncParallelPipeline(ParallelPipeline):
             if section is not None and frame is section.markers[index]:
                 section.pending -= 1
                 if section.pending == 0:
-                    section.done.set()
+                    section.finish()
             return
         if section is not None and not isinstance(frame, SystemFrame):
             section.outputs[index].append(frame)
