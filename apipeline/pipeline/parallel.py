@@ -89,7 +89,7 @@ class ParallelPipeline(FrameProcessor):
         else:
             # [frame.id, returns still owed]; a third item marks a system (out-of-band) frame
             in_band = frame.interruptible or isinstance(frame, ControlFrame)
-            tracked[key] = [frame.id, self._n] if in_band else [frame.id, self._n, 1]
+            tracked[key] = [frame.id, self._n] if in_band else [frame.id, self._n, _SYSTEM]
             if len(tracked) > self._max_tracked:
                 tracked.popitem(last=False)
                 self.evicted += 1
@@ -104,6 +104,12 @@ class ParallelPipeline(FrameProcessor):
             await self.push_frame(frame, direction)  # made inside the branch: passes at once
             return
         owed = entry[1]
+        if len(entry) > 2 and entry[2] == _EMITTED:  # a late return of a frame already sent on
+            if owed > 1:
+                entry[1] = owed - 1
+            else:
+                del tracked[key]
+            return
         # owed is a multiple of n before a round of returns starts: a data frame goes out on the
         # first return of its round, any other frame on the last.
         if isinstance(frame, DataFrame):
@@ -133,10 +139,14 @@ class ParallelPipeline(FrameProcessor):
         for key, entry in tracked.items():
             if key == end_key:
                 break
-            if len(entry) == 2:
+            if len(entry) == 2 or entry[2] == _EMITTED:
                 done.append(key)
         for key in done:
             del tracked[key]
+
+
+_SYSTEM = 1  # third item of a merge entry: a system frame (out of band)
+_EMITTED = 2  # third item: already sent on by a sync-parallel step (later returns are dropped)
 
 
 class _BranchMarker(ControlFrame):
@@ -162,7 +172,13 @@ class _Section:
         self.outputs: list[list[Frame]] = [[] for _ in range(n)]
         self.markers = [_BranchMarker(owner) for _ in range(n)]
         self.pending = n
-        self.done = asyncio.Event()
+        # a plain future awaited with asyncio.wait: wait_for (3.11) can swallow a cancellation that
+        # arrives as the wait completes, and a CancelFrame completes it just as the task is cancelled
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class SyncParallelPipeline(ParallelPipeline):
@@ -199,7 +215,7 @@ class SyncParallelPipeline(ParallelPipeline):
             if isinstance(frame, CancelFrame):
                 for section in self._sections:
                     if section is not None:
-                        section.done.set()  # async branches drop their queues on cancel: stop waiting
+                        section.finish()  # async branches drop their queues on cancel: stop waiting
             await super().receive(frame, direction)
             return
         side = 0 if direction is DOWNSTREAM else 1
@@ -224,9 +240,8 @@ class SyncParallelPipeline(ParallelPipeline):
             for branch, marker in zip(self._branches, section.markers):
                 await branch.receive(marker, direction)
             if section.pending:
-                try:
-                    await asyncio.wait_for(section.done.wait(), self.sync_timeout)
-                except asyncio.TimeoutError:
+                await asyncio.wait({section.done}, timeout=self.sync_timeout)
+                if not section.done.done():
                     await self.push_frame(
                         ErrorFrame(
                             f"{self.name}: {section.pending} branch(es) did not return {frame.name} "
@@ -237,18 +252,25 @@ class SyncParallelPipeline(ParallelPipeline):
                     )
         finally:
             self._sections[side] = None
-        seen = False
+        returned = 0
+        tracked = self._down if direction is DOWNSTREAM else self._up
         for index, outputs in enumerate(section.outputs):
             for out in outputs:
                 if out is frame:
-                    if not seen and isinstance(frame, DataFrame):
+                    if not returned and isinstance(frame, DataFrame):
                         await self.push_frame(frame, direction)
-                    seen = True
+                    returned += 1
                 else:
                     await super()._from_branch(index, out, direction)
-        if seen and not isinstance(frame, DataFrame):
-            if isinstance(frame, EndFrame):
-                self._forget_before(self._down if direction is DOWNSTREAM else self._up, None)
+        if returned < self._n:
+            # a branch still holds it (or swallowed it): a late return must not send it on again
+            tracked[id(frame)] = [frame.id, self._n - returned, _EMITTED]
+            if len(tracked) > self._max_tracked:
+                tracked.popitem(last=False)
+                self.evicted += 1
+        if isinstance(frame, EndFrame):
+            self._forget_before(tracked, None)  # after its step: what it flushed came out in it
+        if returned and not isinstance(frame, DataFrame):
             await self.push_frame(frame, direction)
 
     async def _from_branch(self, index: int, frame: Frame, direction: FrameDirection) -> None:
@@ -257,7 +279,7 @@ class SyncParallelPipeline(ParallelPipeline):
             if section is not None and frame is section.markers[index]:
                 section.pending -= 1
                 if section.pending == 0:
-                    section.done.set()
+                    section.finish()
             return
         if section is not None and not isinstance(frame, SystemFrame):
             section.outputs[index].append(frame)

@@ -12,8 +12,9 @@ from apipeline.frames import (
     StopInterruptionFrame,
     SyncNotifyFrame,
     TextFrame,
+    UserStartedSpeakingFrame,
 )
-from apipeline.pipeline import ParallelPipeline, Pipeline, PipelineTask, SyncParallelPipeline
+from apipeline.pipeline import ParallelPipeline, Pipeline, PipelineParams, PipelineTask, SyncParallelPipeline
 from apipeline.processors import AsyncFrameProcessor, FrameDirection, FrameFilter, FrameProcessor
 from apipeline.testing import (
     AsyncHoldBackProcessor,
@@ -278,3 +279,28 @@ async def test_nested_sync_parallel_passes_the_outer_markers_on():
     result = await asyncio.wait_for(run_pipeline([outer], [TextFrame("a"), TextFrame("b")]), 5)
     assert [f.text for f in result.data] == ["a-1", "a-2", "a", "b-1", "b-2", "b"]
     assert not result.errors
+
+
+async def test_sync_parallel_frame_held_past_its_step_comes_out_once():
+    # Found by the stress suite: a branch that lets the marker overtake a frame it holds returns
+    # that frame in a later step, where it was taken for a new frame and sent on a second time.
+    hold = [HoldBackProcessor(frames=1, control_first=True), HoldBackProcessor(frames=1)]
+    sync = SyncParallelPipeline([Pass()], hold)
+    sent = [TextFrame("a"), SyncNotifyFrame(), TextFrame("b")]
+    result = await asyncio.wait_for(run_pipeline([sync], sent), 10)
+    assert sorted(f.text for f in result.data) == ["a", "b"]
+    assert sum(isinstance(f, SyncNotifyFrame) for f in result.downstream) == 1
+
+
+async def test_cancel_while_a_sync_parallel_waits_for_its_branches_is_not_swallowed():
+    # Found by the stress suite (--stress): the CancelFrame ends the sync-parallel's wait at the
+    # moment the task cancels the pump blocked in it; asyncio.wait_for (3.11) then swallowed the
+    # cancellation, the pump went on and was abandoned after cancel_timeout.
+    sync = SyncParallelPipeline([Pass()], [APass(max_queue_size=1, overflow="drop_oldest")])
+    params = PipelineParams(max_input_queue_size=1, cancel_timeout=1.0, cleanup_timeout=1.0)
+    task = PipelineTask(Pipeline([sync]), params)
+    runner = asyncio.create_task(task.run())
+    await task.queue_frames([TextFrame("a"), UserStartedSpeakingFrame()])
+    await task.cancel()
+    await asyncio.wait_for(runner, 10)
+    assert not task.abandoned and not task.timeouts

@@ -168,30 +168,42 @@ def build_stage(stage: Stage) -> tuple[FrameProcessor, bool]:
     return cls(**kwargs), lossy
 
 
-def build(spec: Any) -> Built:
+def build(spec: Any, ordered_in: bool = True) -> Built:
+    """Build a shape. ``ordered_in``: whether frames reach it in the order they were queued (not
+    after a merge that may reorder); ``Built.ordered`` says the same of what leaves it. Order probes
+    are kept only where their input is in queue order."""
     if isinstance(spec, Stage):
         proc, lossy = build_stage(spec)
-        return Built([proc], lossy=lossy)
+        return Built([proc], lossy=lossy, ordered=ordered_in)
     if isinstance(spec, Serial):
-        parts = [build(c) for c in spec.children]
+        parts: list[Built] = []
+        ordered = ordered_in
+        for child in spec.children:
+            parts.append(build(child, ordered))
+            ordered = parts[-1].ordered
         return Built(
             [Pipeline([p for part in parts for p in part.processors])],
             [probe for part in parts for probe in part.probes],
             any(p.lossy for p in parts),
-            all(p.ordered for p in parts),
+            ordered,
         )
     branches = []
     probes: list[OrderProbe] = []
     lossy = False
-    ordered = True
+    ordered = ordered_in
     for branch in spec.branches:
-        parts = [build(c) for c in branch]
+        parts = []
+        branch_ordered = ordered_in
+        for child in branch:
+            parts.append(build(child, branch_ordered))
+            branch_ordered = parts[-1].ordered
         probe = OrderProbe()
-        probes.append(probe)
+        if branch_ordered:
+            probes.append(probe)
         probes.extend(probe for part in parts for probe in part.probes)
         branches.append([p for part in parts for p in part.processors] + [probe])
         lossy |= any(p.lossy for p in parts)
-        ordered &= all(p.ordered for p in parts)
+        ordered &= branch_ordered
     cls = SyncParallelPipeline if spec.synced else ParallelPipeline
     kwargs = {"sync_timeout": 5.0} if spec.synced else {}
     if not spec.synced and lossy:
@@ -260,11 +272,14 @@ async def run_scenario(
 
     With ``stuck_ok`` a producer blocked by backpressure from a stuck processor is expected: after
     a second the schedule gives up and cancels the run (whose bounds are then checked)."""
-    built = [build(spec) for spec in sc.shape]
+    built: list[Built] = []
+    ordered = True
+    for spec in sc.shape:
+        built.append(build(spec, ordered))
+        ordered = built[-1].ordered
     processors = [p for b in built for p in b.processors]
     processors[len(processors) // 2 : len(processors) // 2] = list(extra)
     task = PipelineTask(Pipeline(processors), params)
-    ordered = all(b.ordered for b in built)
     checker = InvariantChecker(task, ordered=ordered)
     counter = [0]
     before, ops = sc.before, sc.ops
