@@ -32,6 +32,7 @@ class WebRTCResult:
     audio: NDArray[np.float32]  # the server's track, mono float32 at 48 kHz, from its first frame
     sample_rate: int = OPUS_RATE
     frames: list[Frame] = field(default_factory=list)  # data-channel frames from the server
+    video: list[NDArray[np.uint8]] = field(default_factory=list)  # the server's pictures, if it sends video
     round_trips_ms: list[float] = field(default_factory=list)
 
 
@@ -109,9 +110,11 @@ class WebRTCClient:
         *,
         settings: dict[str, Any] | None = None,
         tail_s: float = 0.5,
+        receive_video: bool = False,
     ) -> WebRTCResult:
         """Send ``audio`` (mono float32) in real time; return the server's audio and messages.
 
+        ``receive_video`` offers to receive a video track (kept in :attr:`WebRTCResult.video`).
         ``tail_s`` after the last input frame the client sends ``EndFrame`` on the data channel and
         records until the server ends its track (at most ``drain_timeout``); the connection is closed
         before returning.
@@ -119,16 +122,32 @@ class WebRTCClient:
         pc = make_peer_connection(self.ice_servers)
         source = _source_track(np.asarray(audio, np.float32).reshape(-1), sample_rate)
         pc.addTrack(source)
+        if receive_video:  # offer to receive the server's pictures (a talking head)
+            pc.addTransceiver("video", direction="recvonly")
         channel = pc.createDataChannel(DATA_CHANNEL)
         result = WebRTCResult(np.zeros(0, np.float32))
         blocks: list[NDArray[np.float32]] = []
         remote: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         opened = asyncio.Event()
 
+        video_tasks: list[asyncio.Task[None]] = []
+
         @pc.on("track")
         def _on_track(track: Any) -> None:
             if track.kind == "audio" and not remote.done():
                 remote.set_result(track)
+            elif track.kind == "video":
+                video_tasks.append(asyncio.create_task(record_video(track)))
+
+        async def record_video(track: Any) -> None:
+            from aiortc.mediastreams import MediaStreamError
+
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                result.video.append(frame.to_ndarray(format="rgb24"))
 
         @channel.on("open")
         def _on_open() -> None:
@@ -177,9 +196,11 @@ class WebRTCClient:
                 pass
         finally:
             source.stop()
-            if recorder is not None:
-                recorder.cancel()
-                await asyncio.gather(recorder, return_exceptions=True)
+            for t in [*video_tasks, *([recorder] if recorder is not None else [])]:
+                t.cancel()
+            await asyncio.gather(
+                *video_tasks, *([recorder] if recorder is not None else []), return_exceptions=True
+            )
             await pc.close()
         result.audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
         return result

@@ -47,6 +47,7 @@ from apipeline.frames import (
     MetricsFrame,
     StartInterruptionFrame,
 )
+from apipeline.frames.video import VideoFrame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
 from apipeline.processors.io import InputProcessor
 from apipeline.serializers import FrameSerializer, ProtobufFrameSerializer
@@ -240,6 +241,77 @@ def make_output_track(max_buffer_s: float = 2.0) -> AudioOutputTrack:
     return track
 
 
+class VideoOutputTrack:
+    """The outgoing video: ``write`` RGB pictures; the peer's ``recv`` takes one every ``1/fps`` seconds.
+
+    Starts with the first picture written, then paced on the monotonic clock; when no new picture has
+    come the last one is shown again (video freezes, it never blocks the audio); at most
+    ``max_pending`` pictures wait, the oldest dropped and counted beyond that. Created through
+    :func:`make_video_track`.
+    """
+
+    kind = "video"
+
+    def _setup(self, fps: float, max_pending: int) -> None:
+        self.fps = fps
+        self._pending: deque[NDArray[np.uint8]] = deque()
+        self._max = max(1, max_pending)
+        self._last: NDArray[np.uint8] | None = None
+        self._start: float | None = None
+        self._count = 0
+        self.dropped = 0
+        self.sent_pictures = 0  # new pictures sent (not repeats)
+        self._first = asyncio.Event()
+
+    def write(self, image: NDArray[np.uint8]) -> None:
+        if len(self._pending) >= self._max:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(image)
+        self._first.set()
+
+    def clear(self) -> int:
+        """Drop the waiting pictures (an interruption); returns how many."""
+        n = len(self._pending)
+        self._pending.clear()
+        self.dropped += n
+        return n
+
+    async def recv(self) -> Any:
+        import av
+
+        if self.readyState != "live":  # type: ignore[attr-defined]
+            from aiortc.mediastreams import MediaStreamError
+
+            raise MediaStreamError
+        if self._start is None:
+            await self._first.wait()  # nothing to show before the first picture (and no size yet)
+            self._start = time.monotonic()
+        else:
+            wait = self._start + self._count / self.fps - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if self._pending:
+            self._last = self._pending.popleft()
+            self.sent_pictures += 1
+        image = self._last
+        assert image is not None
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = round(self._count * 90000 / self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._count += 1
+        return frame
+
+
+def make_video_track(fps: float = 25.0, max_pending: int = 10) -> VideoOutputTrack:
+    """A :class:`VideoOutputTrack` that is also an aiortc ``MediaStreamTrack``."""
+    base = _audio_track_class()
+    cls = type("VideoOutputTrack", (VideoOutputTrack, base), {})
+    track: VideoOutputTrack = cls()
+    track._setup(fps, max_pending)
+    return track
+
+
 class _Resampler:
     """Decoded frames (any rate/layout/format) → mono float32 at ``rate``."""
 
@@ -393,10 +465,12 @@ class WebRTCOutputTransport(FrameProcessor):
         *,
         serializer: FrameSerializer | None = None,
         drain_timeout: float = 5.0,
+        video_track: VideoOutputTrack | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.track = track
+        self.video_track = video_track
         self.channel = channel
         self.serializer = serializer or ProtobufFrameSerializer()
         self.drain_timeout = drain_timeout
@@ -435,8 +509,13 @@ class WebRTCOutputTransport(FrameProcessor):
             if isinstance(frame, AudioRawFrame):
                 self.track.write(self._to_48k(frame))
                 return
+            if isinstance(frame, VideoFrame) and self.video_track is not None:
+                self.video_track.write(frame.image)  # type: ignore[arg-type]
+                return
             if isinstance(frame, StartInterruptionFrame):
                 self.track.clear()
+                if self.video_track is not None:
+                    self.video_track.clear()
             elif isinstance(frame, EndFrame):
                 if self._resampler is not None:
                     self.track.write(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
@@ -451,6 +530,9 @@ class WebRTCOutputTransport(FrameProcessor):
 
 class WebRTCSession:
     """One peer: its connection, tracks, data channel and the pipeline between them.
+
+    With ``video`` the answer also carries a video track (:class:`VideoOutputTrack`) that shows the
+    :class:`~apipeline.frames.video.VideoFrame` s the pipeline makes (a talking head, say).
 
     :meth:`accept` takes the peer's SDP offer and returns the answer; :meth:`run` then runs the
     pipeline ``[WebRTCInputTransport, *processors, WebRTCOutputTransport]`` until the input ends (the
@@ -467,6 +549,8 @@ class WebRTCSession:
         peer_timeout: float = 5.0,
         max_output_s: float = 2.0,
         params: Any = None,
+        video: bool = False,
+        video_fps: float = 25.0,
     ) -> None:
         check_ice_servers(ice_servers)
         self.processors = list(processors)
@@ -476,6 +560,7 @@ class WebRTCSession:
         self.params = params
         self.pc: Any = None
         self.output_track = make_output_track(max_output_s)
+        self.video_track = make_video_track(video_fps) if video else None
         self.input: WebRTCInputTransport | None = None
         self.output: WebRTCOutputTransport | None = None
         self.task: Any = None
@@ -508,6 +593,8 @@ class WebRTCSession:
                 self.output.channel = ch
 
         pc.addTrack(self.output_track)
+        if self.video_track is not None:
+            pc.addTrack(self.video_track)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             answer = await pc.createAnswer()
@@ -521,7 +608,7 @@ class WebRTCSession:
         self.input = WebRTCInputTransport(
             remote.result(), sample_rate=self.sample_rate, peer_timeout=self.peer_timeout
         )
-        self.output = WebRTCOutputTransport(self.output_track)
+        self.output = WebRTCOutputTransport(self.output_track, video_track=self.video_track)
         return str(pc.localDescription.sdp)
 
     async def run(self) -> Any:
@@ -543,6 +630,8 @@ class WebRTCSession:
     async def close(self) -> None:
         """Stop the tracks and close the connection (idempotent)."""
         self.output_track.stop()  # type: ignore[attr-defined]
+        if self.video_track is not None:
+            self.video_track.stop()  # type: ignore[attr-defined]
         pc, self.pc = self.pc, None
         if pc is not None:
             await pc.close()

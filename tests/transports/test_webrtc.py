@@ -127,3 +127,38 @@ async def test_output_track_paces_drops_on_interrupt_and_bounds_its_buffer():
     silence = await track.recv()  # the 100 leftover samples wait for a whole frame: silence meanwhile
     assert np.abs(silence.to_ndarray()).max() == 0
     track.stop()
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+async def test_a_talking_head_session_sends_a_video_track_that_moves_with_the_speech():
+    import soundfile as sf
+
+    from apipeline.processors.video import TalkingHeadProcessor
+    from apipeline.video.image import read_image
+    from apipeline.video.renderer import PortraitRenderer
+
+    runs: list[asyncio.Task] = []
+    sessions: list[WebRTCSession] = []
+
+    async def signal(offer: str) -> str:
+        head = TalkingHeadProcessor(
+            PortraitRenderer(read_image(ROOT / "examples/data/portrait.png"), size=128)
+        )
+        s = WebRTCSession([head], sample_rate=16000, peer_timeout=2.0, video=True)
+        sessions.append(s)
+        answer = await s.accept(offer)
+        runs.append(asyncio.create_task(s.run()))
+        return answer
+
+    speech, rate = sf.read(ROOT / "examples/data/speech.wav", dtype="float32")
+    result = await asyncio.wait_for(
+        WebRTCClient(signal).stream(speech[: int(1.5 * rate)], rate, tail_s=0.3, receive_video=True), 30
+    )
+    await asyncio.wait_for(runs[0], 30)
+    track = sessions[0].video_track
+    assert track is not None and track.sent_pictures >= 30  # ~37 pictures for 1.5 s at 25 fps
+    assert len(result.video) >= 20 and result.video[-1].shape == (128, 128, 3)
+    moved = [np.abs(a.astype(int) - b).mean() for a, b in zip(result.video, result.video[1:])]
+    assert max(moved) > 0.5  # the mouth moves: not one picture repeated
