@@ -47,7 +47,7 @@ def _param(name: str, type_: str, desc: str, required: bool = True) -> dict[str,
 
 
 def geometry_dict(geometry: Any) -> dict[str, Any]:
-    """A :class:`~apipeline.processors.audio.features.BlockGeometry` as the plain dict calls carry."""
+    """A :class:`~apipeline.audio.geometry.BlockGeometry` as the plain dict calls carry."""
     return {f.name: getattr(geometry, f.name) for f in dataclasses.fields(geometry)}
 
 
@@ -105,7 +105,7 @@ class WorldVcService:
         return True
 
     def test(self) -> bool:
-        from apipeline.processors.audio.features import BlockGeometry
+        from apipeline.audio.geometry import BlockGeometry
 
         rate = 16000
         g = BlockGeometry.from_ms(rate)
@@ -157,9 +157,9 @@ class WorldVcService:
         conversion: dict[str, Any],
         stats: list[float] | None = None,
     ) -> dict[str, Any]:
+        from apipeline.audio.geometry import BlockGeometry
         from apipeline.audio.svc import F0Stats, VoiceConversion, change_rms
         from apipeline.audio.world import analyze
-        from apipeline.processors.audio.features import BlockGeometry
 
         t0 = time.perf_counter_ns()
         unknown = set(conversion) - set(_CONVERSION_KEYS)

@@ -6,8 +6,8 @@ SOLA stitching, each in its own processor. The frames between them carry one blo
 its sequence number (``seq``, also in ``metadata["block_seq"]``), so a stage that joins two inputs (the
 conversion joins F0 and spectral features) pairs them by block, never by arrival alone.
 
-* :class:`BlockGeometry`: block, crossfade, search, context and look-ahead sizes in samples, on the WORLD
-  frame grid (the same arithmetic as :class:`~apipeline.audio.voice_changer.StreamingVoiceChanger`).
+* :class:`~apipeline.audio.geometry.BlockGeometry` (re-exported from :mod:`apipeline.audio.geometry`):
+  block, crossfade, search, context and look-ahead sizes in samples, on the WORLD frame grid.
 * :class:`F0Frame`: the F0 track over one window. :class:`SpectralFeaturesFrame`: WORLD envelope and
   aperiodicity of the frames one block needs. :class:`ConvertedFeaturesFrame`: the converted features.
   ``None`` features mean "silent block" (gated, or a stage failed on it): downstream stages then emit
@@ -26,7 +26,6 @@ report per-block compute against the block deadline.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,9 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Track
-from apipeline.audio.incremental import carry_stop
-from apipeline.audio.voice_changer import CoreSettings
-from apipeline.audio.world import WorldFeatures, frame_period_for
+from apipeline.audio.geometry import BlockGeometry as BlockGeometry
+from apipeline.audio.world import WorldFeatures
 from apipeline.frames import DataFrame, SystemFrame
 from apipeline.processors.async_frame_processor import AsyncFrameProcessor
 
@@ -60,122 +58,6 @@ def block_metadata(seq: int, compute_ns: int, source: dict[str, Any]) -> dict[st
     if ready is not None:
         meta[READY_KEY] = ready
     return meta
-
-
-_CORE = CoreSettings()
-MIN_F0_FRAMES = 30  # DIO calls nothing voiced in windows shorter than ~24 frames
-
-
-def _hops(value_ms: float, sample_rate: int, hop: int, minimum: int) -> int:
-    return max(minimum, round(value_ms * sample_rate / 1000.0 / hop) * hop)
-
-
-@dataclass(frozen=True, slots=True)
-class BlockGeometry:
-    """Sizes (samples) of the streaming windows and of the span kept from each rendered window.
-
-    ``window = context + block``; the kept span ``[kept_start, kept_start + kept_size)`` of a window is
-    ``block + crossfade + search`` samples ending ``lookahead`` before the window end; WORLD frames
-    ``[frame_start, frame_stop)`` cover it plus a synthesis warm-up. Build with :meth:`from_ms`.
-    """
-
-    sample_rate: int
-    hop: int
-    frame_period_ms: float
-    block: int
-    crossfade: int
-    search: int
-    lookahead: int
-    context: int
-    frame_start: int
-    frame_stop: int
-
-    @classmethod
-    def from_ms(
-        cls,
-        sample_rate: int,
-        *,
-        block_ms: float = _CORE.block_ms,
-        crossfade_ms: float = _CORE.crossfade_ms,
-        search_ms: float = _CORE.search_ms,
-        context_ms: float = _CORE.context_ms,
-        lookahead_ms: float = _CORE.lookahead_ms,
-        warmup_ms: float = _CORE.warmup_ms,
-        frame_ms: float = _CORE.frame_ms,
-        sola: bool = _CORE.sola,
-    ) -> BlockGeometry:
-        """Round each length to the WORLD hop as the streaming core does (block and context to whole hops).
-
-        The defaults are :class:`~apipeline.audio.voice_changer.CoreSettings`' (phase-locked
-        synthesis: a short search, the rest spent on crossfade and look-ahead; 59.9 ms at 22.05 kHz).
-        """
-        if sample_rate <= 0 or not block_ms > 0 or not frame_ms > 0:
-            raise ValueError(
-                f"BlockGeometry: sample_rate, block_ms and frame_ms must be positive, "
-                f"got {sample_rate}, {block_ms}, {frame_ms}"
-            )
-        lengths = (crossfade_ms, search_ms, context_ms, lookahead_ms, warmup_ms)
-        if not all(math.isfinite(v) and v >= 0 for v in lengths):
-            raise ValueError(
-                "BlockGeometry: crossfade, search, context, look-ahead and warm-up must be finite and >= 0"
-            )
-        hop, period_ms = frame_period_for(sample_rate, frame_ms)
-        block = _hops(block_ms, sample_rate, hop, hop)
-        crossfade = min(round(crossfade_ms * sample_rate / 1000.0), block) if sola else 0
-        search = round(search_ms * sample_rate / 1000.0) if sola else 0
-        lookahead = _hops(lookahead_ms, sample_rate, hop, 0)
-        warmup = _hops(warmup_ms, sample_rate, hop, 0)
-        kept = block + crossfade + search
-        need = max(kept + lookahead + warmup + hop, MIN_F0_FRAMES * hop)
-        context = max(_hops(context_ms, sample_rate, hop, 0), need - block)
-        context = -(-context // hop) * hop
-        kept_end = context + block - lookahead
-        frame_start = (kept_end - kept - warmup) // hop
-        return cls(
-            sample_rate, hop, period_ms, block, crossfade, search, lookahead, context,
-            frame_start, kept_end // hop + 1,
-        )  # fmt: skip
-
-    @property
-    def window(self) -> int:
-        return self.context + self.block
-
-    @property
-    def kept_size(self) -> int:
-        return self.block + self.crossfade + self.search
-
-    @property
-    def kept_start(self) -> int:
-        return self.window - self.lookahead - self.kept_size
-
-    @property
-    def frames(self) -> tuple[int, int]:
-        return self.frame_start, self.frame_stop
-
-    @property
-    def carry_stop(self) -> int:
-        """First window frame not carried to the next window by the incremental analysis
-        (:func:`apipeline.audio.incremental.carry_stop`)."""
-        return carry_stop(self.window, self.hop, self.frame_stop, self.sample_rate)
-
-    @property
-    def f0_carry_stop(self) -> int:
-        """First window frame whose F0 is not carried: the one that becomes the next window's kept span's
-        first frame (only warm-up frames keep an earlier window's F0; see
-        :class:`~apipeline.audio.voice_changer.StreamingVoiceChanger`)."""
-        return min(self.carry_stop, -(-self.kept_start // self.hop) + self.block // self.hop)
-
-    @property
-    def latency_samples(self) -> int:
-        """Worst-case algorithmic latency: block + crossfade + search + look-ahead."""
-        return self.block + self.crossfade + self.search + self.lookahead
-
-    @property
-    def latency_seconds(self) -> float:
-        return self.latency_samples / self.sample_rate
-
-    def ms(self, samples: int) -> float:
-        return 1000.0 * samples / self.sample_rate
 
 
 @dataclass(slots=True, eq=False)
