@@ -72,6 +72,20 @@ class SettingsInjector(FrameProcessor):
             await self.push_frame(UpdateSettingsFrame(dict(self.settings)))
 
 
+class _AudioCounter(FrameProcessor):
+    """Counts the audio samples that reach the end of a warm-up run, and passes every frame on."""
+
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.samples = 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, AudioRawFrame):
+            self.samples += len(frame.audio)
+        await self.push_frame(frame, direction)
+
+
 class GraphFactory:
     """Serves a graph file: validated now (raises GraphError), built per session.
 
@@ -152,13 +166,15 @@ class VoiceChangerFactory:
 
     async def warm_up(self) -> None:
         """Build one pipeline and push 0.3 s of a tone through it (imports and first calls are slow)."""
-        from apipeline.testing import run_processor
+        from apipeline.pipeline.task import PipelineTask
 
         rate = 16000
         t = np.arange(int(0.3 * rate)) / rate
         tone = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
-        out = await run_processor(
-            self.build(SessionSpec("warm-up", rate, 1)), [AudioRawFrame(tone, sample_rate=rate)]
-        )
-        if not out:
+        counter = _AudioCounter(name="warm-up.counter")
+        task = PipelineTask(Pipeline([self.build(SessionSpec("warm-up", rate, 1)), counter]), name="warm-up")
+        await task.queue_frame(AudioRawFrame(tone, sample_rate=rate))
+        await task.stop_when_done()
+        await task.run()
+        if counter.samples == 0:
             raise RuntimeError("the voice changer produced nothing from 0.3 s of a tone")
