@@ -287,10 +287,11 @@ class RayBackend:
             ``"auto"`` joins the cluster started on this machine with ``ray start``; ``"host:port"`` or
             ``"ray://host:port"`` joins a remote one.
         replicas: actors per service.
-        num_cpus, num_gpus, memory: what each actor reserves in the cluster (cores, GPUs, bytes); by
-            default what the service declares in its info (``resources.cpu``, one GPU per declared
-            GPU id, ``resources.memory``), 1 cpu when it declares none. Checked against the cluster's
-            nodes before any actor is created (:class:`~apipeline.errors.ResourceError`).
+        num_cpus: cores each actor reserves in the cluster; by default the service's declared
+            ``resources.cpu``, 1 when it declares none. Like ``num_gpus`` and ``memory``, checked against
+            the cluster's nodes before any actor is created (:class:`~apipeline.errors.ResourceError`).
+        num_gpus: GPUs each actor reserves; by default one per GPU id the service declares.
+        memory: bytes each actor reserves; by default the service's declared ``resources.memory``.
         max_concurrency: calls in flight per replica (running or waiting inside it).
         max_in_flight_per_stream: the cap processors apply per stream (calls outstanding at once).
         threads: threads running service code in each actor (default: its cpu cores, at least 1).
