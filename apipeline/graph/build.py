@@ -22,6 +22,7 @@ from apipeline.graph.lower import LoweringError, lower_links
 from apipeline.graph.model import Branches, Chain, Graph, Group, Link, Node, Problem, flow_edges, walk_flow
 from apipeline.graph.registry import Registry, default_registry
 from apipeline.graph.validate import checked_params, node_ports, validate_graph
+from apipeline.pipeline import negotiation
 from apipeline.pipeline.negotiation import converter_specs, latency_path, link_message, output_of
 from apipeline.processors.frame_processor import FrameProcessor
 
@@ -313,3 +314,19 @@ def check_graph(graph: Graph, registry: Registry | None = None) -> list[str]:
     except GraphError as exc:
         return list(exc.problems)
     return []
+
+
+def insert_converters(
+    root: FrameProcessor, input_format: AudioFormat | None = None, *, registry: Registry | None = None
+) -> tuple[FrameProcessor, list[FrameProcessor]]:
+    """A pipeline built in code with converters inserted before every mismatched processor: the
+    registry's channel mixer, resampler and sample-type converter
+    (:func:`apipeline.pipeline.negotiation.insert_converters` does the walk). Returns the new root and
+    the converters inserted."""
+    reg = registry or default_registry()
+
+    def make(type_name: str, params: dict[str, Any], name: str) -> FrameProcessor:
+        made: FrameProcessor = reg.create(type_name, params, node_id=name)
+        return made
+
+    return negotiation.insert_converters(root, input_format, make=make)

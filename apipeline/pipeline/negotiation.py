@@ -21,6 +21,7 @@ Latency: :func:`pipeline_latency` sums the declared ``latency`` (seconds) along 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from apipeline.errors import LinkError
@@ -33,6 +34,11 @@ CONVERTER_TYPES = {
     "dtype": "audio.sample_type",
 }
 """Registry type that fixes each format field, in the order converters are inserted."""
+
+#: Makes one converter: ``make(type_name, params, name)``. The graph layer passes its registry's
+#: (:func:`apipeline.graph.build.insert_converters`); the converters live in ``apipeline.processors.audio``,
+#: which this core module must not import.
+ConverterFactory = Callable[[str, dict[str, Any], str], FrameProcessor]
 
 
 # -- pieces shared with the graph builder -------------------------------------------------------------
@@ -88,15 +94,14 @@ def converter_specs(produced: AudioFormat, accepted: AudioFormat) -> list[tuple[
     return out
 
 
-def make_converters(produced: AudioFormat, accepted: AudioFormat, *, prefix: str) -> list[FrameProcessor]:
-    """Instances of :func:`converter_specs`, named ``{prefix}.{kind}``."""
-    from apipeline.graph.registry import default_registry
-
-    registry = default_registry()
-    procs = []
-    for type_name, params in converter_specs(produced, accepted):
-        procs.append(registry.create(type_name, params, node_id=f"{prefix}.{type_name.rsplit('.', 1)[-1]}"))
-    return procs
+def make_converters(
+    produced: AudioFormat, accepted: AudioFormat, *, prefix: str, make: ConverterFactory
+) -> list[FrameProcessor]:
+    """Instances of :func:`converter_specs` made by ``make``, named ``{prefix}.{kind}``."""
+    return [
+        make(type_name, params, f"{prefix}.{type_name.rsplit('.', 1)[-1]}")
+        for type_name, params in converter_specs(produced, accepted)
+    ]
 
 
 # -- pipelines built in code ---------------------------------------------------------------------------
@@ -116,15 +121,16 @@ def find_link_problems(root: FrameProcessor, input_format: AudioFormat | None = 
 
 
 def insert_converters(
-    root: FrameProcessor, input_format: AudioFormat | None = None
+    root: FrameProcessor, input_format: AudioFormat | None = None, *, make: ConverterFactory
 ) -> tuple[FrameProcessor, list[FrameProcessor]]:
-    """A tree equivalent to ``root`` with converters before every mismatched processor.
+    """A tree equivalent to ``root`` with converters (made by ``make``) before every mismatched processor.
 
     Pipelines that contain a converter are rebuilt (same names and settings); untouched ones are
-    returned as they are. Call it before handing the pipeline to a ``PipelineTask``.
+    returned as they are. Call it before handing the pipeline to a ``PipelineTask``;
+    :func:`apipeline.graph.build.insert_converters` calls it with the registry's converters.
     """
     inserted: list[Any] = []
-    procs, _, _ = _negotiate(root, input_format, None, "insert", inserted)
+    procs, _, _ = _negotiate(root, input_format, None, "insert", inserted, make)
     if len(procs) == 1:
         return procs[0], inserted
     from apipeline.pipeline.pipeline import Pipeline
@@ -133,13 +139,18 @@ def insert_converters(
 
 
 def _negotiate(
-    proc: FrameProcessor, fmt: AudioFormat | None, producer: FrameProcessor | None, mode: str, out: list[Any]
+    proc: FrameProcessor,
+    fmt: AudioFormat | None,
+    producer: FrameProcessor | None,
+    mode: str,
+    out: list[Any],
+    make: ConverterFactory | None = None,
 ) -> tuple[list[FrameProcessor], AudioFormat | None, FrameProcessor | None]:
     from apipeline.pipeline.parallel import ParallelPipeline, SyncParallelPipeline
     from apipeline.pipeline.pipeline import Pipeline
 
     if isinstance(proc, ParallelPipeline):
-        results = [_negotiate(b, fmt, producer, mode, out) for b in proc.branches]
+        results = [_negotiate(b, fmt, producer, mode, out, make) for b in proc.branches]
         formats = {r[1] for r in results}
         new = proc
         if any(r[0] != [b] for r, b in zip(results, proc.branches)):
@@ -155,7 +166,7 @@ def _negotiate(
         children: list[FrameProcessor] = []
         changed = False
         for p in proc.processors():
-            replaced, fmt, producer = _negotiate(p, fmt, producer, mode, out)
+            replaced, fmt, producer = _negotiate(p, fmt, producer, mode, out, make)
             changed |= replaced != [p]
             children.extend(replaced)
         return ([Pipeline(children, name=proc.name)] if changed else [proc]), fmt, producer
@@ -168,8 +179,9 @@ def _negotiate(
         if mode == "collect":
             out.append(message)
         else:
+            assert make is not None  # insert_converters requires it
             before = make_converters(
-                fmt, accepted, prefix=f"{producer.name if producer else 'input'}->{proc.name}"
+                fmt, accepted, prefix=f"{producer.name if producer else 'input'}->{proc.name}", make=make
             )
             out.extend(before)
             for conv in before:

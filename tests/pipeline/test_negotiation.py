@@ -8,11 +8,11 @@ import pytest
 from apipeline.audio.format import AudioFormat
 from apipeline.errors import LinkError
 from apipeline.frames import AudioRawFrame
+from apipeline.graph.build import insert_converters
 from apipeline.pipeline import ParallelPipeline, Pipeline, PipelineParams, PipelineTask
 from apipeline.pipeline.negotiation import (
     check_links,
     find_link_problems,
-    insert_converters,
     latency_path,
     pipeline_latency,
 )
@@ -78,6 +78,24 @@ def test_converters_inside_parallel_branches_rebuild_the_branch():
     assert isinstance(par, ParallelPipeline) and par.name == "par"
     assert [p.name for p in par.branches[0].processors()] == ["m->a.channel_mixer", "m->a.resample", "a"]
     assert len(inserted) == 2
+
+
+def test_the_pipeline_core_makes_converters_with_the_factory_it_is_given():
+    # negotiation cannot import the converters (they are audio processors): the caller passes a factory
+    from apipeline.pipeline import negotiation
+
+    made: list[tuple[str, dict, str]] = []
+
+    def make(type_name, params, name):
+        made.append((type_name, params, name))
+        return Pass(name=name)
+
+    root = Pipeline([Makes48k(name="m"), Needs16k(name="a")])
+    _, inserted = negotiation.insert_converters(root, make=make)
+    assert (
+        [name for _, _, name in made] == [p.name for p in inserted] == ["m->a.channel_mixer", "m->a.resample"]
+    )
+    assert made[1][:2] == ("audio.resample", {"out_rate": 16000, "in_rate": 48000})
 
 
 def test_latency_sums_the_slowest_path():
