@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
 from apipeline.processors.models.service import ServiceProcessor
 
 Degrade = Literal["pass", "silence"] | Callable[[Frame], Frame]
+#: how long a cancel waits for in-flight remote calls to acknowledge it before abandoning them
+_SHUTDOWN_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +253,15 @@ class RealtimeModelProcessor(ServiceProcessor):
         self._emitter = None
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: a remote call whose cluster is gone may take long to notice its cancellation
+            # (seen with a killed Ray head); it is abandoned rather than holding the CancelFrame.
+            _, pending = await asyncio.wait(tasks, timeout=_SHUTDOWN_WAIT_S)
+            if pending:
+                logging.getLogger("apipeline").warning(
+                    "%s: %d remote call(s) still cancelling after %.1f s; abandoned",
+                    self.name, len(pending), _SHUTDOWN_WAIT_S,
+                )  # fmt: skip
         for _ in self._window:
             self._slots.release()
         self._window.clear()
