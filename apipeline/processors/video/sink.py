@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-
-from apipeline.errors import AudioFormatError, PipelineError
 from apipeline.frames import AudioRawFrame, CancelFrame, EndFrame, Frame
 from apipeline.frames.video import VideoFrame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
+from apipeline.processors.video.intake import AudioIntake
 from apipeline.video.encode import EncoderSettings, MediaWriter
-
-_MAX_EARLY_AUDIO_S = 2.0
 
 
 class MediaFileSink(FrameProcessor):
@@ -57,45 +53,19 @@ class MediaFileSink(FrameProcessor):
             video_codec, audio_codec, video_bitrate, audio_bitrate, keyframe_interval, preset, fps
         )
         self._size = (width, height) if width and height else None
-        self._audio_format = (sample_rate, channels or 1) if sample_rate else None
-        self._early: list[np.ndarray] = []
-        self._early_samples = 0
+        self._audio = AudioIntake(self.name, (sample_rate, channels or 1) if sample_rate else None)
         self.writer: MediaWriter | None = None
         self.audio_samples = 0
         self.video_frames = 0
 
     def _open(self) -> MediaWriter | None:
-        if self.writer is None and self._size is not None and self._audio_format is not None:
-            (w, h), (rate, ch) = self._size, self._audio_format
+        if self.writer is None and self._size is not None and self._audio.format is not None:
+            (w, h), (rate, ch) = self._size, self._audio.format
             self.writer = MediaWriter(
                 self.path, width=w, height=h, sample_rate=rate, channels=ch, settings=self.settings
             )
-            for block in self._early:
-                self.writer.write_audio(block)
-            self._early.clear()
+            self._audio.release(self.writer)
         return self.writer
-
-    def _audio(self, frame: AudioRawFrame) -> None:
-        fmt = (frame.sample_rate, frame.num_channels)
-        if self._audio_format is None:
-            self._audio_format = fmt
-        elif fmt != self._audio_format:
-            raise AudioFormatError(
-                f"{self.name}: audio at {fmt[0]} Hz/{fmt[1]} ch, the file was opened for "
-                f"{self._audio_format[0]} Hz/{self._audio_format[1]} ch"
-            )
-        a = frame.audio
-        assert isinstance(a, np.ndarray)
-        block = a.astype(np.float32) / 32768.0 if a.dtype == np.int16 else a
-        self.audio_samples += frame.num_frames
-        w = self._open()
-        if w is not None:
-            w.write_audio(block)
-            return
-        self._early_samples += frame.num_frames
-        if self._early_samples > _MAX_EARLY_AUDIO_S * frame.sample_rate:
-            raise PipelineError(f"{self.name}: {_MAX_EARLY_AUDIO_S:g} s of audio and no picture yet")
-        self._early.append(block.copy())
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -108,7 +78,10 @@ class MediaFileSink(FrameProcessor):
                     w.write_video(frame.image, frame.index)  # type: ignore[arg-type]
                     self.video_frames += 1
             elif isinstance(frame, AudioRawFrame):
-                self._audio(frame)
+                if self._audio.format is None:
+                    self._audio.format = (frame.sample_rate, frame.num_channels)
+                self._audio.take(frame, self._open())
+                self.audio_samples += frame.num_frames
             elif isinstance(frame, (EndFrame, CancelFrame)):
                 self._close()
         await self.push_frame(frame, direction)

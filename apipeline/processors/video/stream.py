@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from apipeline.errors import AudioFormatError, PipelineError
+from apipeline.errors import PipelineError
 from apipeline.frames import AudioRawFrame, CancelFrame, EndFrame, Frame, ImageRawFrame
 from apipeline.frames.video import VideoFrame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
+from apipeline.processors.video.intake import AudioIntake
 from apipeline.video.encode import EncoderSettings, MediaWriter
 
 #: ``ImageRawFrame.format`` of the chunks: what a browser's ``MediaSource.addSourceBuffer`` takes.
 MP4_MIME = 'video/mp4; codecs="avc1.42E01E, mp4a.40.2"'
-_MAX_EARLY_AUDIO_S = 2.0
 
 
 class Mp4StreamEncoder(FrameProcessor):
@@ -52,27 +50,23 @@ class Mp4StreamEncoder(FrameProcessor):
         )
         self.pass_audio = pass_audio
         self.writer: MediaWriter | None = None
-        self._audio_format: tuple[int, int] | None = None
-        self._early: list[np.ndarray] = []
-        self._early_samples = 0
+        self._audio = AudioIntake(self.name)
         self._chunks: list[bytes] = []
         self.chunks_sent = 0
         self.bytes_sent = 0
         self._size = (0, 0)
 
     def _open(self, frame: VideoFrame) -> MediaWriter:
-        if self._audio_format is None:
+        if self._audio.format is None:
             raise PipelineError(f"{self.name}: a picture came before any audio; the stream needs both")
-        rate, channels = self._audio_format
+        rate, channels = self._audio.format
         w, h = frame.size
         self._size = (w, h)
         self.writer = MediaWriter(
             None, width=w, height=h, sample_rate=rate, channels=channels, settings=self.settings,
             fragmented=True, on_chunk=self._chunks.append,
         )  # fmt: skip
-        for block in self._early:
-            self.writer.write_audio(block)
-        self._early.clear()
+        self._audio.release(self.writer)
         return self.writer
 
     async def _flush_chunks(self) -> None:
@@ -84,25 +78,6 @@ class Mp4StreamEncoder(FrameProcessor):
         self.bytes_sent += len(data)
         await self.push_frame(ImageRawFrame(image=data, size=self._size, format=MP4_MIME))
 
-    def _audio(self, frame: AudioRawFrame) -> None:
-        fmt = (frame.sample_rate, frame.num_channels)
-        if self._audio_format is None:
-            self._audio_format = fmt
-        elif fmt != self._audio_format:
-            raise AudioFormatError(
-                f"{self.name}: audio changed from {self._audio_format} to {fmt} mid-stream"
-            )
-        a = frame.audio
-        assert isinstance(a, np.ndarray)
-        block = a.astype(np.float32) / 32768.0 if a.dtype == np.int16 else a
-        if self.writer is not None:
-            self.writer.write_audio(block)
-            return
-        self._early_samples += frame.num_frames
-        if self._early_samples > _MAX_EARLY_AUDIO_S * frame.sample_rate:
-            raise PipelineError(f"{self.name}: {_MAX_EARLY_AUDIO_S:g} s of audio and no picture yet")
-        self._early.append(block.copy())
-
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if direction is FrameDirection.DOWNSTREAM:
@@ -112,7 +87,7 @@ class Mp4StreamEncoder(FrameProcessor):
                 await self._flush_chunks()
                 return
             if isinstance(frame, AudioRawFrame):
-                self._audio(frame)
+                self._audio.take(frame, self.writer)
                 await self._flush_chunks()
                 if self.pass_audio:
                     await self.push_frame(frame, direction)
