@@ -319,21 +319,9 @@ async def _serve(args: argparse.Namespace, registry: Any) -> int:
     await server.start()
     try:
         if args.grpc_port is not None:
-            from apipeline.transports.grpc_service import GrpcServer
+            from apipeline.transports.grpc_service import start_beside
 
-            grpc_server = GrpcServer(
-                factory,
-                host=args.host,
-                port=args.grpc_port,
-                token=args.token,
-                secret=args.secret,
-                tls=tls,
-                max_message_size=args.max_message_size,
-                session=session,
-                stats=server.stats,
-                admission=server.admission,
-            )
-            await grpc_server.start()
+            grpc_server = await start_beside(server, factory, args, tls, session)
         print(f"apipeline serve: {server.page_url} (sessions at {server.url})", flush=True)
         if grpc_server is not None:
             print(f"apipeline serve: gRPC apipeline.FrameService/Stream at {grpc_server.address}", flush=True)

@@ -255,3 +255,23 @@ class GrpcServer:
         status_code = STATUS_FOR_CLOSE.get(outcome.code, grpc.StatusCode.INTERNAL)
         if status_code is not grpc.StatusCode.OK:
             await context.abort(status_code, outcome.reason)
+
+
+async def start_beside(server: Any, factory: Any, options: Any, tls: Any, session: Any) -> GrpcServer:
+    """Start a :class:`GrpcServer` sharing ``server``'s factory, statistics and admission count, configured
+    from the ``apipeline serve`` options (``host``, ``grpc_port``, ``token``, ``secret``,
+    ``max_message_size``)."""
+    grpc_server = GrpcServer(
+        factory,
+        host=options.host,
+        port=options.grpc_port,
+        token=options.token,
+        secret=options.secret,
+        tls=tls,
+        max_message_size=options.max_message_size,
+        session=session,
+        stats=server.stats,
+        admission=server.admission,
+    )
+    await grpc_server.start()
+    return grpc_server

@@ -372,21 +372,9 @@ async def work(rundir: Path, index: int, fd: int) -> int:
     await server.start(handover=True)
     grpc_server: Any = None
     if args.grpc_port is not None:
-        from apipeline.transports.grpc_service import GrpcServer
+        from apipeline.transports.grpc_service import start_beside
 
-        grpc_server = GrpcServer(
-            factory,
-            host=args.host,
-            port=args.grpc_port,
-            token=args.token,
-            secret=args.secret,
-            tls=tls,
-            max_message_size=args.max_message_size,
-            session=session,
-            stats=server.stats,
-            admission=server.admission,
-        )
-        await grpc_server.start()
+        grpc_server = await start_beside(server, factory, args, tls, session)
     received = 0
     open_connections = 0
 
