@@ -108,6 +108,10 @@ class WebRTCResult:
     sent_at: float | None = None
     #: per received block: (monotonic arrival time, index of its first sample in :attr:`audio`)
     arrivals: list[tuple[float, int]] = field(default_factory=list)
+    #: UDP payload bytes of the connection (RTP, RTCP, data channel, ICE), each way, and its duration
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    connected_s: float = 0.0
 
 
 def _source_track(audio: NDArray[np.float32], sample_rate: int) -> Any:
@@ -319,6 +323,12 @@ class WebRTCClient:
                 await asyncio.wait_for(asyncio.shield(recorder), self.drain_timeout)
             except TimeoutError:
                 pass
+            for stats in (await pc.getStats()).values():
+                if stats.type == "transport":
+                    result.bytes_sent += stats.bytesSent
+                    result.bytes_received += stats.bytesReceived
+            if source.started_at is not None:
+                result.connected_s = time.monotonic() - source.started_at
         finally:
             source.stop()
             tasks = [t for t in (*video_tasks, recorder, prober) if t is not None]
