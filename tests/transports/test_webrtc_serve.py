@@ -102,10 +102,12 @@ async def until(condition, seconds: float = 10.0) -> None:
 
 
 async def all_sessions_ended(server, seconds: float = 10.0) -> None:
+    """Every WebRTC session task finished, its slot given back (no WebSocket session may be open)."""
     tasks = list(server.webrtc._tasks)
     if tasks:
         await asyncio.wait_for(asyncio.gather(*tasks), seconds)
-    assert not server.webrtc.sessions and server.admission.count == 0
+    assert not server.webrtc.sessions
+    await until(lambda: server.admission.count == 0, seconds)
 
 
 def capture(signaller, server, sessions: list):
@@ -526,3 +528,57 @@ async def test_webrtc_through_two_workers_counts_one_limit(tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_signalling_works_behind_tls_beside_wss(make_server, tmp_path):
+    import ssl
+
+    from apipeline.cli.serve import tls_config
+    from tests.transports.test_security import _certificate
+
+    certfile, keyfile = _certificate(tmp_path, "a")
+    context, _ = tls_config(certfile, keyfile)
+    server = await make_server(ssl=context, host="localhost", webrtc=WebRTCConfig(peer_timeout=2.0))
+    client_ssl = ssl.create_default_context(cafile=certfile)
+    url = f"https://localhost:{server.port}/webrtc/offer?sample_rate=16000"
+    result = await asyncio.wait_for(
+        WebRTCClient(http_signaller(url, ssl=client_ssl)).stream(tone(1.0, 16000), 16000, tail_s=0.2), 30
+    )
+    assert loud_s(result.audio) >= 0.9 and isinstance(result.frames[-1], EndFrame)
+    async with connect(server.url, ssl=client_ssl, compression=None) as ws:  # wss beside it
+        await ws.send(SER.serialize(AudioRawFrame(np.zeros(320, np.float32), sample_rate=16000)))
+        await ws.send(SER.serialize(EndFrame()))
+        assert isinstance([SER.deserialize(m) async for m in ws][-1], EndFrame)
+    await all_sessions_ended(server)  # and the wss slot, held until its TCP connection is gone
+
+
+async def test_a_client_that_leaves_before_its_answer_gives_its_slot_back(make_server, monkeypatch):
+    from apipeline.transports.webrtc import WebRTCSession
+
+    server = await make_server(max_sessions=1, webrtc=WebRTCConfig())
+    accepting, never = asyncio.Event(), asyncio.Event()
+    closed: list[WebRTCSession] = []
+    close = WebRTCSession.close
+
+    async def stuck_accept(self, offer_sdp):
+        accepting.set()
+        await never.wait()  # an answer that takes longer than the client waits
+
+    async def recorded_close(self):
+        closed.append(self)
+        await close(self)
+
+    monkeypatch.setattr(WebRTCSession, "accept", stuck_accept)
+    monkeypatch.setattr(WebRTCSession, "close", recorded_close)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    body = offer_body(await real_offer())
+    writer.write(
+        b"POST /webrtc/offer HTTP/1.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await asyncio.wait_for(accepting.wait(), 10)
+    assert server.admission.count == 1
+    writer.transport.abort()  # gone without waiting for the answer
+    await until(lambda: server.admission.count == 0, 10)
+    assert len(closed) == 1 and not server.webrtc.sessions
