@@ -188,7 +188,7 @@ async def test_webrtc_and_websocket_sessions_share_max_sessions(make_server):
     status, _, reason = await http(port, "POST", "/webrtc/offer", offer_body(await real_offer()), JSON)
     assert (status, reason.strip()) == (503, "too many sessions (max_sessions=1)")
     result = await asyncio.wait_for(streaming, 30)
-    assert loud_s(result.audio) >= 1.9
+    assert loud_s(result.audio) >= 1.5  # the session that held the slot was served
     await all_sessions_ended(server)
     # and the other way round: an open WebSocket session takes the slot from WebRTC
     async with connect(f"ws://127.0.0.1:{port}/ws?sample_rate=16000", compression=None) as ws:
@@ -475,6 +475,18 @@ def test_bad_webrtc_options_are_usage_errors_at_start(flags, message, capsys):
     assert main(["serve", "--port", "0", "--workers", "1", *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("apipeline serve: error:") and message in err, err
+
+
+def test_the_command_line_turns_webrtc_on_with_its_options_or_off():
+    from apipeline.cli.main import build_parser
+    from apipeline.cli.serve import server_configs
+
+    def config(*flags: str):
+        return server_configs(build_parser().parse_args(["serve", "--workers", "1", *flags]))[0].webrtc
+
+    on = config("--ice-server", "stun:s.example:3478", "--webrtc-peer-timeout", "1.5")
+    assert on == WebRTCConfig(ice_servers=("stun:s.example:3478",), peer_timeout=1.5)
+    assert config("--no-webrtc") is None
 
 
 async def test_a_bad_ice_server_stops_the_command_before_it_listens():
