@@ -596,3 +596,36 @@ async def test_a_client_that_leaves_before_its_answer_gives_its_slot_back(make_s
     writer.transport.abort()  # gone without waiting for the answer
     await until(lambda: server.admission.count == 0, 10)
     assert len(closed) == 1 and not server.webrtc.sessions
+
+
+async def test_mangled_offers_get_400_or_a_session_never_a_500(make_server):
+    """A real offer with lines dropped, repeated, cut or garbled: each is refused with a reason or
+    answered (and that session then ends for want of media); nothing is left holding a slot."""
+    import os
+    import random
+
+    server = await make_server(webrtc=WebRTCConfig(peer_timeout=0.3, connect_timeout=0.3))
+    lines = (await real_offer()).split("\r\n")
+    fds = len(os.listdir("/proc/self/fd"))
+    rng = random.Random(13)
+    statuses = []
+    for _ in range(16):
+        mangled = list(lines)
+        i = rng.randrange(1, len(mangled) - 1)
+        how = rng.choice(["drop", "repeat", "cut", "garble"])
+        if how == "drop":
+            del mangled[i]
+        elif how == "repeat":
+            mangled.insert(i, mangled[i])
+        elif how == "cut":
+            mangled[i] = mangled[i][: len(mangled[i]) // 2]
+        else:
+            mangled[i] = mangled[i][:2] + "".join(rng.sample(mangled[i][2:], len(mangled[i]) - 2))
+        status, _, text = await http(
+            server.port, "POST", "/webrtc/offer?sample_rate=16000", offer_body("\r\n".join(mangled)), JSON
+        )
+        assert status in (200, 400), (how, mangled[i], status, text)
+        statuses.append(status)
+    assert 400 in statuses
+    await all_sessions_ended(server, 10)
+    await until(lambda: len(os.listdir("/proc/self/fd")) <= fds + 2)  # no UDP socket left open
