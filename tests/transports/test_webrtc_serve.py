@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
@@ -130,6 +131,7 @@ async def test_voice_changer_over_webrtc_shifts_the_pitch_keeps_the_length_and_c
     from apipeline.transports.factories import VoiceChangerFactory
 
     server = await make_server(VoiceChangerFactory(), webrtc=WebRTCConfig(peer_timeout=2.0))
+    fds = len(os.listdir("/proc/self/fd"))
     speech, rate = sf.read(ROOT / "examples/data/speech.wav", dtype="float32")
     speech = speech[: int(2.5 * rate)]
     sessions: list = []
@@ -162,6 +164,7 @@ async def test_voice_changer_over_webrtc_shifts_the_pitch_keeps_the_length_and_c
     body = server.stats.render()
     assert metric(body, "apipeline_sessions_total")['{transport="webrtc",outcome="ok"}'] == 1
     assert not leftover_tasks()
+    await until(lambda: len(os.listdir("/proc/self/fd")) <= fds)  # the UDP sockets are closed
 
 
 # -- admission -------------------------------------------------------------------------------------------
@@ -601,7 +604,6 @@ async def test_a_client_that_leaves_before_its_answer_gives_its_slot_back(make_s
 async def test_mangled_offers_get_400_or_a_session_never_a_500(make_server):
     """A real offer with lines dropped, repeated, cut or garbled: each is refused with a reason or
     answered (and that session then ends for want of media); nothing is left holding a slot."""
-    import os
     import random
 
     server = await make_server(webrtc=WebRTCConfig(peer_timeout=0.3, connect_timeout=0.3))
