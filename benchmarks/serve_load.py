@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,9 +40,11 @@ SAMPLE = ROOT / "tests" / "data" / "speech_16k.wav"
 CHUNK_MS = 20
 
 
-async def session(url: str, audio: np.ndarray, rate: int) -> dict[str, object]:
+async def session(url: str, audio: np.ndarray, rate: int, offset_s: float = 0.0) -> dict[str, object]:
     chunk = rate * CHUNK_MS // 1000
     latencies: list[float] = []
+    received: list[tuple[int, int]] = []  # (pts, receive ns) of each output, for --trace
+    jitter: list[float] = []  # how late each chunk left this process's pacing, ms
     last_sent = 0.0
     last_received = 0.0
 
@@ -48,40 +52,72 @@ async def session(url: str, audio: np.ndarray, rate: int) -> dict[str, object]:
         nonlocal last_sent
         start = time.monotonic()
         for k, i in enumerate(range(0, len(audio) - chunk + 1, chunk)):
-            delay = start + k * CHUNK_MS / 1000 - time.monotonic()
+            due = start + k * CHUNK_MS / 1000
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing like a microphone, not synchronisation
             frame = AudioRawFrame(audio[i : i + chunk], sample_rate=rate)
             frame.pts = time.monotonic_ns()
+            jitter.append(frame.pts / 1e6 - due * 1000)
             last_sent = time.monotonic()
             yield frame
 
+    if offset_s:
+        await asyncio.sleep(offset_s)  # clients do not all start in the same millisecond
     async with VoiceChangerClient(url, pitch=4, formant=1.1) as client:
         async for frame in client.stream(paced()):
             now = time.monotonic_ns()
             last_received = now / 1e9
             if isinstance(frame, AudioRawFrame) and frame.pts is not None:
                 latencies.append((now - frame.pts) / 1e6)
+                received.append((frame.pts, now))
     lat = np.array(latencies)
     return {
         "p50": float(np.percentile(lat, 50)),
         "p99": float(np.percentile(lat, 99)),
         "end_lag": (last_received - last_sent) * 1000.0,
         "samples": lat,
+        "received": received,
+        "jitter": np.array(jitter),
     }
 
 
-async def load(url: str, n: int, audio: np.ndarray, rate: int) -> list[dict]:
-    return list(await asyncio.gather(*(session(url, audio, rate) for _ in range(n))))
+async def load(url: str, n: int, audio: np.ndarray, rate: int, stagger_s: float = 0.0) -> list[dict]:
+    """``n`` sessions at once (the ``k``-th starting ``k * stagger_s / n`` s late); each result also has
+    this process's event-loop lag samples under ``"client_lag"`` (ns)."""
+    lag: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            t0 = time.monotonic_ns()
+            await asyncio.sleep(0.002)
+            lag.append(time.monotonic_ns() - t0 - 2_000_000)
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        results = await asyncio.gather(*(session(url, audio, rate, k * stagger_s / n) for k in range(n)))
+    finally:
+        watcher.cancel()
+    for r in results:
+        r["client_lag"] = lag
+    return list(results)
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
+def start_server(port: int, workers: int, trace: Path | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if trace is None:
+        command = [sys.executable, "-m", "apipeline.cli.main", "serve"]
+    else:  # the same server with every worker recording per-stage timestamps (serve_trace.py)
+        from serve_trace import TRACE_DIR_ENV
+
+        command = [sys.executable, str(ROOT / "benchmarks" / "serve_trace.py")]
+        env[TRACE_DIR_ENV] = str(trace)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT / "benchmarks"), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "apipeline.cli.main",
-            "serve",
+            *command,
             "--port",
             str(port),
             "--max-sessions",
@@ -92,7 +128,7 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=env,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -155,6 +191,18 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=22050, help="the clients' sample rate")
     ap.add_argument("--dtype", choices=("int16", "float32"), default="int16")
     ap.add_argument(
+        "--stagger-ms",
+        type=float,
+        default=0.0,
+        help="spread the N sessions' starts evenly over this many ms (0: all at once, the worst case)",
+    )
+    ap.add_argument(
+        "--trace",
+        action="store_true",
+        help="per-stage timestamps (serve_trace.py): where each output's round trip went",
+    )
+    ap.add_argument("--keep-going", action="store_true", help="try every N even after one fails")
+    ap.add_argument(
         "--reuseport-spread",
         action="store_true",
         help="only measure how SO_REUSEPORT alone would spread --ns's first N sessions over --workers",
@@ -172,17 +220,26 @@ def main() -> None:
     audio = np.resize(x, int(args.seconds * rate))
     if args.dtype == "int16":
         audio = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-    server = start_server(args.port, args.workers)
     url = f"ws://127.0.0.1:{args.port}/ws"
     print(
         f"{os.cpu_count()} CPUs, {args.workers} workers; {args.seconds:.0f} s of {rate} Hz {args.dtype} "
-        f"speech per session, {CHUNK_MS} ms chunks"
+        f"speech per session, {CHUNK_MS} ms chunks, starts spread over {args.stagger_ms:g} ms"
     )
     print(f"{'N':>3} {'p50 ms':>8} {'p99 ms':>8} {'worst p99':>10} {'worst end lag':>14}  real time")
     best = 0
+    server = None if args.trace else start_server(args.port, args.workers)
     try:
         for n in (int(v) for v in args.ns.split(",")):
-            results = asyncio.run(load(url, n, audio, rate))
+            trace = None
+            if args.trace:  # a fresh traced server per N: its workers write their records on exit
+                trace = Path(tempfile.mkdtemp(prefix="serve-trace-"))
+                server = start_server(args.port, args.workers, trace)
+            try:
+                results = asyncio.run(load(url, n, audio, rate, args.stagger_ms / 1000))
+            finally:
+                if trace is not None and server is not None:
+                    server.terminate()
+                    server.wait(timeout=30)
             everything = np.concatenate([r["samples"] for r in results])  # type: ignore[misc]
             worst_p99 = max(r["p99"] for r in results)
             worst_end = max(r["end_lag"] for r in results)
@@ -192,12 +249,27 @@ def main() -> None:
                 f"{worst_p99:10.1f} {worst_end:14.1f}  {'yes' if ok else 'NO'}",
                 flush=True,
             )
-            if not ok:
+            if trace is not None:
+                from serve_trace import report
+
+                jitter = np.concatenate([r["jitter"] for r in results])  # type: ignore[misc]
+                print(
+                    f"  client pacing: chunks left p50 {np.percentile(jitter, 50):.1f} "
+                    f"p99 {np.percentile(jitter, 99):.1f} ms after their due time"
+                )
+                report(trace, [x for r in results for x in r["received"]], results[0]["client_lag"])
+                if not os.environ.get("SERVE_TRACE_KEEP"):
+                    shutil.rmtree(trace)
+                else:
+                    print(f"  records kept in {trace}")
+            if not ok and not args.keep_going:
                 break
-            best = n
+            if ok:
+                best = n
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if server is not None and server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
     print(f"largest N keeping real time: {best}")
 
 

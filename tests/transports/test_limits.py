@@ -351,6 +351,46 @@ async def test_outputs_carry_the_client_timestamp_of_their_input_across_a_pause(
     assert float(rss.split()[-1]) > 0
 
 
+async def test_each_voice_changer_output_carries_the_timestamp_of_the_chunk_that_completed_its_block(
+    make_server,
+):
+    """The pts rule for the served voice changer: an output block was made from the input up to its last
+    sample, so it carries the client timestamp of the chunk holding that sample, not of the chunk where
+    the block began (which counted up to one block of waiting for input as server latency). Chunks of
+    320 samples against 560-sample (35 ms) blocks: block k is complete with chunk ceil((k+1)*560/320) - 1.
+    A pause mid-stream must not shift the mapping."""
+    from apipeline.transports import VoiceChangerFactory
+    from apipeline.voice_changer import VoiceChangerSettings
+
+    server = await make_server(VoiceChangerFactory())
+    block = VoiceChangerSettings().geometry(16000).block
+    assert block == 560
+    frames = chunks((np.random.default_rng(4).standard_normal(16000) * 3000).astype(np.int16), 320)
+    sent: list[int] = []
+    received: list[int] = []
+    async with asyncio.timeout(30):
+        async with connect(server.url, compression=None) as ws:
+            for i, f in enumerate(frames):
+                f.pts = 10_000 + i  # the client's clock: anything, as long as each chunk's is its own
+                sent.append(f.pts)
+                await ws.send(SER.serialize(f))
+                if i == 20:  # a pause: wait for an output before sending more
+                    while not received:
+                        out = SER.deserialize(await ws.recv())
+                        if isinstance(out, AudioRawFrame):
+                            received.append(out.pts)
+            await ws.send(SER.serialize(EndFrame()))
+            async for message in ws:
+                out = SER.deserialize(message)
+                if isinstance(out, AudioRawFrame):
+                    received.append(out.pts)
+    full_blocks = len(frames) * 320 // block
+    assert len(received) >= full_blocks
+    expected = [sent[-(-(k + 1) * block // 320) - 1] for k in range(full_blocks)]
+    assert received[:full_blocks] == expected
+    assert set(received[full_blocks:]) <= {sent[-1]}  # the flush at the end: made from the last chunk
+
+
 async def test_query_rate_without_channels_means_mono(make_server):
     server = await make_server()
     async with connect(server.url + "?sample_rate=16000") as ws:

@@ -73,3 +73,36 @@ async def test_workers_share_one_port_one_limit_and_stop_together():
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_worker_thread_pools_split_the_cores_unless_the_operator_sized_them(monkeypatch):
+    from apipeline.transports.workers import THREAD_POOL_VARIABLES, worker_environment
+
+    for name in THREAD_POOL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = worker_environment(2, 2)
+    assert all(env[name] == "1" for name in THREAD_POOL_VARIABLES)
+    assert worker_environment(2, 16)["OMP_NUM_THREADS"] == "8"
+    assert worker_environment(4, 2)["OPENBLAS_NUM_THREADS"] == "1"  # never 0
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert worker_environment(2, 2)["OMP_NUM_THREADS"] == "3"
+
+
+def test_freeze_heap_takes_what_is_alive_out_of_later_full_collections():
+    import gc
+
+    from apipeline.transports.workers import freeze_heap
+
+    class Node:
+        pass
+
+    before = Node()
+    before.self = before  # a cycle alive at freeze time
+    try:
+        assert freeze_heap() > 0
+        assert not any(o is before for o in gc.get_objects(generation=2))  # not scanned any more
+        after = Node()
+        after.self = after
+        assert gc.is_tracked(after) and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
