@@ -103,6 +103,16 @@ async def load(url: str, n: int, audio: np.ndarray, rate: int, stagger_s: float 
     return list(results)
 
 
+def server_cpu_seconds(port: int) -> float:
+    """CPU seconds of every server process so far (``/metrics``: one sample per worker)."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    return sum(float(v) for v in re.findall(r"^apipeline_process_cpu_seconds_total\{.*\} (\S+)$", body, re.M))
+
+
 def start_server(port: int, workers: int, trace: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if trace is None:
@@ -235,7 +245,9 @@ def main() -> None:
                 trace = Path(tempfile.mkdtemp(prefix="serve-trace-"))
                 server = start_server(args.port, args.workers, trace)
             try:
+                cpu0, client0 = server_cpu_seconds(args.port), os.times()
                 results = asyncio.run(load(url, n, audio, rate, args.stagger_ms / 1000))
+                client1, cpu1 = os.times(), server_cpu_seconds(args.port)
             finally:
                 if trace is not None and server is not None:
                     server.terminate()
@@ -248,6 +260,12 @@ def main() -> None:
                 f"{n:>3} {np.percentile(everything, 50):8.1f} {np.percentile(everything, 99):8.1f} "
                 f"{worst_p99:10.1f} {worst_end:14.1f}  {'yes' if ok else 'NO'}",
                 flush=True,
+            )
+            audio_s = n * args.seconds
+            client_cpu = client1.user + client1.system - client0.user - client0.system
+            print(
+                f"  CPU per second of session audio: server {(cpu1 - cpu0) / audio_s:.3f}, "
+                f"this load generator {client_cpu / audio_s:.3f} (same cores)"
             )
             if trace is not None:
                 from serve_trace import report

@@ -4,6 +4,7 @@ limit over both, summed metrics, /ready, and a clean stop on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -106,3 +107,86 @@ def test_freeze_heap_takes_what_is_alive_out_of_later_full_collections():
         assert gc.is_tracked(after) and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+async def _serve_two_workers(*options: str):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "apipeline.cli.main", "serve", "--port", "0", "--workers", "2", *options,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = (await proc.stdout.readline()).decode()
+    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/ .*2 workers", first).group(1))
+    assert (await proc.stdout.readline()).decode().strip() == "apipeline serve: ready"
+    return proc, port
+
+
+async def _metrics_when(port: int, ok) -> str:
+    """``/metrics`` once ``ok(body)`` holds (workers copy their numbers twice a second)."""
+    for _ in range(200):
+        body = (await http_get(port, "/metrics"))[2]
+        if ok(body):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"/metrics never got there:\n{body}")
+
+
+async def test_metrics_sum_both_workers_and_a_killed_worker_leaves_the_gauges():
+    """prometheus_client's multiprocess mode: counters and histograms are summed over the workers (and
+    keep what a dead worker counted); a killed worker's gauges (open sessions, RSS, CPU) leave the sums,
+    and its sessions leave the shared admission count (--max-sessions 2 admits again)."""
+    from apipeline.client import FrameClient
+
+    proc, port = await _serve_two_workers("--max-sessions", "2", "--idle-timeout", "30")
+    held = []
+    try:
+        async with asyncio.timeout(90):
+            x = np.zeros(1600, np.int16)
+
+            async def one_session() -> int:
+                async with FrameClient(f"ws://127.0.0.1:{port}/ws") as client:
+                    frames = [AudioRawFrame(x[i : i + 320], sample_rate=16000) for i in range(0, 1600, 320)]
+                    return sum([1 async for f in client.stream(frames) if isinstance(f, AudioRawFrame)])
+
+            outputs = sum(await asyncio.gather(one_session(), one_session()))  # one on each worker
+            body = await _metrics_when(
+                port,
+                lambda b: (
+                    metric(b, "apipeline_sessions_total").get('{outcome="ok",transport="websocket"}') == 2
+                ),
+            )
+            assert metric(body, "apipeline_frames_received_total")[""] >= 10
+            assert metric(body, "apipeline_latency_seconds_count")[""] >= outputs > 0
+            assert metric(body, "apipeline_session_duration_seconds_count")[""] == 2
+            # both workers counted: each has its own files under the run's PROMETHEUS_MULTIPROC_DIR
+            url = f"ws://127.0.0.1:{port}/ws?sample_rate=16000"
+            for _ in range(2):
+                ws = await connect(url, compression=None)
+                await ws.send(SER.serialize(AudioRawFrame(np.zeros(800, np.int16), sample_rate=16000)))
+                held.append(ws)
+            body = await _metrics_when(
+                port, lambda b: sorted(metric(b, "apipeline_process_sessions").values()) == [1.0, 1.0]
+            )
+            assert metric(body, "apipeline_sessions_active")['{transport="websocket"}'] == 2
+            rss = metric(body, "apipeline_process_resident_memory_bytes")
+            assert len(rss) == 2 and all(v > 0 for v in rss.values())
+            victim = int(re.search(r'pid="(\d+)"', next(iter(rss))).group(1))
+            os.kill(victim, signal.SIGKILL)
+            body = await _metrics_when(
+                port, lambda b: len(metric(b, "apipeline_process_resident_memory_bytes")) == 1
+            )
+            assert str(victim) not in body
+            assert metric(body, "apipeline_sessions_active")['{transport="websocket"}'] == 1
+            assert len(metric(body, "apipeline_process_cpu_seconds_total")) == 1
+            assert metric(body, "apipeline_sessions_total")['{outcome="ok",transport="websocket"}'] == 2
+            async with connect(url, compression=None) as again:  # the dead worker's slot is free again
+                await again.send(SER.serialize(AudioRawFrame(np.zeros(800, np.int16), sample_rate=16000)))
+                assert isinstance(SER.deserialize(await again.recv()), AudioRawFrame)
+            proc.send_signal(signal.SIGTERM)
+            await proc.communicate()
+    finally:
+        for ws in held:
+            await ws.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
