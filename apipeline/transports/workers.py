@@ -366,20 +366,21 @@ async def _accept(listener: socket.socket, procs: list[_Worker]) -> None:
     while True:
         conn, _ = await loop.sock_accept(listener)
         live = [w for w in procs if w.failed is None and w.process.poll() is None]
-        if not live:
-            conn.close()
-            continue
-        target = min(live, key=lambda w: (w.load, w.index))
         try:
-            while True:
+            # the least-loaded first; a worker that died a moment ago (its channel refuses) passes it on
+            for target in sorted(live, key=lambda w: (w.load, w.index)):
                 try:
-                    socket.send_fds(target.channel, [b"c"], [conn.fileno()])
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
-            target.sent += 1
-        except OSError as exc:
-            logger.warning("cannot hand a connection to worker %d: %s", target.index, exc)
+                    while True:
+                        try:
+                            socket.send_fds(target.channel, [b"c"], [conn.fileno()])
+                            break
+                        except BlockingIOError:
+                            await asyncio.sleep(0.001)
+                except OSError as exc:
+                    logger.warning("cannot hand a connection to worker %d: %s", target.index, exc)
+                    continue
+                target.sent += 1
+                break
         finally:
             conn.close()
 
