@@ -4,9 +4,20 @@ The server runs as a subprocess (``python -m apipeline.cli.main serve --workers 
 changer); this process plays N clients on one event loop. Each client streams the committed speech sample
 (resampled to ``--rate``, looped to ``--seconds``) as 20 ms chunks of ``--dtype`` samples (int16, or
 float32 as the browser page sends) paced by the wall clock, as a microphone would, with ``pts`` = its send
-time on its own clock; each output comes back with the ``pts`` of the input chunk it was made from (see
-docs/protocol.md), so on arrival ``now - pts`` is that chunk's round trip (network, queueing and compute;
-the converter's algorithmic latency — waiting for a block to fill — is not in it).
+time on its own clock; each output comes back with the ``pts`` of the input chunk it was made from — the
+chunk that completed its block (see docs/protocol.md) — so on arrival ``now - pts`` is that chunk's round
+trip (network, queueing and compute; the converter's algorithmic latency — waiting for a block to fill — is
+not in it). Before the served voice changer mapped blocks to the chunk that completed them, outputs came
+back with the chunk where their block began, and this read-out included up to one block (35 ms) of that
+wait.
+
+The load generator shares the cores with the server: it plays all N clients in this one process, and what
+it costs (decode, encode, pacing) is printed beside the server's CPU per second of audio. Its own delays
+count in the latency: ``--trace`` (see serve_trace.py) splits every output's round trip into client send →
+server arrival → voice changer in → out → send → client receive, and prints the event-loop lag of every
+worker and of this process, and the workers' garbage-collector pauses. All clients start in the same
+millisecond by default (their blocks fall due together: the worst case for a worker's loop);
+``--stagger-ms`` spreads the starts as independent users would.
 
 A session *keeps real time* when its p99 per-chunk latency is under ``--p99-limit-ms`` (default 150) and
 its last output arrives within ``--end-limit-ms`` (default 300) of its last chunk being sent. For each N
@@ -15,6 +26,7 @@ session kept real time; it stops after the first N that does not (or at ``--max-
 
     python benchmarks/serve_load.py --workers 2 --rate 22050 --dtype int16 --ns 4,6,8,10
     python benchmarks/serve_load.py --workers 2 --rate 48000 --dtype float32 --ns 2,4,6
+    python benchmarks/serve_load.py --workers 2 --ns 1,4,8 --keep-going --trace
 """
 
 from __future__ import annotations
