@@ -94,9 +94,11 @@ async def session(url: str, audio: np.ndarray, rate: int, offset_s: float = 0.0)
     }
 
 
-async def load(url: str, n: int, audio: np.ndarray, rate: int, stagger_s: float = 0.0) -> list[dict]:
-    """``n`` sessions at once (the ``k``-th starting ``k * stagger_s / n`` s late); each result also has
-    this process's event-loop lag samples under ``"client_lag"`` (ns)."""
+async def load(
+    url: str, n: int, audio: np.ndarray, rate: int, stagger_s: float = 0.0, watch_lag: bool = False
+) -> list[dict]:
+    """``n`` sessions at once (the ``k``-th starting ``k * stagger_s / n`` s late); with ``watch_lag``,
+    each result also has this process's event-loop lag samples under ``"client_lag"`` (ns)."""
     lag: list[int] = []
 
     async def watch() -> None:
@@ -105,11 +107,12 @@ async def load(url: str, n: int, audio: np.ndarray, rate: int, stagger_s: float 
             await asyncio.sleep(0.002)
             lag.append(time.monotonic_ns() - t0 - 2_000_000)
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    watcher = asyncio.get_running_loop().create_task(watch()) if watch_lag else None
     try:
         results = await asyncio.gather(*(session(url, audio, rate, k * stagger_s / n) for k in range(n)))
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
     for r in results:
         r["client_lag"] = lag
     return list(results)
@@ -258,7 +261,7 @@ def main() -> None:
                 server = start_server(args.port, args.workers, trace)
             try:
                 cpu0, client0 = server_cpu_seconds(args.port), os.times()
-                results = asyncio.run(load(url, n, audio, rate, args.stagger_ms / 1000))
+                results = asyncio.run(load(url, n, audio, rate, args.stagger_ms / 1000, args.trace))
                 client1, cpu1 = os.times(), server_cpu_seconds(args.port)
             finally:
                 if trace is not None and server is not None:

@@ -376,7 +376,8 @@ class MultiprocessMetrics:
         self._last_refusals: Counter[tuple[str, str]] = Counter()
         self._last_duration = [0] * (len(DURATION_BUCKETS) + 1)
         self._last_duration_sum = 0.0
-        self._last_processors: dict[str, tuple[int, int]] = {}
+        #: per processor: its (summary, p50, p99) children, then count, sum, p50, p99 as last copied
+        self._last_processors: dict[str, list[Any]] = {}
         self._transports: set[str] = {"websocket", "grpc"}
 
     def sync(self, stats: ServerStats) -> None:
@@ -399,14 +400,23 @@ class MultiprocessMetrics:
         )
         self._last_duration, self._last_duration_sum = list(stats.duration_buckets), stats.duration_sum
         for name, p in stats.processors.items():
-            count, total = self._last_processors.get(name, (0, 0))
-            child = self.processors.labels(processor=name)
+            entry = self._last_processors.get(name)
+            if entry is None:
+                children = (
+                    self.processors.labels(processor=name),
+                    self.quantiles["p50"].labels(processor=name),
+                    self.quantiles["p99"].labels(processor=name),
+                )
+                entry = self._last_processors[name] = [children, 0, 0, -1, -1]
+            (summary, p50, p99), count, total, last_p50, last_p99 = entry
             if p.count > count:
-                child._count.inc(p.count - count)  # type: ignore[attr-defined]
-                child._sum.inc((p.sum_ns - total) / 1e9)  # type: ignore[attr-defined]
-            self._last_processors[name] = (p.count, p.sum_ns)
-            self.quantiles["p50"].labels(processor=name).set(p.p50_ns / 1e9)
-            self.quantiles["p99"].labels(processor=name).set(p.p99_ns / 1e9)
+                summary._count.inc(p.count - count)
+                summary._sum.inc((p.sum_ns - total) / 1e9)
+            if p.p50_ns != last_p50:
+                p50.set(p.p50_ns / 1e9)
+            if p.p99_ns != last_p99:
+                p99.set(p.p99_ns / 1e9)
+            entry[1:] = [p.count, p.sum_ns, p.p50_ns, p.p99_ns]
         active = stats.active_by_transport()
         self._transports |= set(active)
         for transport in self._transports:

@@ -208,3 +208,58 @@ async def test_metrics_sum_both_workers_and_a_killed_worker_leaves_the_gauges():
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+_PROCESS = """
+import os, sys
+from apipeline.transports.stats import MultiprocessMetrics, ServerStats
+stats = ServerStats()
+key, counters = stats.session_started("websocket")
+counters.frames_in, counters.audio_seconds_in = 10, 2.0
+counters.observe_latency(0.02)
+stats.observe_metrics(key, [{"processor": "vocoder#7", "processing": {"count": 4, "mean_ns": 250000,
+                                                                     "p50_ns": 200000, "p99_ns": 400000}}])
+stats.refused("websocket", "origin")
+metrics = MultiprocessMetrics(os.environ["PROMETHEUS_MULTIPROC_DIR"], "worker-" + sys.argv[1])
+metrics.sync(stats)
+metrics.sync(stats)  # nothing new: nothing added twice
+stats.session_ended(key, "ok")
+metrics.sync(stats)
+if sys.argv[1] == "1":
+    print(metrics.render())
+"""
+
+
+def test_multiprocess_metrics_add_each_process_once(tmp_path):
+    """Two processes copy the same numbers into one directory: every counter, histogram and summary is
+    the sum of both (each change copied once however often sync runs), the derived realtime factor is
+    the ratio of the sums, and the gauges of live processes add up."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for i in ("0", "1"):
+        done = subprocess.run([sys.executable, "-c", _PROCESS, i], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    body = done.stdout
+    assert metric(body, "apipeline_frames_received_total")[""] == 20
+    assert metric(body, "apipeline_latency_seconds_count")[""] == 2
+    assert metric(body, "apipeline_sessions_total")['{outcome="ok",transport="websocket"}'] == 2
+    assert metric(body, "apipeline_handshakes_refused_total")['{reason="origin",transport="websocket"}'] == 2
+    assert metric(body, "apipeline_session_duration_seconds_count")[""] == 2
+    assert metric(body, "apipeline_processor_latency_seconds_count")['{processor="vocoder"}'] == 8
+    assert metric(body, "apipeline_processor_latency_seconds_sum")['{processor="vocoder"}'] == 0.002
+    assert metric(body, "apipeline_processor_latency_p99_seconds")['{processor="vocoder"}'] == 0.0004
+    assert metric(body, "apipeline_realtime_factor")[""] == 0.002 / 4.0
+    assert metric(body, "apipeline_sessions_active")['{transport="websocket"}'] == 0
+
+
+def test_multiprocess_metrics_refuse_a_directory_prometheus_client_does_not_use(tmp_path, monkeypatch):
+    import pytest
+
+    from apipeline.errors import ConfigurationError
+    from apipeline.transports.stats import MultiprocessMetrics
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with pytest.raises(ConfigurationError, match="PROMETHEUS_MULTIPROC_DIR"):
+        MultiprocessMetrics(str(tmp_path), "worker-0")
