@@ -290,7 +290,7 @@ def main() -> None:
                     f"  client pacing: chunks left p50 {np.percentile(jitter, 50):.1f} "
                     f"p99 {np.percentile(jitter, 99):.1f} ms after their due time"
                 )
-                report(trace, [x for r in results for x in r["received"]], results[0]["client_lag"])
+                report(trace, [r["received"] for r in results], results[0]["client_lag"])
                 if not os.environ.get("SERVE_TRACE_KEEP"):
                     shutil.rmtree(trace)
                 else:

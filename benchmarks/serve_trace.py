@@ -128,8 +128,10 @@ def _first(pairs: np.ndarray, key_col: int, val_col: int) -> dict[int, int]:
     return d
 
 
-def report(trace_dir: Path, client: list[tuple[int, int]], client_lag: list[int]) -> None:
-    """Join the workers' records with the client's ``(client pts, receive ns)`` and print the stages."""
+def report(trace_dir: Path, sessions: list[list[tuple[int, int]]], client_lag: list[int]) -> None:
+    """Join the workers' records with each session's ``(client pts, receive ns)`` and print the stages."""
+    client = [(cp, recv) for outputs in sessions for cp, recv in outputs]
+    first = {cp: outputs[0][0] for outputs in sessions if outputs for cp, _ in outputs}
     workers = [pickle.loads(p.read_bytes()) for p in sorted(trace_dir.glob("worker-*.pickle"))]
     arrive: dict[int, int] = {}  # client pts -> server arrival
     enter: dict[int, int] = {}  # server pts -> enters the voice changer
@@ -163,6 +165,7 @@ def report(trace_dir: Path, client: list[tuple[int, int]], client_lag: list[int]
             continue
         rows.append(
             [
+                (cp - first[cp]) / 1e9,  # seconds into its session
                 (a - cp) / 1e6,
                 (e - a) / 1e6,
                 (l_ - e) / 1e6,
@@ -178,20 +181,29 @@ def report(trace_dir: Path, client: list[tuple[int, int]], client_lag: list[int]
     print(f"trace: {len(m)} of {len(client)} outputs joined; per stage, ms")
     print(f"  {'stage':<16}{'p50':>8}{'p99':>8}{'max':>8}   share of the slowest 1 % (mean ms)")
     slow = m[m[:, -1] >= np.percentile(m[:, -1], 99)]
-    for i, name in enumerate(stages):
+    for i, name in enumerate(stages, start=1):  # column 0: the output's time into its session
         col = m[:, i]
         print(
             f"  {name:<16}{np.percentile(col, 50):8.1f}{np.percentile(col, 99):8.1f}{col.max():8.1f}"
             f"   {slow[:, i].mean():8.1f}"
         )
+    early = m[:, 0] < 1.0  # the session's first second
+    later = np.percentile(m[~early, -1], 99) if (~early).any() else 0.0
+    print(
+        f"  the slowest 1 %: {np.mean(slow[:, 0] < 1.0):.0%} in their session's first second; "
+        f"p99 of the outputs after it {later:.1f} ms"
+    )
     for i, w in enumerate(workers):
         lag = w["lag"][:, 1] / 1e6 if len(w["lag"]) else np.zeros(1)
-        pauses = w["gc"][:, 1] / 1e6 if len(w["gc"]) else np.zeros(0)
-        full = w["gc"][w["gc"][:, 2] == 2][:, 1] / 1e6 if len(w["gc"]) else np.zeros(0)
+        g = w["gc"]
+        if len(g) and len(w["arrive"]):  # only the pauses while this worker had sessions
+            g = g[(g[:, 0] >= w["arrive"][:, 0].min()) & (g[:, 0] <= w["arrive"][:, 0].max())]
+        pauses = g[:, 1] / 1e6 if len(g) else np.zeros(0)
+        full = g[g[:, 2] == 2][:, 1] / 1e6 if len(g) else np.zeros(0)
         most = pauses.max() if len(pauses) else 0.0
         print(
             f"  worker {i}: loop lag p50 {np.percentile(lag, 50):.1f} p99 {np.percentile(lag, 99):.1f} "
-            f"max {lag.max():.1f} ms; gc: {len(pauses)} pauses, max {most:.1f} ms, "
+            f"max {lag.max():.1f} ms; gc while serving: {len(pauses)} pauses, max {most:.1f} ms, "
             f"{len(full)} full ({', '.join(f'{p:.0f}' for p in full)} ms)"
         )
     cl = np.array(client_lag) / 1e6 if client_lag else np.zeros(1)

@@ -298,6 +298,55 @@ async def test_abrupt_close_mid_message_frees_the_slot(make_server):
         await ws.recv()
 
 
+async def test_a_slow_session_build_runs_off_the_loop_while_other_sessions_flow(make_server):
+    """A factory that says ``build_in_thread`` (the voice changer: its VAD's onnxruntime session takes
+    ~0.1 s to create) builds in a thread: while one session's build is held, an open session's audio
+    still goes round. Built on the loop, the held build would freeze the loop and this would time out."""
+    import threading
+
+    from tests.transports._standin import gain_factory
+
+    inner = gain_factory()
+    release = threading.Event()
+    builders: list[int] = []
+    loop = asyncio.get_running_loop()
+    held = asyncio.Event()
+
+    class SlowToBuild:
+        needs_audio_format = True
+        build_in_thread = True
+        settings_schema = None
+
+        def check_settings(self, settings):
+            return inner.check_settings(settings)
+
+        def build(self, spec):
+            builders.append(threading.get_ident())
+            if len(builders) == 2:  # the second session's build is held until the first has flowed
+                loop.call_soon_threadsafe(held.set)
+                assert release.wait(30)
+            return inner.build(spec)
+
+        async def warm_up(self):
+            pass
+
+    server = await make_server(SlowToBuild())
+    url = server.url + "?sample_rate=16000"
+    async with asyncio.timeout(30):
+        async with connect(url, compression=None) as first:
+            await first.send(SER.serialize(audio(0.02)))
+            assert isinstance(SER.deserialize(await first.recv()), AudioRawFrame)
+            async with connect(url, compression=None) as second:
+                await second.send(SER.serialize(audio(0.02)))  # its build starts, and blocks its thread
+                await held.wait()
+                for _ in range(3):  # the first session keeps flowing meanwhile
+                    await first.send(SER.serialize(audio(0.02)))
+                    assert isinstance(SER.deserialize(await first.recv()), AudioRawFrame)
+                release.set()
+                assert isinstance(SER.deserialize(await second.recv()), AudioRawFrame)
+    assert threading.get_ident() not in builders
+
+
 # -- timestamps ----------------------------------------------------------------------------------------
 
 
