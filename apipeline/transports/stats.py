@@ -17,6 +17,9 @@ per-processor latency, and renders everything as Prometheus text at scrape time:
   ``..._p50_seconds``/``..._p99_seconds`` gauges. Processor labels drop the ``#id`` suffix of instance
   names, so label cardinality stays bounded however many sessions come and go.
 * ``apipeline_process_resident_memory_bytes{process}``, ``apipeline_process_cpu_seconds_total{process}``
+* ``apipeline_event_loop_lag_seconds`` (histogram): how late a sleep of ``LOOP_LAG_PERIOD_S`` wakes up
+  (:meth:`ServerStats.watch_loop`): the time the loop was held by something that did not yield (a
+  session's block compute, a collection, a build), which every session of the process waited out
 
 Several worker processes (``apipeline serve --workers N``): :class:`MultiprocessMetrics` copies each
 worker's numbers into prometheus_client's multiprocess mode (one file per metric and process in a
@@ -26,6 +29,7 @@ same names (see :mod:`apipeline.transports.workers`).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -39,6 +43,9 @@ _INSTANCE_SUFFIX = re.compile(r"#\d+")
 #: histogram bucket upper bounds, seconds
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+#: how often the event-loop lag is sampled (a sleep of this length, and how late it wakes)
+LOOP_LAG_PERIOD_S = 0.1
 
 
 @dataclass(slots=True)
@@ -87,9 +94,22 @@ class ServerStats:
         self.processors: dict[str, _ProcessorStats] = {}
         self.duration_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.duration_sum = 0.0
+        self.loop_lag_buckets = [0] * (len(LOOP_LAG_BUCKETS) + 1)
+        self.loop_lag_sum = 0.0
         self._started: dict[int, float] = {}
         # (session key, processor instance) -> (count, total ns) already folded in
         self._seen: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self.loop_lag_buckets[bisect_left(LOOP_LAG_BUCKETS, seconds)] += 1
+        self.loop_lag_sum += seconds
+
+    async def watch_loop(self, period: float = LOOP_LAG_PERIOD_S) -> None:
+        """Sample the event loop's lag for ever (run it as a task; cancel it to stop)."""
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(period)
+            self.observe_loop_lag(max(0.0, time.monotonic() - start - period))
 
     def refused(self, transport: str, reason: str) -> None:
         """Count a refused handshake (``reason``: a short fixed label such as ``invalid_token``)."""
@@ -165,6 +185,14 @@ class ServerStats:
             DURATION_BUCKETS,
             self.duration_buckets,
             self.duration_sum,
+        )
+        _histogram(
+            out,
+            "apipeline_event_loop_lag_seconds",
+            "How late the event loop woke from a short sleep (time held by work that did not yield).",
+            LOOP_LAG_BUCKETS,
+            self.loop_lag_buckets,
+            self.loop_lag_sum,
         )
         t = self.totals()
         _histogram(
@@ -324,6 +352,12 @@ class MultiprocessMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "apipeline_event_loop_lag_seconds",
+            "How late the event loop woke from a short sleep (time held by work that did not yield).",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
         self.totals = {
             name: PCounter(metric, doc, registry=r)
             for name, metric, doc in (
@@ -376,6 +410,8 @@ class MultiprocessMetrics:
         self._last_refusals: Counter[tuple[str, str]] = Counter()
         self._last_duration = [0] * (len(DURATION_BUCKETS) + 1)
         self._last_duration_sum = 0.0
+        self._last_loop_lag = [0] * (len(LOOP_LAG_BUCKETS) + 1)
+        self._last_loop_lag_sum = 0.0
         #: per processor: its (summary, p50, p99) children, then count, sum, p50, p99 as last copied
         self._last_processors: dict[str, list[Any]] = {}
         self._transports: set[str] = {"websocket", "grpc"}
@@ -399,6 +435,13 @@ class MultiprocessMetrics:
             stats.duration_sum - self._last_duration_sum,
         )
         self._last_duration, self._last_duration_sum = list(stats.duration_buckets), stats.duration_sum
+        _add_buckets(
+            self.loop_lag,
+            stats.loop_lag_buckets,
+            self._last_loop_lag,
+            stats.loop_lag_sum - self._last_loop_lag_sum,
+        )
+        self._last_loop_lag, self._last_loop_lag_sum = list(stats.loop_lag_buckets), stats.loop_lag_sum
         for name, p in stats.processors.items():
             entry = self._last_processors.get(name)
             if entry is None:

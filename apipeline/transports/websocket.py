@@ -19,6 +19,7 @@ session with an ``ErrorFrame`` and close 1001, and returns only when every sessi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mimetypes
 from dataclasses import dataclass, field
@@ -138,6 +139,7 @@ class WebsocketServer:
         self.warm_up_error: str | None = None
         self._server: Any = None
         self._warm_up: asyncio.Task[None] | None = None
+        self._loop_lag: asyncio.Task[None] | None = None
         self._closing = False
         self._static = _static_files(self.config.web_root)
         self._idle = asyncio.Event()
@@ -214,6 +216,9 @@ class WebsocketServer:
             logger=logging.getLogger("apipeline.transports.websockets"),
         )
         self._warm_up = asyncio.get_running_loop().create_task(self._do_warm_up(), name="server.warm_up")
+        self._loop_lag = asyncio.get_running_loop().create_task(
+            self.stats.watch_loop(), name="server.loop_lag"
+        )
 
     async def wait_ready(self) -> None:
         """Wait for the warm-up; raises its error if it failed."""
@@ -255,6 +260,11 @@ class WebsocketServer:
             )
             self._server.close(close_connections=True)
             await self._server.wait_closed()
+        watch, self._loop_lag = self._loop_lag, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         warm, self._warm_up = self._warm_up, None
         if warm is not None and not warm.done():
             warm.cancel()

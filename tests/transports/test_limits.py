@@ -347,6 +347,27 @@ async def test_a_slow_session_build_runs_off_the_loop_while_other_sessions_flow(
     assert threading.get_ident() not in builders
 
 
+async def test_metrics_show_how_long_the_event_loop_was_held(make_server):
+    """``apipeline_event_loop_lag_seconds``: work that does not yield (here a deliberate 0.3 s block of
+    the loop) shows up as a late wake-up of the server's lag watcher."""
+    server = await make_server()
+    time.sleep(0.3)  # noqa: ASYNC251 - holding the loop on purpose: what the metric exists to reveal
+    _, _, body = await http_get(server.port, "/metrics")
+    count = float(
+        next(
+            line for line in body.splitlines() if line.startswith("apipeline_event_loop_lag_seconds_count")
+        ).split()[-1]
+    )
+    under = float(
+        next(
+            line
+            for line in body.splitlines()
+            if line.startswith('apipeline_event_loop_lag_seconds_bucket{le="0.1"}')
+        ).split()[-1]
+    )
+    assert count >= 1 and under < count  # at least one wake-up more than 0.1 s late
+
+
 # -- timestamps ----------------------------------------------------------------------------------------
 
 

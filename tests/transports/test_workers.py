@@ -220,6 +220,7 @@ counters.observe_latency(0.02)
 stats.observe_metrics(key, [{"processor": "vocoder#7", "processing": {"count": 4, "mean_ns": 250000,
                                                                      "p50_ns": 200000, "p99_ns": 400000}}])
 stats.refused("websocket", "origin")
+stats.observe_loop_lag(0.2)
 metrics = MultiprocessMetrics(os.environ["PROMETHEUS_MULTIPROC_DIR"], "worker-" + sys.argv[1])
 metrics.sync(stats)
 metrics.sync(stats)  # nothing new: nothing added twice
@@ -247,6 +248,8 @@ def test_multiprocess_metrics_add_each_process_once(tmp_path):
     assert metric(body, "apipeline_sessions_total")['{outcome="ok",transport="websocket"}'] == 2
     assert metric(body, "apipeline_handshakes_refused_total")['{reason="origin",transport="websocket"}'] == 2
     assert metric(body, "apipeline_session_duration_seconds_count")[""] == 2
+    assert metric(body, "apipeline_event_loop_lag_seconds_bucket")['{le="0.25"}'] == 2
+    assert metric(body, "apipeline_event_loop_lag_seconds_bucket")['{le="0.1"}'] == 0
     assert metric(body, "apipeline_processor_latency_seconds_count")['{processor="vocoder"}'] == 8
     assert metric(body, "apipeline_processor_latency_seconds_sum")['{processor="vocoder"}'] == 0.002
     assert metric(body, "apipeline_processor_latency_p99_seconds")['{processor="vocoder"}'] == 0.0004
