@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import mimetypes
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -158,6 +159,10 @@ class WebsocketServer:
         extra: dict[str, Any] = {}
         if cfg.ssl is not None:
             extra = {"ssl": cfg.ssl, "ssl_handshake_timeout": cfg.handshake_timeout}
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio disables Nagle only on sockets whose ``proto`` says TCP, which a socket object
+            # made by ``accept()`` on a ``create_server`` listener does not: 20 ms audio must not wait
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _, connection = await loop.connect_accepted_socket(factory, sock, **extra)
         self._adopted += 1
         return connection
@@ -195,7 +200,6 @@ class WebsocketServer:
             # server is not serving): an abstract Unix address private to this process.
             import os
             import secrets
-            import socket
 
             dummy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             dummy.bind(f"\0apipeline-{os.getpid()}-{secrets.token_hex(4)}")

@@ -266,3 +266,35 @@ def test_multiprocess_metrics_refuse_a_directory_prometheus_client_does_not_use(
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     with pytest.raises(ConfigurationError, match="PROMETHEUS_MULTIPROC_DIR"):
         MultiprocessMetrics(str(tmp_path), "worker-0")
+
+
+async def test_a_handed_over_connection_sends_without_nagle_delay():
+    """asyncio disables Nagle's algorithm only on sockets whose ``proto`` says TCP; a socket accepted on a
+    ``socket.create_server`` listener has proto 0, so ``adopt`` must set ``TCP_NODELAY`` itself (else small
+    audio messages may wait for the peer's delayed ACK, up to 40 ms on Linux)."""
+    import socket
+
+    from apipeline.transports import ServerConfig, WebsocketServer
+    from tests.transports._standin import gain_factory
+
+    server = WebsocketServer(gain_factory(), ServerConfig(port=0, ping_interval=None))
+    await server.start(handover=True)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(30):
+            await server.wait_ready()
+            client = asyncio.ensure_future(
+                connect(f"ws://127.0.0.1:{listener.getsockname()[1]}/ws?sample_rate=16000")
+            )
+            accepted, _ = await loop.sock_accept(listener)
+            assert accepted.proto == 0  # what asyncio's own check would skip
+            accepted.setblocking(False)
+            connection = await server.adopt(accepted)
+            sock = connection.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            await (await client).close()
+    finally:
+        listener.close()
+        await server.aclose()
