@@ -13,6 +13,7 @@ Pure and synchronous (no I/O, no event loop), so the rules of the wire contract 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import enum
 import hmac
 import math
@@ -93,8 +94,21 @@ async def build_pipeline(factory: PipelineFactory, spec: SessionSpec) -> FramePr
     a thread, the loop's lag during a build stays ~12 ms.
     """
     if getattr(factory, "build_in_thread", False):
-        return await asyncio.to_thread(factory.build, spec)
+        return await asyncio.get_running_loop().run_in_executor(_builder(), factory.build, spec)
     return factory.build(spec)
+
+
+_BUILDER: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _builder() -> concurrent.futures.ThreadPoolExecutor:
+    """One build thread per process: builds queue behind each other off the loop. (The loop's default
+    executor runs up to cores + 4 threads, each allocating in its own malloc arena: a 1.5-minute soak
+    ended at 347 MB resident over the processes with it, 318 MB with this one thread.)"""
+    global _BUILDER
+    if _BUILDER is None:
+        _BUILDER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="apipeline-build")
+    return _BUILDER
 
 
 @dataclass(frozen=True, slots=True)
