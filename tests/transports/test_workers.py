@@ -71,9 +71,7 @@ async def test_workers_share_one_port_one_limit_and_stop_together():
         assert proc.returncode == 0, err.decode()
         assert "shutting down" in rest.decode()
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _stop(proc)
 
 
 def test_worker_thread_pools_split_the_cores_unless_the_operator_sized_them(monkeypatch):
@@ -119,6 +117,18 @@ async def _serve_two_workers(*options: str):
     port = int(re.search(r"http://127\.0\.0\.1:(\d+)/ .*2 workers", first).group(1))
     assert (await proc.stdout.readline()).decode().strip() == "apipeline serve: ready"
     return proc, port
+
+
+async def _stop(proc) -> None:
+    """SIGTERM (the supervisor then stops its workers and removes its run directory), SIGKILL if stuck."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.communicate(), 20)
+    except (TimeoutError, asyncio.TimeoutError):
+        proc.kill()
+        await proc.wait()
 
 
 def _environment(pid: int) -> dict[str, str]:
@@ -205,9 +215,7 @@ async def test_metrics_sum_both_workers_and_a_killed_worker_leaves_the_gauges():
     finally:
         for ws in held:
             await ws.close()
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await _stop(proc)
 
 
 _PROCESS = """
