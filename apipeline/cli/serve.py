@@ -386,6 +386,9 @@ async def _serve(args: argparse.Namespace, registry: Any) -> int:
                 return 1
             if grpc_server is not None:
                 grpc_server.ready = True
+            from apipeline.transports.workers import freeze_heap
+
+            freeze_heap()  # full collections during sessions scan only what sessions allocate
             print("apipeline serve: ready", flush=True)
             await stopped
         else:

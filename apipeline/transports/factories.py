@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,93 @@ class GraphFactory:
         self.build(SessionSpec("warm-up"))
 
 
+class MadeFrom:
+    """The pts rule for a served voice changer: each output carries the ``pts`` (server arrival) of the
+    input chunk that completed its block, the input it was made from.
+
+    The voice changer's block framer stamps each block with the media time of its *first* sample on the
+    first chunk's clock (``pts0 + index * block``), not with the arrival of the chunk that completed it.
+    Mapped back to a client timestamp by arrival time, that picked the chunk holding the block's first
+    sample, so a served session's latency read-out (the server's ``apipeline_latency_seconds``, the
+    client's ``now - pts``) also counted the wait for the rest of the block to arrive (up to one block,
+    35 ms by default) on top of the queueing and compute it is meant to show.
+
+    ``entry`` (before the voice changer) records, per input chunk, the media time at which its last sample
+    ends (``pts0`` plus the samples so far) and its arrival; ``exit`` (after it) restamps each output block
+    with the arrival of the first chunk whose samples reach the block's end (``pts + block``): exact
+    whatever runs asynchronously inside (the analysis and the vocoder have their own queues). Outputs past
+    the last chunk (the flush at ``EndFrame``) take the last chunk's arrival. Bounded: only the newest
+    ``capacity`` chunks are kept.
+    """
+
+    def __init__(self, name: str, block_s: float, *, capacity: int = 4096) -> None:
+        self.block_ns = round(block_s * 1e9)
+        self.capacity = capacity
+        self.pts0: int | None = None
+        self.samples = 0
+        self.ends: list[float] = []  # media end of each chunk, ns on the pts0 clock
+        self.arrivals: list[int] = []
+        self.entry = _MadeFromEntry(self, name=f"{name}.made_from_in")
+        self.exit = _MadeFromExit(self, name=f"{name}.made_from_out")
+
+    def around(self, inner: FrameProcessor) -> Pipeline:
+        return Pipeline([self.entry, inner, self.exit])
+
+    def record(self, frame: AudioRawFrame) -> None:
+        if frame.pts is None:
+            return
+        if self.pts0 is None:
+            self.pts0 = frame.pts
+        self.samples += frame.num_frames
+        self.ends.append(self.pts0 + self.samples * 1e9 / frame.sample_rate)
+        self.arrivals.append(frame.pts)
+        if len(self.ends) > 2 * self.capacity:
+            del self.ends[: self.capacity], self.arrivals[: self.capacity]
+
+    def made_from(self, block_pts: int) -> int | None:
+        """The arrival of the chunk that completed the block starting at media time ``block_pts``."""
+        if not self.arrivals:
+            return None
+        i = bisect_left(self.ends, block_pts + self.block_ns - 5e5)  # rounding of the block: 0.5 ms
+        return self.arrivals[min(i, len(self.arrivals) - 1)]
+
+
+class _MadeFromEntry(FrameProcessor):
+    def __init__(self, rule: MadeFrom, *, name: str) -> None:
+        super().__init__(name=name)
+        self.rule = rule
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, AudioRawFrame) and direction is FrameDirection.DOWNSTREAM:
+            self.rule.record(frame)
+        await self.push_frame(frame, direction)
+
+
+class _MadeFromExit(FrameProcessor):
+    def __init__(self, rule: MadeFrom, *, name: str) -> None:
+        super().__init__(name=name)
+        self.rule = rule
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if (
+            isinstance(frame, AudioRawFrame)
+            and direction is FrameDirection.DOWNSTREAM
+            and frame.pts is not None
+        ):
+            arrival = self.rule.made_from(frame.pts)
+            if arrival is not None:
+                frame.pts = arrival
+        await self.push_frame(frame, direction)
+
+
 class VoiceChangerFactory:
     """Serves the streaming voice changer (``apipeline.voice_changer``), one per session."""
 
     needs_audio_format = True
+    #: building one creates the VAD's onnxruntime session (~0.1 s, GIL released): off the event loop
+    build_in_thread = True
 
     def __init__(self, placement: Any = None, **defaults: Any) -> None:
         """``placement``: an ``apipeline.voice_changer.RemotePlacement`` to run the per-block
@@ -160,9 +244,11 @@ class VoiceChangerFactory:
         if spec.sample_rate is None:
             raise ValueError("the voice changer needs the session's sample rate")
         settings = VoiceChangerSettings(**{**self.defaults, **spec.settings})
-        return build_voice_changer(
+        vc = build_voice_changer(
             settings, sample_rate=spec.sample_rate, channels=spec.num_channels or 1, backend=self.placement
         )
+        g = vc.geometry
+        return MadeFrom(spec.session_id, g.block / g.sample_rate).around(vc)
 
     async def warm_up(self) -> None:
         """Build one pipeline and push 0.3 s of a tone through it (imports and first calls are slow)."""

@@ -41,6 +41,7 @@ from apipeline.transports.session import (
     PipelineFactory,
     SessionQuery,
     SessionSpec,
+    build_pipeline,
     live_settings_check,
 )
 from apipeline.transports.stats import ServerStats
@@ -213,7 +214,7 @@ class ServerSession:
             inp._initial = pending
         try:
             spec = SessionSpec(self.session_id, inp.sample_rate, inp.num_channels, dict(self.query.settings))
-            user = self.factory.build(spec)
+            user = await build_pipeline(self.factory, spec)
         except (ApipelineError, ValueError, TypeError) as exc:
             self.failure = SessionRefused(CloseCode.POLICY_VIOLATION, f"cannot serve this session: {exc}")
             return await self._finish()

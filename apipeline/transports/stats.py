@@ -17,13 +17,19 @@ per-processor latency, and renders everything as Prometheus text at scrape time:
   ``..._p50_seconds``/``..._p99_seconds`` gauges. Processor labels drop the ``#id`` suffix of instance
   names, so label cardinality stays bounded however many sessions come and go.
 * ``apipeline_process_resident_memory_bytes{process}``, ``apipeline_process_cpu_seconds_total{process}``
+* ``apipeline_event_loop_lag_seconds`` (histogram): how late a sleep of ``LOOP_LAG_PERIOD_S`` wakes up
+  (:meth:`ServerStats.watch_loop`): the time the loop was held by something that did not yield (a
+  session's block compute, a collection, a build), which every session of the process waited out
 
-Several worker processes (``apipeline serve --workers N``) each write :meth:`ServerStats.snapshot`; any
-of them renders the sum with :meth:`ServerStats.merged` (see :mod:`apipeline.transports.workers`).
+Several worker processes (``apipeline serve --workers N``): :class:`MultiprocessMetrics` copies each
+worker's numbers into prometheus_client's multiprocess mode (one file per metric and process in a
+directory private to the run), and any worker renders the sum over every process from there, with the
+same names (see :mod:`apipeline.transports.workers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -37,6 +43,9 @@ _INSTANCE_SUFFIX = re.compile(r"#\d+")
 #: histogram bucket upper bounds, seconds
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+LOOP_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+#: how often the event-loop lag is sampled (a sleep of this length, and how late it wakes)
+LOOP_LAG_PERIOD_S = 0.1
 
 
 @dataclass(slots=True)
@@ -85,15 +94,22 @@ class ServerStats:
         self.processors: dict[str, _ProcessorStats] = {}
         self.duration_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.duration_sum = 0.0
-        #: open sessions of other processes (merged stats), by transport
-        self.other_active: Counter[str] = Counter()
-        #: per process: (RSS bytes, CPU seconds); this process's is read at render time
-        self.processes: dict[str, tuple[float, float]] = {}
-        #: open sessions per process (merged stats of several workers)
-        self.process_sessions: dict[str, int] = {}
+        self.loop_lag_buckets = [0] * (len(LOOP_LAG_BUCKETS) + 1)
+        self.loop_lag_sum = 0.0
         self._started: dict[int, float] = {}
         # (session key, processor instance) -> (count, total ns) already folded in
         self._seen: dict[tuple[int, str], tuple[int, int]] = {}
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self.loop_lag_buckets[bisect_left(LOOP_LAG_BUCKETS, seconds)] += 1
+        self.loop_lag_sum += seconds
+
+    async def watch_loop(self, period: float = LOOP_LAG_PERIOD_S) -> None:
+        """Sample the event loop's lag for ever (run it as a task; cancel it to stop)."""
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(period)
+            self.observe_loop_lag(max(0.0, time.monotonic() - start - period))
 
     def refused(self, transport: str, reason: str) -> None:
         """Count a refused handshake (``reason``: a short fixed label such as ``invalid_token``)."""
@@ -136,6 +152,9 @@ class ServerStats:
             if entry is not None:
                 entry[1].compute_ns += max(0, total - last_total)
 
+    def active_by_transport(self) -> Counter[str]:
+        return Counter(transport for transport, _ in self.active.values())
+
     def totals(self) -> SessionCounters:
         """Finished plus live sessions."""
         t = SessionCounters()
@@ -144,54 +163,12 @@ class ServerStats:
             t.add(c)
         return t
 
-    # -- several processes -----------------------------------------------------------------------------
-
-    def snapshot(self, process: str = "") -> dict[str, Any]:
-        """Everything :meth:`render` shows, as plain data (JSON-able), with this process's RSS and CPU."""
-        t = self.totals()
-        active = Counter(transport for transport, _ in self.active.values())
-        return {
-            "totals": {f.name: getattr(t, f.name) for f in fields(t)},
-            "active": dict(active),
-            "outcomes": [[k[0], k[1], n] for k, n in self.outcomes.items()],
-            "refusals": [[k[0], k[1], n] for k, n in self.refusals.items()],
-            "processors": {k: [v.count, v.sum_ns, v.p50_ns, v.p99_ns] for k, v in self.processors.items()},
-            "duration_buckets": list(self.duration_buckets),
-            "duration_sum": self.duration_sum,
-            "process": [process or str(os.getpid()), *process_usage()],
-        }
-
-    @classmethod
-    def merged(cls, snapshots: list[dict[str, Any]]) -> ServerStats:
-        """One :class:`ServerStats` that renders the sum of several processes' snapshots."""
-        out = cls()
-        for snap in snapshots:
-            totals = SessionCounters(**snap["totals"])
-            out.finished.add(totals)
-            out.other_active.update(snap["active"])
-            for transport, outcome, n in snap["outcomes"]:
-                out.outcomes[(transport, outcome)] += n
-            for transport, reason, n in snap["refusals"]:
-                out.refusals[(transport, reason)] += n
-            for name, (count, sum_ns, p50, p99) in snap["processors"].items():
-                s = out.processors.setdefault(name, _ProcessorStats())
-                s.count += count
-                s.sum_ns += sum_ns
-                s.p50_ns, s.p99_ns = max(s.p50_ns, p50), max(s.p99_ns, p99)
-            for i, n in enumerate(snap["duration_buckets"]):
-                out.duration_buckets[i] += n
-            out.duration_sum += snap["duration_sum"]
-            name, rss, cpu = snap["process"]
-            out.processes[name] = (rss, cpu)
-            out.process_sessions[name] = sum(snap["active"].values())
-        return out
-
     # -- exposition ------------------------------------------------------------------------------------
 
     def render(self) -> str:
         """Prometheus text exposition of everything above."""
         out: list[str] = []
-        active = Counter(transport for transport, _ in self.active.values()) + self.other_active
+        active = self.active_by_transport()
         _family(out, "apipeline_sessions_active", "gauge", "Sessions open now.")
         for transport in sorted(set(active) | {"websocket", "grpc"}):
             _sample(out, "apipeline_sessions_active", active.get(transport, 0), transport=transport)
@@ -208,6 +185,14 @@ class ServerStats:
             DURATION_BUCKETS,
             self.duration_buckets,
             self.duration_sum,
+        )
+        _histogram(
+            out,
+            "apipeline_event_loop_lag_seconds",
+            "How late the event loop woke from a short sleep (time held by work that did not yield).",
+            LOOP_LAG_BUCKETS,
+            self.loop_lag_buckets,
+            self.loop_lag_sum,
         )
         t = self.totals()
         _histogram(
@@ -253,7 +238,7 @@ class ServerStats:
             _family(out, name, "gauge", f"Recent {q} per-frame time of each processor.")
             for proc, s in sorted(self.processors.items()):
                 _sample(out, name, getattr(s, f"{q}_ns") / 1e9, processor=proc)
-        processes = self.processes or {str(os.getpid()): process_usage()}
+        processes = {str(os.getpid()): process_usage()}
         _family(out, "apipeline_process_resident_memory_bytes", "gauge", "Resident memory of each process.")
         for proc, (rss, _) in sorted(processes.items()):
             _sample(out, "apipeline_process_resident_memory_bytes", rss, process=proc)
@@ -262,10 +247,6 @@ class ServerStats:
         )
         for proc, (_, cpu) in sorted(processes.items()):
             _sample(out, "apipeline_process_cpu_seconds_total", cpu, process=proc)
-        if self.process_sessions:
-            _family(out, "apipeline_process_sessions", "gauge", "Open sessions of each worker process.")
-            for proc, n in sorted(self.process_sessions.items()):
-                _sample(out, "apipeline_process_sessions", n, process=proc)
         return "\n".join(out) + "\n"
 
 
@@ -307,3 +288,228 @@ def _escape(value: str) -> str:
 def _sample(out: list[str], name: str, value: float, **labels: str) -> None:
     text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
     out.append(f"{name}{{{text}}} {float(value)!r}" if text else f"{name} {float(value)!r}")
+
+
+class MultiprocessMetrics:
+    """One worker's :class:`ServerStats` in prometheus_client's multiprocess mode, and the sum over every
+    process of the run.
+
+    prometheus_client keeps each process's values in memory-mapped files under
+    ``PROMETHEUS_MULTIPROC_DIR``, which must be set before the package is first imported (the supervisor
+    sets it in each worker's environment; a missing or different one is a ConfigurationError here).
+    :meth:`sync` (every half second, and before each scrape) adds what changed since the last sync, so
+    the per-frame path keeps its plain counters. Counters and histograms of a worker that exited keep
+    counting in the sums (they happened); its gauges (open sessions, RSS, CPU) go with it, once the
+    supervisor calls ``mark_process_dead``: they use the ``live*`` modes.
+
+    Histograms and summaries are fed bucket counts, not single observations: their per-process values
+    are incremented directly (prometheus_client's ``_buckets``/``_sum``/``_count`` values; the tests of
+    ``--workers`` read the sums back, so a change there fails them).
+    """
+
+    def __init__(self, path: str, process: str) -> None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR") != path:
+            from apipeline.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"PROMETHEUS_MULTIPROC_DIR must be {path!r} before prometheus_client is imported "
+                f"(it is {os.environ.get('PROMETHEUS_MULTIPROC_DIR')!r})"
+            )
+        from prometheus_client import Counter as PCounter
+        from prometheus_client import Gauge, Histogram, Summary
+
+        self.path = path
+        self.process = process
+        r = None  # not registered: the scrape reads every process's files (MultiProcessCollector)
+        self.active = Gauge(
+            "apipeline_sessions_active",
+            "Sessions open now.",
+            ["transport"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.outcomes = PCounter(
+            "apipeline_sessions_total",
+            "Finished sessions by transport and outcome.",
+            ["transport", "outcome"],
+            registry=r,
+        )
+        self.refusals = PCounter(
+            "apipeline_handshakes_refused_total",
+            "Refused handshakes by reason.",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "apipeline_session_duration_seconds",
+            "Durations of finished sessions.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "apipeline_latency_seconds",
+            "Per output frame: server arrival of its input (pts) to its hand-over to the connection.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "apipeline_event_loop_lag_seconds",
+            "How late the event loop woke from a short sleep (time held by work that did not yield).",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
+        self.totals = {
+            name: PCounter(metric, doc, registry=r)
+            for name, metric, doc in (
+                ("frames_in", "apipeline_frames_received_total", "Messages received from clients."),
+                ("frames_out", "apipeline_frames_sent_total", "Messages sent to clients."),
+                ("drops", "apipeline_send_drops_total", "Data frames dropped by full send queues."),
+                ("audio_seconds_in", "apipeline_audio_seconds_received_total", "Seconds of audio received."),
+                ("compute_ns", "apipeline_compute_seconds_total", "Processor time spent on data frames."),
+            )
+        }
+        self.processors = Summary(
+            "apipeline_processor_latency_seconds",
+            "Per-processor time per data frame (own time, downstream excluded).",
+            ["processor"],
+            registry=r,
+        )
+        self.quantiles = {
+            q: Gauge(
+                f"apipeline_processor_latency_{q}_seconds",
+                f"Recent {q} per-frame time of each processor.",
+                ["processor"],
+                registry=r,
+                multiprocess_mode="livemax",
+            )
+            for q in ("p50", "p99")
+        }
+        self.rss = Gauge(
+            "apipeline_process_resident_memory_bytes",
+            "Resident memory of each process.",
+            ["process"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.cpu = Gauge(
+            "apipeline_process_cpu_seconds_total",
+            "CPU time (user + system) of each process.",
+            ["process"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.sessions = Gauge(
+            "apipeline_process_sessions",
+            "Open sessions of each worker process.",
+            ["process"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self._last_totals = SessionCounters()
+        self._last_outcomes: Counter[tuple[str, str]] = Counter()
+        self._last_refusals: Counter[tuple[str, str]] = Counter()
+        self._last_duration = [0] * (len(DURATION_BUCKETS) + 1)
+        self._last_duration_sum = 0.0
+        self._last_loop_lag = [0] * (len(LOOP_LAG_BUCKETS) + 1)
+        self._last_loop_lag_sum = 0.0
+        #: per processor: its (summary, p50, p99) children, then count, sum, p50, p99 as last copied
+        self._last_processors: dict[str, list[Any]] = {}
+        self._transports: set[str] = {"websocket", "grpc"}
+
+    def sync(self, stats: ServerStats) -> None:
+        """Add what ``stats`` counted since the last call; set the gauges to their values now."""
+        t, last = stats.totals(), self._last_totals
+        for name, counter in self.totals.items():
+            delta = getattr(t, name) - getattr(last, name)
+            if delta > 0:
+                counter.inc(delta / 1e9 if name == "compute_ns" else delta)
+        _add_buckets(self.latency, t.latency_buckets, last.latency_buckets, t.latency_sum - last.latency_sum)
+        self._last_totals = t
+        _add_counts(self.outcomes, stats.outcomes, self._last_outcomes)
+        _add_counts(self.refusals, stats.refusals, self._last_refusals)
+        self._last_outcomes, self._last_refusals = Counter(stats.outcomes), Counter(stats.refusals)
+        _add_buckets(
+            self.duration,
+            stats.duration_buckets,
+            self._last_duration,
+            stats.duration_sum - self._last_duration_sum,
+        )
+        self._last_duration, self._last_duration_sum = list(stats.duration_buckets), stats.duration_sum
+        _add_buckets(
+            self.loop_lag,
+            stats.loop_lag_buckets,
+            self._last_loop_lag,
+            stats.loop_lag_sum - self._last_loop_lag_sum,
+        )
+        self._last_loop_lag, self._last_loop_lag_sum = list(stats.loop_lag_buckets), stats.loop_lag_sum
+        for name, p in stats.processors.items():
+            entry = self._last_processors.get(name)
+            if entry is None:
+                children = (
+                    self.processors.labels(processor=name),
+                    self.quantiles["p50"].labels(processor=name),
+                    self.quantiles["p99"].labels(processor=name),
+                )
+                entry = self._last_processors[name] = [children, 0, 0, -1, -1]
+            (summary, p50, p99), count, total, last_p50, last_p99 = entry
+            if p.count > count:
+                summary._count.inc(p.count - count)
+                summary._sum.inc((p.sum_ns - total) / 1e9)
+            if p.p50_ns != last_p50:
+                p50.set(p.p50_ns / 1e9)
+            if p.p99_ns != last_p99:
+                p99.set(p.p99_ns / 1e9)
+            entry[1:] = [p.count, p.sum_ns, p.p50_ns, p.p99_ns]
+        active = stats.active_by_transport()
+        self._transports |= set(active)
+        for transport in self._transports:
+            self.active.labels(transport=transport).set(active.get(transport, 0))
+        rss, cpu = process_usage()
+        self.rss.labels(process=self.process).set(rss)
+        self.cpu.labels(process=self.process).set(cpu)
+        self.sessions.labels(process=self.process).set(sum(active.values()))
+
+    def render(self) -> str:
+        """Prometheus text of every process's values (this one's as of the last :meth:`sync`)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        registry.register(_WithRealtimeFactor(MultiProcessCollector(None, path=self.path)))
+        return generate_latest(registry).decode()
+
+
+class _WithRealtimeFactor:
+    """The collected families plus ``apipeline_realtime_factor`` computed from the summed totals."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        families = list(self.inner.collect())
+        sums = {s.name: s.value for f in families for s in f.samples}
+        audio = sums.get("apipeline_audio_seconds_received_total", 0.0)
+        compute = sums.get("apipeline_compute_seconds_total", 0.0)
+        yield from families
+        yield GaugeMetricFamily(
+            "apipeline_realtime_factor",
+            "Compute seconds per second of audio received.",
+            value=compute / audio if audio else 0.0,
+        )
+
+
+def _add_buckets(histogram: Any, now: list[int], before: list[int], sum_delta: float) -> None:
+    if now == before:
+        return
+    for value, n, m in zip(histogram._buckets, now, before):
+        if n > m:
+            value.inc(n - m)
+    histogram._sum.inc(sum_delta)
+
+
+def _add_counts(counter: Any, now: Counter[tuple[str, str]], before: Counter[tuple[str, str]]) -> None:
+    for labels, n in now.items():
+        if n > before.get(labels, 0):
+            counter.labels(*labels).inc(n - before.get(labels, 0))

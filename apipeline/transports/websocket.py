@@ -19,8 +19,10 @@ session with an ``ErrorFrame`` and close 1001, and returns only when every sessi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mimetypes
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -143,6 +145,7 @@ class WebsocketServer:
         self.warm_up_error: str | None = None
         self._server: Any = None
         self._warm_up: asyncio.Task[None] | None = None
+        self._loop_lag: asyncio.Task[None] | None = None
         self._closing = False
         self._static = _static_files(self.config.web_root)
         self._idle = asyncio.Event()
@@ -163,6 +166,10 @@ class WebsocketServer:
         extra: dict[str, Any] = {}
         if cfg.ssl is not None:
             extra = {"ssl": cfg.ssl, "ssl_handshake_timeout": cfg.handshake_timeout}
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio disables Nagle only on sockets whose ``proto`` says TCP, which a socket object
+            # made by ``accept()`` on a ``create_server`` listener does not: 20 ms audio must not wait
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _, connection = await loop.connect_accepted_socket(factory, sock, **extra)
         self._adopted += 1
         return connection
@@ -200,7 +207,6 @@ class WebsocketServer:
             # server is not serving): an abstract Unix address private to this process.
             import os
             import secrets
-            import socket
 
             dummy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             dummy.bind(f"\0apipeline-{os.getpid()}-{secrets.token_hex(4)}")
@@ -228,6 +234,9 @@ class WebsocketServer:
             logger=logging.getLogger("apipeline.transports.websockets"),
         )
         self._warm_up = asyncio.get_running_loop().create_task(self._do_warm_up(), name="server.warm_up")
+        self._loop_lag = asyncio.get_running_loop().create_task(
+            self.stats.watch_loop(), name="server.loop_lag"
+        )
 
     async def wait_ready(self) -> None:
         """Wait for the warm-up; raises its error if it failed."""
@@ -271,6 +280,11 @@ class WebsocketServer:
             )
             self._server.close(close_connections=True)
             await self._server.wait_closed()
+        watch, self._loop_lag = self._loop_lag, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         warm, self._warm_up = self._warm_up, None
         if warm is not None and not warm.done():
             warm.cancel()

@@ -298,6 +298,76 @@ async def test_abrupt_close_mid_message_frees_the_slot(make_server):
         await ws.recv()
 
 
+async def test_a_slow_session_build_runs_off_the_loop_while_other_sessions_flow(make_server):
+    """A factory that says ``build_in_thread`` (the voice changer: its VAD's onnxruntime session takes
+    ~0.1 s to create) builds in a thread: while one session's build is held, an open session's audio
+    still goes round. Built on the loop, the held build would freeze the loop and this would time out."""
+    import threading
+
+    from tests.transports._standin import gain_factory
+
+    inner = gain_factory()
+    release = threading.Event()
+    builders: list[int] = []
+    loop = asyncio.get_running_loop()
+    held = asyncio.Event()
+
+    class SlowToBuild:
+        needs_audio_format = True
+        build_in_thread = True
+        settings_schema = None
+
+        def check_settings(self, settings):
+            return inner.check_settings(settings)
+
+        def build(self, spec):
+            builders.append(threading.get_ident())
+            if len(builders) == 2:  # the second session's build is held until the first has flowed
+                loop.call_soon_threadsafe(held.set)
+                assert release.wait(30)
+            return inner.build(spec)
+
+        async def warm_up(self):
+            pass
+
+    server = await make_server(SlowToBuild())
+    url = server.url + "?sample_rate=16000"
+    async with asyncio.timeout(30):
+        async with connect(url, compression=None) as first:
+            await first.send(SER.serialize(audio(0.02)))
+            assert isinstance(SER.deserialize(await first.recv()), AudioRawFrame)
+            async with connect(url, compression=None) as second:
+                await second.send(SER.serialize(audio(0.02)))  # its build starts, and blocks its thread
+                await held.wait()
+                for _ in range(3):  # the first session keeps flowing meanwhile
+                    await first.send(SER.serialize(audio(0.02)))
+                    assert isinstance(SER.deserialize(await first.recv()), AudioRawFrame)
+                release.set()
+                assert isinstance(SER.deserialize(await second.recv()), AudioRawFrame)
+    assert threading.get_ident() not in builders
+
+
+async def test_metrics_show_how_long_the_event_loop_was_held(make_server):
+    """``apipeline_event_loop_lag_seconds``: work that does not yield (here a deliberate 0.3 s block of
+    the loop) shows up as a late wake-up of the server's lag watcher."""
+    server = await make_server()
+    time.sleep(0.3)  # noqa: ASYNC251 - holding the loop on purpose: what the metric exists to reveal
+    _, _, body = await http_get(server.port, "/metrics")
+    count = float(
+        next(
+            line for line in body.splitlines() if line.startswith("apipeline_event_loop_lag_seconds_count")
+        ).split()[-1]
+    )
+    under = float(
+        next(
+            line
+            for line in body.splitlines()
+            if line.startswith('apipeline_event_loop_lag_seconds_bucket{le="0.1"}')
+        ).split()[-1]
+    )
+    assert count >= 1 and under < count  # at least one wake-up more than 0.1 s late
+
+
 # -- timestamps ----------------------------------------------------------------------------------------
 
 
@@ -349,6 +419,46 @@ async def test_outputs_carry_the_client_timestamp_of_their_input_across_a_pause(
         line for line in body.splitlines() if line.startswith("apipeline_process_resident_memory_bytes{")
     )
     assert float(rss.split()[-1]) > 0
+
+
+async def test_each_voice_changer_output_carries_the_timestamp_of_the_chunk_that_completed_its_block(
+    make_server,
+):
+    """The pts rule for the served voice changer: an output block was made from the input up to its last
+    sample, so it carries the client timestamp of the chunk holding that sample, not of the chunk where
+    the block began (which counted up to one block of waiting for input as server latency). Chunks of
+    320 samples against 560-sample (35 ms) blocks: block k is complete with chunk ceil((k+1)*560/320) - 1.
+    A pause mid-stream must not shift the mapping."""
+    from apipeline.transports import VoiceChangerFactory
+    from apipeline.voice_changer import VoiceChangerSettings
+
+    server = await make_server(VoiceChangerFactory())
+    block = VoiceChangerSettings().geometry(16000).block
+    assert block == 560
+    frames = chunks((np.random.default_rng(4).standard_normal(16000) * 3000).astype(np.int16), 320)
+    sent: list[int] = []
+    received: list[int] = []
+    async with asyncio.timeout(30):
+        async with connect(server.url, compression=None) as ws:
+            for i, f in enumerate(frames):
+                f.pts = 10_000 + i  # the client's clock: anything, as long as each chunk's is its own
+                sent.append(f.pts)
+                await ws.send(SER.serialize(f))
+                if i == 20:  # a pause: wait for an output before sending more
+                    while not received:
+                        out = SER.deserialize(await ws.recv())
+                        if isinstance(out, AudioRawFrame):
+                            received.append(out.pts)
+            await ws.send(SER.serialize(EndFrame()))
+            async for message in ws:
+                out = SER.deserialize(message)
+                if isinstance(out, AudioRawFrame):
+                    received.append(out.pts)
+    full_blocks = len(frames) * 320 // block
+    assert len(received) >= full_blocks
+    expected = [sent[-(-(k + 1) * block // 320) - 1] for k in range(full_blocks)]
+    assert received[:full_blocks] == expected
+    assert set(received[full_blocks:]) <= {sent[-1]}  # the flush at the end: made from the last chunk
 
 
 async def test_query_rate_without_channels_means_mono(make_server):

@@ -24,6 +24,7 @@ class Recording:
         self.refs: list[weakref.ref] = []
         self.settings_schema = getattr(factory, "settings_schema", None)
         self.needs_audio_format = factory.needs_audio_format
+        self.build_in_thread = getattr(factory, "build_in_thread", False)
 
     def check_settings(self, settings):
         return self.factory.check_settings(settings)
