@@ -10,6 +10,9 @@ Local engines by default (pocketsphinx, Gemma 3 270M, eSpeak NG: fully offline);
 ``--llm-url`` and ``--tts-url`` switch a stage to an OpenAI-compatible server (API base, e.g.
 ``http://localhost:8080/v1``; ``--api-key`` or ``$OPENAI_API_KEY``).
 
+``--voice-changer`` (with ``--pitch``/``--formant``) makes the bot speak through the voice changer's DAG
+(the one ``apipeline voice-changer`` runs). The same engine options serve ``apipeline serve --app chatbot``.
+
 Exit codes: 0 ok; 2 usage or input errors (missing or non-audio input, bad URL, unknown voice, missing
 model); 1 runtime failures (an engine error, an unreachable server).
 """
