@@ -22,3 +22,11 @@ def test_serve_refuses_bad_chatbot_options_before_any_model_loads(argv: list[str
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
+
+
+def test_info_names_the_other_apps_too() -> None:
+    from apipeline.transports.factories import CallableFactory, VoiceChangerFactory, app_info
+
+    info = app_info(VoiceChangerFactory())
+    assert info["app"] == "voice-changer" and "pitch" in info["params"]["properties"]
+    assert app_info(CallableFactory(lambda spec: None)) == {"app": "custom", "params": None}  # type: ignore[arg-type, return-value]
