@@ -1,7 +1,7 @@
 // The apipeline page: the microphone goes to a served pipeline (the voice changer, or the voice chatbot)
 // and what it sends back is played, measured and shown.
 //
-// Transports: WebRTC when the server offers it (GET /info names the signalling endpoint): the microphone
+// Transports: WebRTC when the server offers it (GET /webrtc/config answers 200): the microphone
 // track goes to an RTCPeerConnection (Opus, the browser's jitter buffer, echo cancellation and noise
 // suppression in the capture path) and a data channel "frames" carries the protobuf frames of the
 // WebSocket contract. Otherwise (or when WebRTC fails, or "WebSocket only" is chosen) the WebSocket
@@ -39,7 +39,7 @@ const PRESETS = [
 const MEDIAN_OF = 25;                // voiced F0 measurements in the read-out's median (~0.5 s of voice)
 const channelStats = () => ({ db: null, dbMin: null, dbMax: null, peak: 0, f0: 0, medianF0: 0, voiced: 0, updates: 0 });
 const stats = {
-  app: "voice_changer", state: "idle", transport: null, webrtcError: null,
+  app: "voice-changer", state: "idle", transport: null, webrtcError: null,
   sent: 0, received: 0, samplesReceived: 0, latencyMs: null, latencySource: null, peak: 0,
   errors: [], closeCode: null, input: channelStats(), output: channelStats(), conversation: [],
 };
@@ -47,7 +47,8 @@ window.apipelineStats = stats;
 const statsChanged = () => window.dispatchEvent(new CustomEvent("apipeline-stats", { detail: stats }));
 
 const params = new URLSearchParams(location.search);
-let info = { app: "voice_changer" };
+let info = { app: "voice-changer", params: null };  // GET /info (docs/protocol.md)
+let rtcConfig = null;                                  // GET /webrtc/config, null: no WebRTC here
 let voice = { pitch: 4, formant: 1.1, target_f0_mean: null, target_f0_range: null };
 let s = null;  // the running session: {ctx, stream, source, inMeter, outMeter, link, ...}
 
@@ -57,9 +58,12 @@ function settings() {
   return { ...voice };
 }
 
+// Whether the served pipeline takes the voice settings (the voice changer; the chatbot speaking through it).
+const takesVoice = () => (info.params ? "pitch" in (info.params.properties || info.params) : info.app !== "chatbot");
+
 function queryFor(current) {
   const query = new URLSearchParams();
-  if (info.app !== "chatbot") {
+  if (takesVoice()) {
     for (const [k, v] of Object.entries(current)) if (v !== null && v !== undefined) query.set(k, String(v));
   }
   if (params.get("token")) query.set("token", params.get("token"));
@@ -295,52 +299,64 @@ function receive(data) {
     status("stream ended");
     if (s && s.onEnd) s.onEnd();
   } else if (msg.kind === "interruption") {
-    if (s && s.player) s.player.port.postMessage("flush");
-    conversation.interrupted();
-  } else if (msg.kind === "user_started_speaking") {
-    $("speaking").hidden = false;
-  } else if (msg.kind === "user_stopped_speaking") {
-    $("speaking").hidden = true;
-  } else if (msg.kind === "text" || msg.kind === "app") {
-    conversation.message(msg);
+    interrupted();
+  } else if (msg.kind === "text" && msg.metadata.chat) {
+    conversation.message(msg.metadata, msg.text);
   }
 }
 
-// The chatbot's conversation: the user's transcript and the bot's answer as bubbles. Which frames carry
-// which (notes/chat.md): a TextFrame or AppFrame whose metadata/fields say role "user" (or whose type names
-// a transcription) is the user's; everything else textual is the bot's, streamed pieces appended to the
-// current answer until the user speaks again.
+// Barge-in: stop playback at once; every bot audio frame received before this was dropped with it.
+function interrupted() {
+  if (s && s.player) s.player.port.postMessage("flush");
+  stats.interruptions = (stats.interruptions || 0) + 1;
+  conversation.cut();
+}
+
+// The chatbot's conversation (notes in docs/protocol.md): TextFrames whose metadata "chat" says what they
+// are: "user" (the final transcript of the user's turn), "bot" (the next words of the answer, sent as
+// their audio starts playing), "bot_end" (the answer as heard, "interrupted" if cut), "user_started" /
+// "user_stopped" (the server's VAD), "interrupted" (barge-in).
 const conversation = {
-  current: null,
-  add(role, text, partial) {
+  bot: null,  // the answer being spoken: {li, text}
+  bubble(role, text) {
     $("chat-empty").hidden = true;
-    if (!this.current || this.current.role !== role || (role === "user" && !this.current.partial)) {
-      const li = document.createElement("li");
-      li.className = role;
-      $("conversation").append(li);
-      this.current = { role, li, text: "", partial };
-      stats.conversation.push({ role, text: "" });
-    }
-    const c = this.current;
-    c.text = role === "user" ? text : c.text + text;
-    c.partial = partial;
-    c.li.textContent = c.text;
-    c.li.classList.toggle("partial", Boolean(partial));
-    stats.conversation.at(-1).text = c.text;
+    const li = document.createElement("li");
+    li.className = role;
+    li.textContent = text;
+    $("conversation").append(li);
     $("conversation").scrollTop = $("conversation").scrollHeight;
+    stats.conversation.push({ role, text });
+    return { li, text, index: stats.conversation.length - 1 };
+  },
+  setBot(text) {
+    this.bot.text = text;
+    this.bot.li.textContent = text;
+    stats.conversation[this.bot.index].text = text;
+  },
+  message(meta, text) {
+    const kind = meta.chat;
+    if (kind === "user_started" || kind === "user_stopped") {
+      $("speaking").hidden = kind === "user_stopped";
+    } else if (kind === "user") {
+      this.bot = null;
+      if (text) this.bubble("user", text);
+    } else if (kind === "bot") {
+      if (!this.bot) this.bot = this.bubble("bot", "");
+      this.setBot(this.bot.text ? `${this.bot.text} ${text}` : text);
+    } else if (kind === "bot_end") {
+      if (!this.bot && text) this.bot = this.bubble("bot", "");
+      if (this.bot) {
+        this.setBot(text);
+        if (meta.interrupted) this.bot.li.classList.add("cut");
+      }
+      this.bot = null;
+    } else if (kind === "interrupted") {
+      interrupted();
+    }
     statsChanged();
   },
-  message(msg) {
-    const fields = msg.kind === "app" ? msg.fields : { text: msg.text };
-    const type = msg.kind === "app" ? msg.type : msg.name;
-    const role = fields.role || msg.metadata.role || (/transcri|user/i.test(type) ? "user" : "bot");
-    const text = fields.text ?? fields.content ?? "";
-    if (!text) return;
-    const partial = fields.final === false || msg.metadata.final === false || /interim|partial/i.test(type);
-    this.add(role === "user" ? "user" : "bot", text, partial);
-  },
-  interrupted() {
-    if (this.current && this.current.role === "bot") { this.current.li.classList.add("cut"); this.current = null; }
+  cut() {
+    if (this.bot) { this.bot.li.classList.add("cut"); this.bot = null; }
   },
 };
 
@@ -399,7 +415,7 @@ function waitFor(target, event, ready, ms, what) {
 }
 
 async function connectWebRTC(query) {
-  const pc = new RTCPeerConnection({ iceServers: info.webrtc.ice_servers || [] });
+  const pc = new RTCPeerConnection({ iceServers: rtcConfig.iceServers || [] });
   s.pc = pc;
   s.sender = pc.addTrack(s.stream.getAudioTracks()[0], s.stream);
   const channel = pc.createDataChannel("frames");
@@ -412,12 +428,13 @@ async function connectWebRTC(query) {
   // no trickle ICE: the offer goes once gathering is complete (host candidates come at once)
   await waitFor(pc, "icegatheringstatechange", () => pc.iceGatheringState === "complete", 5000, "ICE gathering")
     .catch(() => {});  // whatever was gathered by then is sent
-  const response = await fetch(`${info.webrtc.offer}?${query}`, {
+  const response = await fetch(`${rtcConfig.offer || "/webrtc/offer"}?${query}`, {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
   });
   if (!response.ok) throw new Error(`offer refused (${response.status}): ${(await response.text()).trim()}`);
-  await pc.setRemoteDescription(await response.json());
+  const answer = await response.json();
+  await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
   await waitFor(channel, "open", () => channel.readyState === "open", 10000, "the data channel");
   const stream = await remote;
   // Chrome plays a remote WebRTC stream only through a media element; Web Audio taps it for the meters.
@@ -427,19 +444,18 @@ async function connectWebRTC(query) {
   s.remoteSource = s.ctx.createMediaStreamSource(stream);
   s.remoteSource.connect(s.outMeter);
   s.link = { open: () => channel.readyState === "open", send: (b) => channel.send(b), end: () => channel.send(encodeEnd()), close: () => pc.close() };
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "failed" || (pc.connectionState === "closed" && s && s.pc === pc)) {
-      stats.closeCode = s && s.ended ? 1000 : 1006;
-      status(`connection ${pc.connectionState}`, !(s && s.ended));
-      teardown(s && s.ended ? "idle" : "error");
-    }
-  };
-  channel.onclose = () => {
+  // The server closes the connection after its EndFrame (a clean end: 1000, as on the WebSocket);
+  // anything else ends the session abnormally (1006).
+  const closed = (why) => {
     if (!s || s.pc !== pc) return;
     stats.closeCode = s.ended ? 1000 : 1006;
-    status(s.ended ? "stream ended" : "the server closed the data channel", !s.ended);
-    teardown(s.ended ? "idle" : "error");
+    status(s.ended ? "stream ended" : why, !s.ended && !s.stopping);
+    teardown(s.ended || s.stopping ? "idle" : "error");
   };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed" || pc.connectionState === "closed") closed(`connection ${pc.connectionState}`);
+  };
+  channel.onclose = () => closed("the server closed the data channel");
   s.pinger = setInterval(() => probeRoundTrip(pc, channel), PING_MS);
   return "streaming over WebRTC";
 }
@@ -475,7 +491,7 @@ async function start() {
   s.source.connect(s.inMeter);
   listDevices().catch(() => {});  // labels are known once the microphone is allowed
   const query = queryFor(settings());
-  const wantRtc = info.webrtc && window.RTCPeerConnection && $("transport-choice").value !== "websocket";
+  const wantRtc = rtcConfig && window.RTCPeerConnection && $("transport-choice").value !== "websocket";
   let text;
   if (wantRtc) {
     try {
@@ -503,14 +519,14 @@ async function start() {
 
 function stop() {
   if (!s) return;
+  s.stopping = true;
   $("stop").disabled = true;
   if (s.capture) s.capture.port.onmessage = null;
   if (s.link && s.link.open()) s.link.send(encodeEnd());
   if (s.pc) {
     // the server answers EndFrame once everything before it was sent; then the peer connection closes
-    const pc = s.pc;
-    const timer = setTimeout(() => { stats.closeCode = 1006; teardown("idle"); }, END_WAIT_MS);
-    s.onEnd = () => { clearTimeout(timer); stats.closeCode = 1000; pc.close(); teardown("idle"); };
+    s.endTimer = setTimeout(() => { stats.closeCode = 1006; status("the server did not end the stream"); teardown("idle"); }, END_WAIT_MS);
+    s.onEnd = () => { stats.closeCode = 1000; teardown("idle"); };
   }
 }
 
@@ -519,6 +535,7 @@ function teardown(state) {
   const old = s;
   s = null;
   clearInterval(old.pinger);
+  clearTimeout(old.endTimer);
   if (old.pc) { old.pc.onconnectionstatechange = null; old.pc.close(); }
   if (old.stream) old.stream.getTracks().forEach((t) => t.stop());
   if (old.audioEl) old.audioEl.srcObject = null;
@@ -555,24 +572,36 @@ window.apipeline = {
 
 // -- wiring --------------------------------------------------------------------------------------------
 
-async function detectApp() {
+async function getJson(path) {
   try {
-    const response = await fetch("/info", { cache: "no-store" });
-    if (response.ok) info = { ...info, ...(await response.json()) };
-  } catch { /* an older server: the voice changer over the WebSocket */ }
+    const response = await fetch(path, { cache: "no-store" });
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function detectApp() {
+  const token = params.get("token") ? `?token=${encodeURIComponent(params.get("token"))}` : "";
+  const [served, rtc] = await Promise.all([getJson("/info"), getJson(`/webrtc/config${token}`)]);
+  if (served) info = { ...info, ...served };  // no /info: an older server, the voice changer
+  rtcConfig = rtc;
   stats.app = info.app;
+  stats.webrtcOffered = Boolean(rtc);
   const chatbot = info.app === "chatbot";
   document.body.dataset.app = info.app;
-  $("app-title").textContent = chatbot ? "Talk to the bot" : "Voice changer";
-  document.title = `apipeline · ${chatbot ? "talk to the bot" : "voice changer"}`;
-  $("voice-card").hidden = chatbot;
+  $("app-title").textContent = chatbot ? "Talk to the bot" : info.app === "graph" ? "Served pipeline" : "Voice changer";
+  document.title = `apipeline · ${$("app-title").textContent.toLowerCase()}`;
+  $("voice-card").hidden = !takesVoice();
+  $("presets").hidden = chatbot;  // the bot speaking through the voice changer: the sliders only
   $("chat-card").hidden = !chatbot;
   $("hint").textContent = chatbot
     ? "Speak; the bot answers when you pause. Talk over it to interrupt."
     : "Your microphone goes to the server, the converted voice comes back. Use headphones.";
   // a voice changer wants the raw voice (use headphones); a bot that talks through speakers needs echo cancellation
   $("aec").checked = $("ns").checked = chatbot;
-  if (params.get("transport") === "websocket") $("transport-choice").value = "websocket";
+  if (params.get("transport") === "websocket" || !rtc) $("transport-choice").value = "websocket";
+  $("transport-choice").disabled = !rtc;
 }
 
 function guard(promise) {

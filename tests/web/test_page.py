@@ -289,7 +289,7 @@ async def test_browser_voice_changer_over_websocket(tmp_path):
         url = f"http://127.0.0.1:{server.port}/?autostart=1&transport=websocket"
         async with asyncio.timeout(120), open_page(url, microphone) as page:
             stats = await check_meters_and_trace(page, tmp_path)
-            assert stats["transport"] == "WebSocket" and stats["app"] == "voice_changer"
+            assert stats["transport"] == "WebSocket" and stats["app"] == "voice-changer"
             assert await page.evaluate("document.getElementById('transport').textContent") == "WebSocket"
             assert re.fullmatch(
                 r"\d+", shown := await page.evaluate("document.getElementById('latency').textContent")
