@@ -27,6 +27,18 @@ from websockets.asyncio.client import connect
 
 from apipeline.audio.f0 import get_f0_estimator
 from apipeline.audio.io import write_audio
+from apipeline.frames import (
+    AudioRawFrame,
+    EndFrame,
+    ErrorFrame,
+    MetricsFrame,
+    StartInterruptionFrame,
+    SyncFrame,
+    SyncNotifyFrame,
+    TextFrame,
+    UpdateSettingsFrame,
+)
+from apipeline.serializers import ProtobufFrameSerializer
 from apipeline.transports import ServerConfig, VoiceChangerFactory, WebsocketServer
 from tests.transports.test_websocket import http_get
 
@@ -201,18 +213,18 @@ async def drain(stream: asyncio.StreamReader) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_page(url: str, microphone: Path) -> AsyncIterator[DevTools]:
+async def open_page(url: str, microphone: Path | None = None) -> AsyncIterator[DevTools]:
     """Headless Chromium on ``url`` with ``microphone`` as its (fake) capture device; yields DevTools."""
     assert CHROMIUM is not None
+    fake = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    media = [*fake, f"--use-file-for-fake-audio-capture={microphone}"] if microphone is not None else []
     with tempfile.TemporaryDirectory() as profile:
         browser = await asyncio.create_subprocess_exec(
             CHROMIUM,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={microphone}",
+            *media,
             "--autoplay-policy=no-user-gesture-required",
             "--disable-background-networking",
             "--disable-component-update",
@@ -237,6 +249,68 @@ async def open_page(url: str, microphone: Path) -> AsyncIterator[DevTools]:
             await browser.wait()
             if drainer is not None:
                 await drainer
+
+
+# The page's codec (protocol.js) against the Python serializer, both ways, in the browser.
+CODEC = """(async (inbound) => {
+  const p = await import("/protocol.js");
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
+  const b64 = (u8) => btoa(String.fromCharCode(...u8));
+  const decoded = inbound.map((m) => {
+    const d = p.decodeEnvelope(bytes(m));
+    if (d.samples) d.samples = Array.from(d.samples);
+    return d;
+  });
+  const outbound = [
+    p.encodeAudio(new Float32Array([0.5, -0.25, 1]), 44100, 123456789012345),
+    p.encodeSettings({ pitch: -5, formant: 0.88, target_f0_mean: null }),
+    p.encodeSync(2 ** 52 + 7),
+    p.encodeEnd(),
+  ].map(b64);
+  return JSON.stringify({ decoded, outbound });
+})(%s)"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.timeout(60)
+async def test_the_pages_codec_speaks_the_wire_format():
+    ser = ProtobufFrameSerializer()
+    stereo = np.array([[1000, -1000], [-32768, 32767]], dtype=np.int16)
+    frames = [
+        AudioRawFrame(audio=stereo, sample_rate=8000, num_channels=2),
+        TextFrame(text="héllo wörld", metadata={"chat": "bot_end", "interrupted": True}),
+        ErrorFrame(error="bad session settings: pitch", fatal=True),
+        SyncNotifyFrame(),
+        StartInterruptionFrame(),
+        EndFrame(),
+        MetricsFrame(data=[{"processor": "x", "ttfb": 0.5}]),
+    ]
+    frames[0].pts = 2**40 + 3
+    frames[3].client_pts = 2**52 + 7
+    inbound = [base64.b64encode(ser.serialize(f)).decode() for f in frames]
+    async with WebsocketServer(VoiceChangerFactory(), ServerConfig(port=0, ping_interval=None)) as server:
+        async with asyncio.timeout(45), open_page(f"http://127.0.0.1:{server.port}/") as page:
+            await page.wait_stats("window.apipelineReady")
+            got = json.loads(await page.evaluate(CODEC % json.dumps(inbound), await_promise=True))
+    audio, text, error, notify, interruption, end, metrics = got["decoded"]
+    assert audio["kind"] == "audio" and audio["sampleRate"] == 8000 and audio["pts"] == 2**40 + 3
+    assert audio["samples"] == [1000 / 32768, -32768 / 32768]  # the first channel
+    assert text["kind"] == "text" and text["text"] == "héllo wörld"
+    assert text["metadata"] == {"chat": "bot_end", "interrupted": True}
+    assert (error["kind"], error["error"], error["fatal"]) == ("error", "bad session settings: pitch", True)
+    assert notify["kind"] == "sync_notify" and notify["clientPts"] == 2**52 + 7
+    assert [interruption["kind"], end["kind"]] == ["interruption", "end"]
+    assert metrics["kind"] == "metrics" and metrics["data"] == [{"processor": "x", "ttfb": 0.5}]
+    sent = [ser.deserialize(base64.b64decode(m)) for m in got["outbound"]]
+    assert (
+        isinstance(sent[0], AudioRawFrame) and sent[0].sample_rate == 44100 and sent[0].pts == 123456789012345
+    )
+    np.testing.assert_array_equal(np.asarray(sent[0].audio).reshape(-1), np.float32([0.5, -0.25, 1]))
+    assert isinstance(sent[1], UpdateSettingsFrame)
+    assert sent[1].settings == {"pitch": -5, "formant": 0.88, "target_f0_mean": None}
+    assert isinstance(sent[2], SyncFrame) and sent[2].client_pts == 2**52 + 7
+    assert isinstance(sent[3], EndFrame)
 
 
 async def check_meters_and_trace(page: DevTools, shots: Path) -> dict:
