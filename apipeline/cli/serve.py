@@ -117,6 +117,7 @@ def add_parser(subparsers: Any) -> None:
         help="voice changer default (e.g. --set pitch=4 --set f0=harvest); sessions override them",
     )
     p.add_argument("--no-metrics", action="store_true", help="no per-processor timing (slightly faster)")
+    add_webrtc_arguments(p)
     p.add_argument(
         "--ray-address",
         default=None,
@@ -133,6 +134,55 @@ def add_parser(subparsers: Any) -> None:
     from apipeline.models.backends import add_backend_arguments
 
     add_backend_arguments(p)
+
+
+def add_webrtc_arguments(p: Any) -> None:
+    """The WebRTC options (signalling at ``POST /webrtc/offer`` on the same port; see docs/protocol.md)."""
+    g = p.add_argument_group("WebRTC (served when aiortc is installed: the webrtc extra)")
+    g.add_argument(
+        "--ice-server",
+        dest="ice_servers",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for WebRTC peers (stun:host:3478, turn:host:3478?transport=udp); repeatable; "
+        "default none: host candidates only",
+    )
+    g.add_argument("--ice-username", default=None, help="username for the turn: servers")
+    g.add_argument("--ice-credential", default=None, help="credential (password) for the turn: servers")
+    g.add_argument(
+        "--webrtc-peer-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="s without audio from a WebRTC peer before its session ends (default 5)",
+    )
+    g.add_argument("--no-webrtc", action="store_true", help="no WebRTC endpoint (WebSocket and gRPC only)")
+
+
+def webrtc_config(args: argparse.Namespace) -> Any:
+    """The ``WebRTCConfig`` of the options (checked: a bad ICE URL is a ConfigurationError), or None when
+    WebRTC is off (``--no-webrtc``, or aiortc not installed and no WebRTC option given)."""
+    import importlib.util
+
+    from apipeline.errors import MissingDependencyError
+    from apipeline.transports.webrtc_signalling import WebRTCConfig
+
+    config = WebRTCConfig(
+        ice_servers=tuple(args.ice_servers),
+        ice_username=args.ice_username,
+        ice_credential=args.ice_credential,
+        peer_timeout=args.webrtc_peer_timeout,
+    )
+    if args.no_webrtc:
+        return None
+    if importlib.util.find_spec("aiortc") is None:
+        if args.ice_servers:
+            raise MissingDependencyError(
+                "--ice-server needs aiortc: pip install 'apipeline[webrtc]'", extra="webrtc"
+            )
+        return None
+    return config
 
 
 def _factory(args: argparse.Namespace, placement: Any = None) -> Any:
@@ -237,6 +287,7 @@ def server_configs(args: argparse.Namespace) -> tuple[Any, SessionConfig, tuple[
         allowed_origins=origins,
         ssl=ssl_context,
         session=session,
+        webrtc=webrtc_config(args),
     )
     return config, session, tls
 

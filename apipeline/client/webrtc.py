@@ -9,7 +9,9 @@ track. Signalling is a coroutine ``signal(offer_sdp) -> answer_sdp``: :func:`htt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +22,76 @@ from numpy.typing import NDArray
 
 from apipeline.frames import EndFrame, Frame, UpdateSettingsFrame
 from apipeline.serializers import ProtobufFrameSerializer
-from apipeline.transports.webrtc import DATA_CHANNEL, FRAME_SAMPLES, OPUS_RATE, make_peer_connection
+from apipeline.transports.webrtc import DATA_CHANNEL, OPUS_RATE, make_peer_connection
 
 Signaller = Callable[[str], Awaitable[str]]
+
+
+def http_signaller(
+    url: str, *, token: str | None = None, origin: str | None = None, timeout: float = 10.0, ssl: Any = None
+) -> Signaller:
+    """A :data:`Signaller` that posts the offer to ``apipeline serve``'s ``POST /webrtc/offer``.
+
+    ``url`` is the endpoint with its query (``http://host:8765/webrtc/offer?pitch=4``); ``token`` is sent
+    as ``Authorization: Bearer``; ``origin`` as the ``Origin`` header (what a browser page would send).
+    A refusal raises :class:`~apipeline.errors.SessionRefused` with the HTTP status and the server's
+    reason. HTTP/1.1 over a plain asyncio connection (``https://`` with ``ssl``, an ``SSLContext``).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        from apipeline.errors import ConfigurationError
+
+        raise ConfigurationError(f"signalling URL {url!r} is not http(s)://host:port/webrtc/offer?...")
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+
+    async def signal(offer_sdp: str) -> str:
+        status, body = await asyncio.wait_for(_post(offer_sdp), timeout)
+        if status != 200:
+            from apipeline.errors import SessionRefused
+
+            raise SessionRefused(status, body.decode("utf-8", "replace").strip())
+        answer = json.loads(body)
+        return str(answer["sdp"])
+
+    async def _post(offer_sdp: str) -> tuple[int, bytes]:
+        body = json.dumps({"type": "offer", "sdp": offer_sdp}).encode()
+        headers = {
+            "Host": parts.netloc,
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "Connection": "close",
+        }
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if origin is not None:
+            headers["Origin"] = origin
+        use_ssl = ssl if parts.scheme == "https" else None
+        if parts.scheme == "https" and use_ssl is None:
+            import ssl as ssl_module
+
+            use_ssl = ssl_module.create_default_context()
+        reader, writer = await asyncio.open_connection(host, port, ssl=use_ssl)
+        try:
+            head = f"POST {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(head.encode("latin-1") + b"\r\n" + body)
+            await writer.drain()
+            response = await reader.read()  # the server closes after its answer
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        head_bytes, _, payload = response.partition(b"\r\n\r\n")
+        status_line = head_bytes.split(b"\r\n", 1)[0].split()
+        if len(status_line) < 2 or not status_line[1].isdigit():
+            from apipeline.errors import TransportError
+
+            raise TransportError(f"signalling at {url}: not an HTTP answer: {response[:80]!r}")
+        return int(status_line[1]), payload
+
+    return signal
 
 
 @dataclass(slots=True)
@@ -38,15 +107,28 @@ class WebRTCResult:
 
 def _source_track(audio: NDArray[np.float32], sample_rate: int) -> Any:
     """An aiortc audio track playing ``audio`` in real time, then silence (as a microphone would) until
-    stopped: the receiver's jitter buffer releases the last packets only when newer ones arrive."""
+    stopped: the receiver's jitter buffer releases the last packets only when newer ones arrive.
+
+    ``audio`` is ``(frames,)`` or ``(frames, 2)``; its frames go to the encoder at ``sample_rate`` and in
+    its layout (20 ms each) when the rate allows whole 20 ms frames, as a browser's capture at 44.1 kHz
+    stereo would; aiortc's Opus encoder resamples them. Other rates are resampled to 48 kHz here.
+    """
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-    if sample_rate != OPUS_RATE:
+    x = np.asarray(audio, np.float32)
+    x = x.reshape(-1, 1) if x.ndim == 1 else x
+    if x.shape[1] not in (1, 2):
+        raise ValueError(f"the client sends mono or stereo audio, got {x.shape[1]} channels")
+    rate = sample_rate
+    if sample_rate % 50:
         import soxr
 
-        audio = soxr.resample(audio, sample_rate, OPUS_RATE).astype(np.float32)
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+        x, rate = soxr.resample(x, sample_rate, OPUS_RATE).astype(np.float32), OPUS_RATE
+    channels = x.shape[1]
+    layout = "mono" if channels == 1 else "stereo"
+    step = rate // 50
+    pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
 
     class ArrayTrack(MediaStreamTrack):
         kind = "audio"
@@ -60,20 +142,20 @@ def _source_track(audio: NDArray[np.float32], sample_rate: int) -> Any:
         async def recv(self) -> Any:
             if self._start is None:
                 self._start = time.monotonic()
-            wait = self._start + self._pos / OPUS_RATE - time.monotonic()
+            wait = self._start + self._pos / rate - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._pos >= pcm.size:
+            if self._pos >= len(pcm):
                 self.done.set()
-            block = pcm[self._pos : self._pos + FRAME_SAMPLES]
-            if block.size < FRAME_SAMPLES:
-                block = np.pad(block, (0, FRAME_SAMPLES - block.size))
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate, frame.pts = OPUS_RATE, self._pos
-            frame.time_base = fractions.Fraction(1, OPUS_RATE)
-            self._pos += FRAME_SAMPLES
+            block = pcm[self._pos : self._pos + step]
+            if len(block) < step:
+                block = np.pad(block, ((0, step - len(block)), (0, 0)))
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout=layout)
+            frame.sample_rate, frame.pts = rate, self._pos
+            frame.time_base = fractions.Fraction(1, rate)
+            self._pos += step
             return frame
 
     return ArrayTrack()
@@ -112,7 +194,8 @@ class WebRTCClient:
         tail_s: float = 0.5,
         receive_video: bool = False,
     ) -> WebRTCResult:
-        """Send ``audio`` (mono float32) in real time; return the server's audio and messages.
+        """Send ``audio`` (float32, ``(frames,)`` mono or ``(frames, 2)`` stereo) in real time; return the
+        server's audio and messages.
 
         ``receive_video`` offers to receive a video track (kept in :attr:`WebRTCResult.video`).
         ``tail_s`` after the last input frame the client sends ``EndFrame`` on the data channel and
@@ -120,7 +203,7 @@ class WebRTCClient:
         before returning.
         """
         pc = make_peer_connection(self.ice_servers)
-        source = _source_track(np.asarray(audio, np.float32).reshape(-1), sample_rate)
+        source = _source_track(np.asarray(audio, np.float32), sample_rate)
         pc.addTrack(source)
         if receive_video:  # offer to receive the server's pictures (a talking head)
             pc.addTransceiver("video", direction="recvonly")

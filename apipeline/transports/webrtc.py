@@ -26,17 +26,23 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import re
 import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.errors import ConfigurationError, NotReadyError, SerializationError, TransportClosed
+from apipeline.errors import (
+    ApipelineError,
+    ConfigurationError,
+    NotReadyError,
+    SerializationError,
+    TransportClosed,
+)
 from apipeline.frames import (
     AudioRawFrame,
     CancelFrame,
@@ -46,6 +52,10 @@ from apipeline.frames import (
     Frame,
     MetricsFrame,
     StartInterruptionFrame,
+    StopInterruptionFrame,
+    SyncFrame,
+    SyncNotifyFrame,
+    UpdateSettingsFrame,
 )
 from apipeline.frames.video import VideoFrame
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
@@ -60,15 +70,27 @@ PTIME_S = 0.020
 FRAME_SAMPLES = round(OPUS_RATE * PTIME_S)  # 960
 DATA_CHANNEL = "frames"
 ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
+#: what a peer may send on the data channel besides data frames (audio goes on the track)
+CLIENT_CONTROL = (UpdateSettingsFrame, StartInterruptionFrame, StopInterruptionFrame)
+SettingsCheck = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+_ICE_URL = re.compile(
+    r"^(?P<scheme>stuns?|turns?):(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<query>\?transport=(?:udp|tcp))?$"
+)
 
 
 def check_ice_servers(urls: Sequence[str]) -> list[str]:
-    """Refuse ICE server URLs that are not ``stun:``/``stuns:``/``turn:``/``turns:`` with a host."""
+    """Refuse ICE server URLs that are not ``stun:``/``stuns:``/``turn:``/``turns:`` host[:port] (RFC 7064/
+    7065; ``?transport=udp|tcp`` on TURN only), with a ConfigurationError naming the URL."""
     out = []
     for url in urls:
-        parsed = urlparse(url)
-        host = parsed.path.split("?")[0].split(":")[0] if parsed.scheme in ICE_SCHEMES else ""
-        if parsed.scheme not in ICE_SCHEMES or not host:
+        m = _ICE_URL.match(url) if isinstance(url, str) else None
+        bad = m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536)
+        if not bad and m is not None and m["query"] and not m["scheme"].startswith("turn"):
+            bad = True
+        if bad:
             raise ConfigurationError(
                 f"ICE server {url!r} is not a URL like stun:host:3478 or turn:host:3478?transport=udp"
             )
@@ -125,6 +147,14 @@ class DataChannelChannel:
         if message is None and self.closed is not None:
             raise self.closed
         return message
+
+    async def wait_sent(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until what was sent has left the channel's buffer."""
+        deadline = time.monotonic() + timeout
+        while self.channel.readyState == "open" and self.channel.bufferedAmount > 0:
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.01)
 
     async def send(self, message: Message) -> None:
         if self.channel.readyState != "open":
@@ -341,6 +371,14 @@ class WebRTCInputTransport(InputProcessor):
         sample_rate: the pipeline's rate; Opus audio (48 kHz, mono or stereo) is resampled to it, mono.
         peer_timeout: seconds without audio after which the peer is taken as gone and the input ends.
         serializer: decodes data-channel messages (protobuf by default).
+        check_settings: checks each ``UpdateSettingsFrame`` from the peer (the server's session schema);
+            a refused one is dropped and answered with a non-fatal ``ErrorFrame``.
+
+    On the data channel the peer may send data frames (not audio: that is the track's),
+    ``UpdateSettingsFrame``, interruption frames, ``EndFrame``/``CancelFrame`` (the end), and
+    ``SyncFrame``, answered at once on the channel with a ``SyncNotifyFrame`` carrying the same
+    ``client_pts`` (a round-trip probe that does not go through the pipeline). Anything else is dropped
+    with a non-fatal ``ErrorFrame`` back.
     """
 
     def __init__(
@@ -351,6 +389,7 @@ class WebRTCInputTransport(InputProcessor):
         sample_rate: int = 48000,
         peer_timeout: float = 5.0,
         serializer: FrameSerializer | None = None,
+        check_settings: SettingsCheck | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -361,6 +400,7 @@ class WebRTCInputTransport(InputProcessor):
         self.sample_rate = sample_rate
         self.peer_timeout = peer_timeout
         self.serializer = serializer or ProtobufFrameSerializer()
+        self.check_settings = check_settings
         self.audio_s = 0.0
         self.ended_by: str | None = None
         self._channel_ready = asyncio.Event()
@@ -447,7 +487,38 @@ class WebRTCInputTransport(InputProcessor):
                 self.ended_by = f"the peer sent {type(frame).__name__}"
                 await queue.put(None)
                 return
-            await queue.put(frame)
+            if isinstance(frame, SyncFrame):
+                await self._echo(frame)
+                continue
+            refused = self._refusal(frame)
+            await queue.put(frame if refused is None else ErrorFrame(f"{self.name}: {refused}"))
+
+    def _refusal(self, frame: Frame) -> str | None:
+        """Why a peer's data-channel frame is not taken (``None``: push it on); checks settings."""
+        if isinstance(frame, AudioRawFrame):
+            return "AudioRawFrame refused on the data channel: audio goes on the audio track"
+        if isinstance(frame, UpdateSettingsFrame) and self.check_settings is not None:
+            try:
+                frame.settings = self.check_settings(dict(frame.settings))
+            except (ApipelineError, ValueError, TypeError) as exc:
+                return f"UpdateSettingsFrame refused, nothing changed: {exc}"
+            return None
+        if isinstance(frame, (DataFrame, *CLIENT_CONTROL)):
+            return None
+        return (
+            f"{type(frame).__name__} is not accepted from a peer (send data frames, UpdateSettingsFrame, "
+            "interruptions, SyncFrame, EndFrame or CancelFrame)"
+        )
+
+    async def _echo(self, frame: SyncFrame) -> None:
+        """Answer a round-trip probe at once, outside the pipeline."""
+        answer = SyncNotifyFrame()
+        answer.client_pts = frame.client_pts if frame.client_pts is not None else frame.pts
+        if self.channel is not None:
+            try:
+                await self.channel.send(self.serializer.serialize(answer))
+            except (TransportClosed, SerializationError) as exc:
+                logger.info("%s: sync answer not sent: %s", self.name, exc)
 
 
 class WebRTCOutputTransport(FrameProcessor):
@@ -521,6 +592,7 @@ class WebRTCOutputTransport(FrameProcessor):
                     self.track.write(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
                 self.track.flush()
                 await self.track.wait_drained(self.drain_timeout)
+                await self._send(frame)  # the peer's cue that everything has been played
             elif isinstance(frame, (DataFrame, ErrorFrame, MetricsFrame)):
                 await self._send(frame)
         elif isinstance(frame, ErrorFrame):
@@ -537,7 +609,12 @@ class WebRTCSession:
     :meth:`accept` takes the peer's SDP offer and returns the answer; :meth:`run` then runs the
     pipeline ``[WebRTCInputTransport, *processors, WebRTCOutputTransport]`` until the input ends (the
     peer's track ends, it sends ``EndFrame`` or falls silent for ``peer_timeout``), drains the output
-    and closes the connection. Nothing keeps running after :meth:`run` returns or :meth:`close`.
+    (the peer gets ``EndFrame`` on the data channel once the audio has been sent) and closes the
+    connection. :meth:`shutdown` ends it early (a fatal ``ErrorFrame`` to the peer first). Nothing keeps
+    running after :meth:`run` returns or :meth:`close`.
+
+    ``check_settings`` checks the peer's ``UpdateSettingsFrame`` s (see :class:`WebRTCInputTransport`);
+    non-fatal pipeline errors are forwarded to the peer on the data channel.
     """
 
     def __init__(
@@ -546,24 +623,34 @@ class WebRTCSession:
         *,
         sample_rate: int = 48000,
         ice_servers: Sequence[str] = (),
+        ice_username: str | None = None,
+        ice_credential: str | None = None,
         peer_timeout: float = 5.0,
         max_output_s: float = 2.0,
         params: Any = None,
         video: bool = False,
         video_fps: float = 25.0,
+        check_settings: SettingsCheck | None = None,
+        name: str = "webrtc",
     ) -> None:
         check_ice_servers(ice_servers)
         self.processors = list(processors)
         self.sample_rate = sample_rate
         self.ice_servers = list(ice_servers)
+        self.ice_username = ice_username
+        self.ice_credential = ice_credential
         self.peer_timeout = peer_timeout
         self.params = params
+        self.check_settings = check_settings
+        self.name = name
         self.pc: Any = None
         self.output_track = make_output_track(max_output_s)
         self.video_track = make_video_track(video_fps) if video else None
         self.input: WebRTCInputTransport | None = None
         self.output: WebRTCOutputTransport | None = None
         self.task: Any = None
+        #: why the session ended early (shutdown), None otherwise
+        self.shutdown_reason: str | None = None
 
     async def accept(self, offer_sdp: str) -> str:
         """Apply the peer's offer and return the SDP answer.
@@ -577,7 +664,9 @@ class WebRTCSession:
 
         if not isinstance(offer_sdp, str) or "m=audio" not in offer_sdp:
             raise SessionRefused(400, "the offer is not an SDP offer with an audio section")
-        self.pc = pc = make_peer_connection(self.ice_servers)
+        self.pc = pc = make_peer_connection(
+            self.ice_servers, username=self.ice_username, credential=self.ice_credential
+        )
         remote: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         @pc.on("track")
@@ -599,16 +688,25 @@ class WebRTCSession:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
             await self.close()
             raise SessionRefused(400, f"the SDP offer could not be applied: {exc}") from None
+        except BaseException:
+            await self.close()
+            raise
         if not remote.done():
             await self.close()
             raise SessionRefused(400, "the offer carries no audio track to receive")
         self.input = WebRTCInputTransport(
-            remote.result(), sample_rate=self.sample_rate, peer_timeout=self.peer_timeout
+            remote.result(),
+            sample_rate=self.sample_rate,
+            peer_timeout=self.peer_timeout,
+            check_settings=self.check_settings,
+            name=f"{self.name}.input",
         )
-        self.output = WebRTCOutputTransport(self.output_track, video_track=self.video_track)
+        self.output = WebRTCOutputTransport(
+            self.output_track, video_track=self.video_track, name=f"{self.name}.output"
+        )
         return str(pc.localDescription.sdp)
 
     async def run(self) -> Any:
@@ -617,21 +715,55 @@ class WebRTCSession:
 
         if self.input is None or self.output is None:
             raise NotReadyError("accept() the offer before run()")
-        self.task = PipelineTask(
-            Pipeline([self.input, *self.processors, self.output]),
+        output = self.output
+        self.task = task = PipelineTask(
+            Pipeline([self.input, *self.processors, output]),
             self.params or PipelineParams(allow_interruptions=True),
+            name=self.name,
         )
+
+        @task.event_handler("on_pipeline_error")
+        async def _forward(_: Any, error: ErrorFrame) -> None:
+            if not error.fatal:
+                await output._send(ErrorFrame(error.error, processor=error.processor))
+
         try:
-            await self.task.run()
+            if self.shutdown_reason is not None:  # shut down between accept() and run()
+                await task.cancel(self.shutdown_reason)
+            await task.run()
         finally:
             await self.close()
-        return self.task
+        return task
+
+    async def shutdown(self, reason: str = "server shutting down") -> None:
+        """End the session now: a fatal ``ErrorFrame`` to the peer (bounded wait), then cancel it."""
+        if self.shutdown_reason is not None:
+            return
+        self.shutdown_reason = reason
+        if self.output is not None:
+            try:
+                error = ErrorFrame(reason, fatal=True, processor="server")
+                await asyncio.wait_for(self.output._send(error), 1.0)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+        if self.task is not None:
+            await self.task.cancel(reason)
+        else:
+            await self.close()
 
     async def close(self) -> None:
-        """Stop the tracks and close the connection (idempotent)."""
+        """Stop the tracks and close the connection (idempotent).
+
+        What was last queued on the data channel (the final ``EndFrame`` or error) is given up to
+        ``0.5`` s to leave before the connection closes under it.
+        """
         self.output_track.stop()  # type: ignore[attr-defined]
         if self.video_track is not None:
             self.video_track.stop()  # type: ignore[attr-defined]
         pc, self.pc = self.pc, None
-        if pc is not None:
-            await pc.close()
+        if pc is None:
+            return
+        channel = self.output.channel if self.output is not None else None
+        if channel is not None:
+            await channel.wait_sent(0.5)
+        await pc.close()

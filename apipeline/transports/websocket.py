@@ -24,7 +24,7 @@ import mimetypes
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from apipeline.errors import NotReadyError, SessionRefused, TransportClosed
@@ -40,6 +40,9 @@ from apipeline.transports.session import (
     parse_query,
 )
 from apipeline.transports.stats import ServerStats
+
+if TYPE_CHECKING:
+    from apipeline.transports.webrtc_signalling import WebRTCConfig, WebRTCSignalling
 
 logger = logging.getLogger("apipeline.transports")
 
@@ -71,6 +74,8 @@ class ServerConfig:
     shutdown_timeout: float = 5.0
     web_root: Path | None = WEB_ROOT
     session: SessionConfig = field(default_factory=SessionConfig)
+    #: WebRTC signalling on the same port (``POST /webrtc/offer``; see :mod:`.webrtc_signalling`)
+    webrtc: WebRTCConfig | None = None
 
 
 class WebsocketChannel:
@@ -147,6 +152,8 @@ class WebsocketServer:
         self.cluster: Any = None
         self._handover = False
         self._adopted = 0
+        #: the WebRTC signalling and its sessions, when ``config.webrtc`` is set
+        self.webrtc: WebRTCSignalling | None = None
 
     async def adopt(self, sock: Any) -> Any:
         """Serve one connection accepted elsewhere (handover mode): returns the websockets connection."""
@@ -200,6 +207,13 @@ class WebsocketServer:
             dummy.listen(1)
             where = {"sock": dummy}
             self._handover = True
+        if cfg.webrtc is not None:  # a front on every connection routes the signalling paths
+            from websockets.asyncio.server import ServerConnection
+
+            from apipeline.transports.webrtc_signalling import WebRTCSignalling
+
+            signalling = self.webrtc = WebRTCSignalling(self, cfg.webrtc)
+            where["create_connection"] = lambda *a, **k: signalling.front(lambda: ServerConnection(*a, **k))
         self._server = await serve(
             self._handle,
             **where,
@@ -245,6 +259,8 @@ class WebsocketServer:
             return
         self._closing = True
         self._server.close(close_connections=False)
+        if self.webrtc is not None:
+            await self.webrtc.aclose(reason)
         for session in list(self.sessions):
             await session.shutdown(reason)
         try:
