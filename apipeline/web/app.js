@@ -22,7 +22,7 @@ const TRACE_S = 8;                   // seconds of pitch history drawn
 const F0_LO = 60, F0_HI = 800;       // the trace's (log) frequency axis
 const DB_FLOOR = -60;                // the meters' scale: DB_FLOOR .. 0 dBFS
 const PING_MS = 1000;                // round-trip probes on the WebRTC data channel
-const END_WAIT_MS = 5000;            // how long Stop waits for the server's EndFrame on WebRTC
+const END_WAIT_MS = 10000;           // how long Stop waits for the server's EndFrame on WebRTC
 
 // Voice presets: pitch (semitones) and formant (ratio) within the served schema's bounds
 // (apipeline/transports/voice_changer_params.py: pitch -36..36, formant 0.25..4); "Robot-ish" maps every
@@ -557,13 +557,14 @@ function toBase64Int16(samples) {
 }
 
 window.apipeline = {
-  /** Record `seconds` of what the page plays (after the transport, as heard): {sampleRate, pcm16: base64}. */
-  record(seconds) {
+  /** Record `seconds` of what the page plays (after the transport, as heard): {sampleRate, pcm16: base64}.
+   *  With `gateDb` (dBFS), only sound louder than that counts: `seconds` of sound, however long it takes. */
+  record(seconds, gateDb) {
     if (!s) return Promise.reject(new Error("not streaming"));
     const meter = s.outMeter;
     return new Promise((resolve) => {
       meter.onRecording = ({ recording, sampleRate }) => resolve({ sampleRate, pcm16: toBase64Int16(recording) });
-      meter.port.postMessage({ record: seconds });
+      meter.port.postMessage({ record: seconds, gateDb });
     });
   },
   changeVoice,

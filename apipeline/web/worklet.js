@@ -6,7 +6,8 @@
 //            runs dry it outputs silence and counts an underrun; past `maxQueued` samples the oldest are
 //            dropped so playback latency stays bounded.
 // "meter":   level (RMS and peak, dBFS) and F0 of its input every HOP_S seconds, posted to the main
-//            thread; on request it also records its input and posts the samples once it has enough.
+//            thread; on request it also records its input and posts the samples once it has enough
+//            (with `gateDb`, only the render quanta louder than that: so many seconds of sound).
 //
 // F0 is estimated with YIN (de Cheveigné & Kawahara 2002): the input is decimated to about 12 kHz (a
 // boxcar average, enough below 1 kHz), then for each 25 ms window the cumulative-mean-normalised
@@ -98,6 +99,7 @@ class MeterProcessor extends AudioWorkletProcessor {
       if (event.data && event.data.record) {
         this.recording = new Float32Array(Math.round(event.data.record * sampleRate));
         this.recorded = 0;
+        this.recordGate = event.data.gateDb === undefined ? null : 10 ** (event.data.gateDb / 10);  // mean square
       }
     };
   }
@@ -143,7 +145,13 @@ class MeterProcessor extends AudioWorkletProcessor {
         this.acc = 0; this.accN = 0;
       }
     }
-    if (this.recording) {
+    let loud = true;
+    if (this.recording && this.recordGate !== null) {
+      let sq = 0;
+      for (let i = 0; i < input.length; i++) sq += input[i] * input[i];
+      loud = sq / input.length >= this.recordGate;
+    }
+    if (this.recording && loud) {
       const n = Math.min(input.length, this.recording.length - this.recorded);
       this.recording.set(input.subarray(0, n), this.recorded);
       this.recorded += n;
