@@ -78,6 +78,29 @@ def test_the_page_loads_nothing_from_elsewhere():
             assert url.startswith("/") and (WEB / url.lstrip("/")).is_file(), url
 
 
+def test_presets_and_sliders_stay_inside_the_served_schema():
+    """Every preset, as the page sends it live (the two F0-mapping keys null unless set), passes the
+    served voice changer's schema; the sliders cannot leave its bounds."""
+    from apipeline.transports.voice_changer_params import VOICE_CHANGER_SESSION_PARAMS as schema
+
+    app = (WEB / "app.js").read_text(encoding="utf-8")
+    block = re.search(r"const PRESETS = \[(.*?)\];", app, re.S)
+    assert block is not None
+    presets = re.findall(r"\{ name: \"([^\"]+)\", ([^}]*) \}", block.group(1))
+    assert {"Natural", "Deeper", "Higher", "Robot-ish"} <= {name for name, _ in presets}
+    for name, body in presets:
+        sent = {"target_f0_mean": None, "target_f0_range": None}
+        sent |= {k: float(v) for k, v in re.findall(r"(\w+): (-?[\d.]+)", body)}
+        assert schema.check(sent, live=True) == sent, name
+    html = (WEB / "index.html").read_text(encoding="utf-8")
+    for name in ("pitch", "formant"):
+        tag = re.search(rf'<input id="{name}" [^>]*>', html)
+        assert tag is not None
+        low, high = (float(re.search(rf'{k}="([^"]+)"', tag.group(0)).group(1)) for k in ("min", "max"))
+        schema.check({name: low}, live=True)
+        schema.check({name: high}, live=True)
+
+
 def voice_wav(directory: Path, sample_rate: int = 16000, seconds: float = 4.0) -> Path:
     """A voiced test signal: syllables of a harmonic voice (F0 gliding ±¼ semitone around VOICE_F0,
     three formants) separated by silences, so levels rise and fall and the F0 is known."""
@@ -373,6 +396,9 @@ async def test_browser_voice_changer_over_websocket(tmp_path):
                 float(shown) > 0 and round(stats["latencyMs"]) >= 0
             )  # no speed target: the machine is shared
             await check_pitch_shift(page, reference, 4)  # the page's starting voice: +4 semitones
+            # "Robot-ish": every F0 mapped to one flat 110 Hz, heard by the page's own pitch read-out
+            await page.evaluate(CLICK_PRESET % "Robot-ish")
+            await page.wait_stats("Math.abs(12 * Math.log2(s.output.medianF0 / 110)) < 1")
             # a preset, live: one UpdateSettingsFrame mid-stream; the voice that comes back follows it
             await page.evaluate(CLICK_PRESET % "Deeper")
             assert await page.evaluate("document.getElementById('pitch').value") == "-5"
