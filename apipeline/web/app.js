@@ -221,7 +221,7 @@ const toWidth = (db) => `${Math.max(0, Math.min(1, (db - DB_FLOOR) / -DB_FLOOR))
 function drawMeter(which, id, label) {
   const c = stats[which];
   const meter = $(id);
-  meter.querySelector(".fill").style.width = c.db === null ? "0%" : toWidth(c.db);
+  meter.style.setProperty("--level", c.db === null ? "0%" : toWidth(c.db));
   meter.querySelector(".hold").style.left = toWidth(holds[which]);
   $(label).textContent = c.db === null || c.db < DB_FLOOR ? "–∞" : c.db.toFixed(0) + " dB";
 }

@@ -350,7 +350,9 @@ async def check_meters_and_trace(page: DevTools, shots: Path) -> dict:
     for _ in range(3):  # three states of the meter, each taken after the page announced new measurements
         await page.wait_stats(f"s.input.updates > {stats['input']['updates'] + 10}")
         stats = json.loads(await page.evaluate("JSON.stringify(window.apipelineStats)"))
-        widths.add(await page.evaluate("document.querySelector('#meter-in .fill').style.width"))
+        widths.add(
+            await page.evaluate("document.getElementById('meter-in').style.getPropertyValue('--level')")
+        )
     assert len(widths) > 1, f"the input meter did not move: {widths}"
     pixels = await page.evaluate(TRACE_PIXELS)
     assert pixels["input"] > 50 and pixels["output"] > 50, pixels  # both pitch lines are drawn
