@@ -22,7 +22,8 @@ const TRACE_S = 8;                   // seconds of pitch history drawn
 const F0_LO = 60, F0_HI = 800;       // the trace's (log) frequency axis
 const DB_FLOOR = -60;                // the meters' scale: DB_FLOOR .. 0 dBFS
 const PING_MS = 1000;                // round-trip probes on the WebRTC data channel
-const END_WAIT_MS = 10000;           // how long Stop waits for the server's EndFrame on WebRTC
+const END_WAIT_MS = 30000;           // how long Stop waits for the server's EndFrame on WebRTC (it
+                                     // first converts what it holds: seconds when it runs behind)
 
 // Voice presets: pitch (semitones) and formant (ratio) within the served schema's bounds
 // (apipeline/transports/voice_changer_params.py: pitch -36..36, formant 0.25..4); "Robot-ish" maps every
@@ -165,6 +166,16 @@ async function applySpeaker() {
   }
 }
 
+// What the browser actually applied (a device may not support echo cancellation, say).
+function showMicrophone(stream) {
+  const track = stream.getAudioTracks()[0];
+  const applied = track.getSettings ? track.getSettings() : {};
+  stats.microphone = {
+    label: track.label, echoCancellation: applied.echoCancellation ?? null,
+    noiseSuppression: applied.noiseSuppression ?? null, sampleRate: applied.sampleRate ?? null,
+  };
+}
+
 // A new microphone stream (another device, or echo cancellation / noise suppression switched) replaces
 // the running one without ending the session.
 async function replaceMicrophone() {
@@ -178,6 +189,9 @@ async function replaceMicrophone() {
   if (s.capture) s.source.connect(s.capture);
   if (s.sender) await s.sender.replaceTrack(stream.getAudioTracks()[0]);
   old.getTracks().forEach((t) => t.stop());
+  showMicrophone(stream);
+  stats.microphoneChanges = (stats.microphoneChanges || 0) + 1;
+  statsChanged();
   status(`microphone: ${stream.getAudioTracks()[0].label || "default"}`);
 }
 
@@ -484,6 +498,7 @@ async function start() {
   const stream = await navigator.mediaDevices.getUserMedia(micConstraints());
   const ctx = new AudioContext({ latencyHint: "interactive" });
   s = { ctx, stream };
+  showMicrophone(stream);
   await ctx.audioWorklet.addModule("/worklet.js");
   s.source = ctx.createMediaStreamSource(stream);
   s.inMeter = meterNode(ctx, "input");
@@ -523,6 +538,8 @@ function stop() {
   $("stop").disabled = true;
   if (s.capture) s.capture.port.onmessage = null;
   if (s.link && s.link.open()) s.link.send(encodeEnd());
+  // the microphone track keeps flowing until the server's EndFrame: a silent peer counts as gone
+  status("stopping: the server converts what it holds…");
   if (s.pc) {
     // the server answers EndFrame once everything before it was sent; then the peer connection closes
     s.endTimer = setTimeout(() => { stats.closeCode = 1006; status("the server did not end the stream"); teardown("idle"); }, END_WAIT_MS);
