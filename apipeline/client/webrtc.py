@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from apipeline.frames import EndFrame, Frame, UpdateSettingsFrame
+from apipeline.frames import EndFrame, ErrorFrame, Frame, SyncFrame, SyncNotifyFrame, UpdateSettingsFrame
 from apipeline.serializers import ProtobufFrameSerializer
 from apipeline.transports.webrtc import DATA_CHANNEL, OPUS_RATE, make_peer_connection
 
@@ -102,7 +102,16 @@ class WebRTCResult:
     sample_rate: int = OPUS_RATE
     frames: list[Frame] = field(default_factory=list)  # data-channel frames from the server
     video: list[NDArray[np.uint8]] = field(default_factory=list)  # the server's pictures, if it sends video
+    #: data-channel round trips (``SyncFrame`` out, the server's ``SyncNotifyFrame`` back), ms
     round_trips_ms: list[float] = field(default_factory=list)
+    #: monotonic time at which the first input sample was handed to the encoder
+    sent_at: float | None = None
+    #: per received block: (monotonic arrival time, index of its first sample in :attr:`audio`)
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
+    #: UDP payload bytes of the connection (RTP, RTCP, data channel, ICE), each way, and its duration
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    connected_s: float = 0.0
 
 
 def _source_track(audio: NDArray[np.float32], sample_rate: int) -> Any:
@@ -125,8 +134,10 @@ def _source_track(audio: NDArray[np.float32], sample_rate: int) -> Any:
         import soxr
 
         x, rate = soxr.resample(x, sample_rate, OPUS_RATE).astype(np.float32), OPUS_RATE
-    channels = x.shape[1]
-    layout = "mono" if channels == 1 else "stereo"
+    # always two channels to the encoder (a mono signal in both): aiortc's encoder is stereo and would
+    # otherwise upmix mono at -3 dB per channel; a browser's mono Opus decodes to two equal channels too
+    x = np.repeat(x, 2, axis=1) if x.shape[1] == 1 else x
+    layout = "stereo"
     step = rate // 50
     pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
 
@@ -137,12 +148,15 @@ def _source_track(audio: NDArray[np.float32], sample_rate: int) -> Any:
             super().__init__()
             self._pos = 0
             self._start: float | None = None
+            self.started_at: float | None = None
             self.done = asyncio.Event()
 
         async def recv(self) -> Any:
             if self._start is None:
                 self._start = time.monotonic()
             wait = self._start + self._pos / rate - time.monotonic()
+            if self._pos == 0:
+                self.started_at = max(self._start, time.monotonic())
             if wait > 0:
                 await asyncio.sleep(wait)
             if self.readyState != "live":
@@ -193,11 +207,14 @@ class WebRTCClient:
         settings: dict[str, Any] | None = None,
         tail_s: float = 0.5,
         receive_video: bool = False,
+        probe_every_s: float | None = 0.5,
     ) -> WebRTCResult:
         """Send ``audio`` (float32, ``(frames,)`` mono or ``(frames, 2)`` stereo) in real time; return the
         server's audio and messages.
 
         ``receive_video`` offers to receive a video track (kept in :attr:`WebRTCResult.video`).
+        ``probe_every_s``: while streaming, a ``SyncFrame`` goes out on the data channel this often; the
+        server answers each at once, and the round trips land in :attr:`WebRTCResult.round_trips_ms`.
         ``tail_s`` after the last input frame the client sends ``EndFrame`` on the data channel and
         records until the server ends its track (at most ``drain_timeout``); the connection is closed
         before returning.
@@ -212,6 +229,7 @@ class WebRTCClient:
         blocks: list[NDArray[np.float32]] = []
         remote: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         opened = asyncio.Event()
+        server_ended = asyncio.Event()  # the server sent EndFrame or a fatal error
 
         video_tasks: list[asyncio.Task[None]] = []
 
@@ -239,24 +257,42 @@ class WebRTCClient:
         @channel.on("message")
         def _on_message(message: Any) -> None:
             try:
-                result.frames.append(self.serializer.deserialize(message))
+                frame = self.serializer.deserialize(message)
             except Exception:  # a malformed server message is recorded as missing, not fatal here
-                pass
+                return
+            if isinstance(frame, SyncNotifyFrame) and frame.client_pts is not None:
+                result.round_trips_ms.append((time.monotonic_ns() - frame.client_pts) / 1e6)
+            if isinstance(frame, EndFrame) or (isinstance(frame, ErrorFrame) and frame.fatal):
+                server_ended.set()
+            result.frames.append(frame)
+
+        async def probe(every: float) -> None:
+            while channel.readyState == "open":
+                sync = SyncFrame()
+                sync.client_pts = time.monotonic_ns()
+                channel.send(self.serializer.serialize(sync))
+                await asyncio.sleep(every)
 
         async def record(track: Any) -> None:
             import av
             from aiortc.mediastreams import MediaStreamError
 
             resampler = av.AudioResampler(format="flt", layout="mono", rate=OPUS_RATE)
+            received = 0
             while True:
                 try:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
+                now = time.monotonic()
                 for f in resampler.resample(frame):
-                    blocks.append(f.to_ndarray().reshape(-1).astype(np.float32))
+                    result.arrivals.append((now, received))
+                    block = f.to_ndarray().reshape(-1).astype(np.float32)
+                    blocks.append(block)
+                    received += block.size
 
         recorder: asyncio.Task[None] | None = None
+        prober: asyncio.Task[None] | None = None
         try:
             await pc.setLocalDescription(await pc.createOffer())
             answer = await asyncio.wait_for(self.signal(pc.localDescription.sdp), self.connect_timeout)
@@ -268,22 +304,38 @@ class WebRTCClient:
             await asyncio.wait_for(opened.wait(), self.connect_timeout)
             if settings:
                 channel.send(self.serializer.serialize(UpdateSettingsFrame(settings)))
-            await source.done.wait()
-            await asyncio.sleep(tail_s)
-            if channel.readyState == "open":
+            if probe_every_s:
+                prober = asyncio.create_task(probe(probe_every_s))
+            # the input plays out, unless the server ends the session first (its track or its EndFrame)
+            waits = [asyncio.ensure_future(source.done.wait()), asyncio.ensure_future(server_ended.wait())]
+            await asyncio.wait([*waits, recorder], return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+            if source.done.is_set() and not server_ended.is_set() and not recorder.done():
+                await asyncio.sleep(tail_s)
+            if prober is not None:
+                prober.cancel()
+            if channel.readyState == "open" and not server_ended.is_set():
                 channel.send(self.serializer.serialize(EndFrame()))
             # the server drains its output, then ends its track: record until then
             try:
                 await asyncio.wait_for(asyncio.shield(recorder), self.drain_timeout)
             except TimeoutError:
                 pass
+            for stats in (await pc.getStats()).values():
+                if stats.type == "transport":
+                    result.bytes_sent += stats.bytesSent
+                    result.bytes_received += stats.bytesReceived
+            if source.started_at is not None:
+                result.connected_s = time.monotonic() - source.started_at
         finally:
             source.stop()
-            for t in [*video_tasks, *([recorder] if recorder is not None else [])]:
+            tasks = [t for t in (*video_tasks, recorder, prober) if t is not None]
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(
-                *video_tasks, *([recorder] if recorder is not None else []), return_exceptions=True
-            )
+            await asyncio.gather(*tasks, return_exceptions=True)
             await pc.close()
+            result.sent_at = source.started_at
         result.audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
         return result

@@ -10,6 +10,11 @@
   handshake to close code, shared by both servers.
 * :mod:`~apipeline.transports.websocket`: :class:`WebsocketServer` (``/ws``, ``/health``, ``/ready``,
   ``/metrics``, the browser page).
+* :mod:`~apipeline.transports.http_front`: the front of the server's port: routes the WebRTC signalling
+  paths to a bounded HTTP reader, everything else to websockets unchanged.
+* :mod:`~apipeline.transports.webrtc_signalling`: ``POST /webrtc/offer`` / ``GET /webrtc/config``
+  (:class:`WebRTCConfig`), the same admission as ``/ws``; :mod:`~apipeline.transports.webrtc`: the
+  aiortc transport (tracks, data channel, :class:`~apipeline.transports.webrtc.WebRTCSession`).
 * :mod:`~apipeline.transports.grpc_service`: :class:`GrpcServer`, the same sessions as a bidirectional
   gRPC stream of ``apipeline.Envelope`` messages.
 * :mod:`~apipeline.transports.remote`: :class:`RemoteProcessor`, a processor whose work happens in a
@@ -17,7 +22,7 @@
 * :mod:`~apipeline.transports.factories`: what the servers serve (voice changer, graph file, callable).
 * :mod:`~apipeline.transports.stats`: counters and the Prometheus text exposition.
 
-``websockets`` and ``grpcio`` are imported only by the modules that need them.
+``websockets``, ``grpcio`` and ``aiortc`` are imported only by the modules that need them.
 """
 
 from apipeline.transports.channel import MemoryChannel as MemoryChannel
@@ -35,6 +40,7 @@ from apipeline.transports.session import PipelineFactory as PipelineFactory
 from apipeline.transports.session import SessionSpec as SessionSpec
 from apipeline.transports.session import parse_query as parse_query
 from apipeline.transports.stats import ServerStats as ServerStats
+from apipeline.transports.webrtc_signalling import WebRTCConfig as WebRTCConfig
 from apipeline.transports.websocket import ServerConfig as ServerConfig
 from apipeline.transports.websocket import WebsocketServer as WebsocketServer
 
@@ -54,6 +60,7 @@ __all__ = [
     "TransportInput",
     "TransportOutput",
     "VoiceChangerFactory",
+    "WebRTCConfig",
     "WebsocketServer",
     "parse_query",
 ]

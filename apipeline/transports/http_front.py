@@ -223,6 +223,7 @@ class HttpFront(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._outstanding = 1  # the connection; plus what a handler started
+        self._answered = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
 
@@ -255,7 +256,9 @@ class HttpFront(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._reader is None:  # not ours: websockets answers a half request as it always has
             return self._hand_over().eof_received()  # type: ignore[no-any-return]
-        return True  # keep the transport open for the answer (closed once it is written)
+        if self._answered or self.transport.get_extra_info("sslcontext") is not None:
+            return None  # answered already; or TLS, which cannot stay half-open: close
+        return True  # a client that half-closed after its request still gets the answer
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
@@ -293,6 +296,7 @@ class HttpFront(asyncio.Protocol):
 
     def _answer(self, response: HttpResponse) -> None:
         self._cancel_timer()
+        self._answered = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(render_response(response))
             self.transport.close()

@@ -343,16 +343,29 @@ def make_video_track(fps: float = 25.0, max_pending: int = 10) -> VideoOutputTra
 
 
 class _Resampler:
-    """Decoded frames (any rate/layout/format) → mono float32 at ``rate``."""
+    """Decoded frames (any rate/layout/format) → mono float32 at ``rate``.
+
+    Channels are mixed by their mean, not by libswresample's downmix (which adds them at -3 dB each):
+    a mono microphone arrives as Opus decoded to two equal channels, and must come out at its own level,
+    not 3 dB louder (and clipped).
+    """
 
     def __init__(self, rate: int) -> None:
-        import av
-
-        self._r = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self.rate = rate
+        self._r: Any = None
+        self._layout: str | None = None
 
     def __call__(self, frame: Any) -> NDArray[np.float32]:
-        out = [f.to_ndarray().reshape(-1) for f in self._r.resample(frame)]
-        return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
+        import av
+
+        if self._r is None or frame.layout.name != self._layout:
+            self._layout = frame.layout.name
+            self._r = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self.rate)
+        out = [f.to_ndarray() for f in self._r.resample(frame)]  # (channels, samples) each
+        if not out:
+            return np.zeros(0, np.float32)
+        x = np.concatenate(out, axis=1)
+        return (x.mean(axis=0) if x.shape[0] > 1 else x[0]).astype(np.float32, copy=False)
 
 
 async def _recv_within(track: Any, seconds: float) -> Any:
@@ -370,6 +383,8 @@ class WebRTCInputTransport(InputProcessor):
         channel: the ``"frames"`` data channel as a :class:`DataChannelChannel` (or None).
         sample_rate: the pipeline's rate; Opus audio (48 kHz, mono or stereo) is resampled to it, mono.
         peer_timeout: seconds without audio after which the peer is taken as gone and the input ends.
+        connect_timeout: seconds for the first audio to arrive (ICE and DTLS must complete first, which
+            takes longer than a gap between packets; no audio by then also ends the input).
         serializer: decodes data-channel messages (protobuf by default).
         check_settings: checks each ``UpdateSettingsFrame`` from the peer (the server's session schema);
             a refused one is dropped and answered with a non-fatal ``ErrorFrame``.
@@ -388,13 +403,17 @@ class WebRTCInputTransport(InputProcessor):
         *,
         sample_rate: int = 48000,
         peer_timeout: float = 5.0,
+        connect_timeout: float = 10.0,
         serializer: FrameSerializer | None = None,
         check_settings: SettingsCheck | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        if not peer_timeout > 0:
-            raise ConfigurationError(f"peer_timeout must be positive, got {peer_timeout}")
+        if not peer_timeout > 0 or not connect_timeout > 0:
+            raise ConfigurationError(
+                f"peer_timeout and connect_timeout must be positive, got {peer_timeout}, {connect_timeout}"
+            )
+        self.connect_timeout = connect_timeout
         self.track = track
         self.channel = channel
         self.sample_rate = sample_rate
@@ -425,6 +444,8 @@ class WebRTCInputTransport(InputProcessor):
                     return
                 if isinstance(item, BaseException):
                     raise item
+                if isinstance(item, AudioRawFrame):
+                    self.audio_s += item.duration  # what the pipeline got (not what was left queued)
                 yield item
         finally:
             for p in pumps:
@@ -448,13 +469,18 @@ class WebRTCInputTransport(InputProcessor):
         from aiortc.mediastreams import MediaStreamError
 
         resample = _Resampler(self.sample_rate)
+        timeout = self.connect_timeout
         while True:
             try:
                 # asyncio.timeout, not wait_for: 3.11's wait_for can hang when a cancel meets the
                 # inner task's completion (seen here on the gather in frames()' cleanup)
-                frame = await _recv_within(self.track, self.peer_timeout)
+                frame = await _recv_within(self.track, timeout)
             except TimeoutError:
-                self.ended_by = f"no audio from the peer for {self.peer_timeout:g} s"
+                self.ended_by = (
+                    f"no audio from the peer for {self.peer_timeout:g} s"
+                    if timeout == self.peer_timeout and self.audio_s
+                    else f"no audio from the peer within {timeout:g} s of the answer"
+                )
                 logger.info("%s: %s; ending the session", self.name, self.ended_by)
                 await queue.put(None)
                 return
@@ -462,9 +488,9 @@ class WebRTCInputTransport(InputProcessor):
                 self.ended_by = "the peer's audio track ended"
                 await queue.put(None)
                 return
+            timeout = self.peer_timeout
             samples = resample(frame)
             if samples.size:
-                self.audio_s += samples.size / self.sample_rate
                 await queue.put(AudioRawFrame(samples, self.sample_rate, 1))
 
     async def _messages(self, queue: asyncio.Queue[Frame | BaseException | None]) -> None:
@@ -548,6 +574,7 @@ class WebRTCOutputTransport(FrameProcessor):
         self._resampler: Any = None
         self._rate: int | None = None
         self.sent_messages = 0
+        self.audio_s = 0.0  # audio the pipeline made, queued on the track
 
     def _to_48k(self, frame: AudioRawFrame) -> NDArray[np.float32]:
         a = frame.audio
@@ -578,6 +605,7 @@ class WebRTCOutputTransport(FrameProcessor):
         await super().process_frame(frame, direction)
         if direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, AudioRawFrame):
+                self.audio_s += frame.duration
                 self.track.write(self._to_48k(frame))
                 return
             if isinstance(frame, VideoFrame) and self.video_track is not None:
@@ -626,6 +654,7 @@ class WebRTCSession:
         ice_username: str | None = None,
         ice_credential: str | None = None,
         peer_timeout: float = 5.0,
+        connect_timeout: float = 10.0,
         max_output_s: float = 2.0,
         params: Any = None,
         video: bool = False,
@@ -640,6 +669,7 @@ class WebRTCSession:
         self.ice_username = ice_username
         self.ice_credential = ice_credential
         self.peer_timeout = peer_timeout
+        self.connect_timeout = connect_timeout
         self.params = params
         self.check_settings = check_settings
         self.name = name
@@ -685,12 +715,13 @@ class WebRTCSession:
         if self.video_track is not None:
             pc.addTrack(self.video_track)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            except Exception as exc:  # aiortc's parser fails with asserts, IndexErrors, ValueErrors...
+                detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise SessionRefused(400, f"the SDP offer could not be applied ({detail})") from None
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-            await self.close()
-            raise SessionRefused(400, f"the SDP offer could not be applied: {exc}") from None
         except BaseException:
             await self.close()
             raise
@@ -701,6 +732,7 @@ class WebRTCSession:
             remote.result(),
             sample_rate=self.sample_rate,
             peer_timeout=self.peer_timeout,
+            connect_timeout=self.connect_timeout,
             check_settings=self.check_settings,
             name=f"{self.name}.input",
         )
@@ -727,9 +759,10 @@ class WebRTCSession:
             if not error.fatal:
                 await output._send(ErrorFrame(error.error, processor=error.processor))
 
+        if self.shutdown_reason is not None:  # shut down between accept() and run(): nothing to run
+            await self.close()
+            return task
         try:
-            if self.shutdown_reason is not None:  # shut down between accept() and run()
-                await task.cancel(self.shutdown_reason)
             await task.run()
         finally:
             await self.close()

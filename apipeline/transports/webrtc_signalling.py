@@ -60,6 +60,8 @@ class WebRTCConfig:
     ice_username: str | None = None
     ice_credential: str | None = None
     peer_timeout: float = 5.0
+    #: seconds from the answer to the peer's first audio (ICE + DTLS), else the session ends
+    connect_timeout: float = 10.0
     sample_rate: int = OPUS_RATE
     max_offer_bytes: int = 64 * 1024
     max_header_bytes: int = 16 * 1024
@@ -79,6 +81,8 @@ class WebRTCConfig:
             )
         if not self.peer_timeout > 0:
             raise ConfigurationError(f"the WebRTC peer timeout must be > 0 s, got {self.peer_timeout}")
+        if not self.connect_timeout > 0:
+            raise ConfigurationError(f"the WebRTC connect timeout must be > 0 s, got {self.connect_timeout}")
         if not 8000 <= self.sample_rate <= 192000:
             raise ConfigurationError(
                 f"the WebRTC session rate must be 8000..192000 Hz, got {self.sample_rate}"
@@ -185,6 +189,7 @@ class WebRTCSignalling:
         server = self.server
         session_id = uuid.uuid4().hex[:12]
         session: WebRTCSession | None = None
+        started = False
         try:
             try:
                 user = server.factory.build(SessionSpec(session_id, rate, 1, dict(settings)))
@@ -200,6 +205,7 @@ class WebRTCSignalling:
                 ice_username=cfg.ice_username,
                 ice_credential=cfg.ice_credential,
                 peer_timeout=cfg.peer_timeout,
+                connect_timeout=cfg.connect_timeout,
                 max_output_s=cfg.max_output_s,
                 params=PipelineParams(
                     allow_interruptions=True,
@@ -211,18 +217,18 @@ class WebRTCSignalling:
             )
             try:
                 answer = await session.accept(sdp)
-            except SessionRefused as exc:
-                session = None  # accept() closed it
+            except SessionRefused as exc:  # accept() has closed the connection
                 return self._refuse(400, "bad_offer", exc.reason), None
-        except BaseException:
-            server.admission.release()
-            if session is not None:
+            if self.closing:  # shutdown began while the offer was being answered
                 await session.close()
-            raise
-        if session.input is None or self.closing:  # pragma: no cover - accept() sets it; shutdown raced
-            await session.close()
-            server.admission.release()
-            return self._refuse(503, "shutting_down", "server shutting down"), None
+                return self._refuse(503, "shutting_down", "server shutting down"), None
+            started = True
+        finally:
+            if not started:  # refused, failed or cancelled (the client left): the slot goes back
+                server.admission.release()
+                if session is not None:
+                    await session.close()
+        self.sessions.add(session)  # from here on, shutdown() reaches it
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         task = asyncio.get_running_loop().create_task(self._run(session, ended), name=f"webrtc-{session_id}")
         self._tasks.add(task)
@@ -232,7 +238,6 @@ class WebRTCSignalling:
 
     async def _run(self, session: WebRTCSession, ended: asyncio.Future[None]) -> None:
         key, _ = self.server.stats.session_started(WEBRTC)
-        self.sessions.add(session)
         outcome = "error"
         try:
             task = await session.run()

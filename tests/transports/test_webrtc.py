@@ -86,7 +86,7 @@ async def test_client_and_session_stream_audio_both_ways_and_close():
 async def test_a_vanished_peer_ends_the_session_within_its_timeout():
     from aiortc import RTCPeerConnection
 
-    session = WebRTCSession([], sample_rate=16000, peer_timeout=0.3)
+    session = WebRTCSession([], sample_rate=16000, peer_timeout=0.3, connect_timeout=0.5)
     pc = RTCPeerConnection()
     pc.addTransceiver("audio", direction="sendrecv")
     await pc.setLocalDescription(await pc.createOffer())
@@ -95,8 +95,9 @@ async def test_a_vanished_peer_ends_the_session_within_its_timeout():
 
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     await pc.close()  # gone without a word, no media ever sent
-    task = await asyncio.wait_for(session.run(), 10)  # outer limit: many times the 0.3 s timeout
-    assert session.input is not None and session.input.ended_by is not None
+    task = await asyncio.wait_for(session.run(), 10)  # outer limit: many times the 0.5 s timeout
+    assert session.input is not None
+    assert session.input.ended_by == "no audio from the peer within 0.5 s of the answer"
     assert task is not None
 
 
