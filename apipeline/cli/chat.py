@@ -23,6 +23,8 @@ import sys
 import time
 from typing import Any
 
+from apipeline.errors import ParameterError
+
 PROG = "apipeline chat"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -30,6 +32,17 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--input", required=True, help="the spoken question (WAV, FLAC, OGG)")
     p.add_argument("-o", "--output", required=True, help="where to write the spoken answer (PCM16)")
+    add_engine_arguments(p)
+    p.add_argument("--sample-rate", type=int, default=16000, help="rate of the answer (default 16000)")
+    p.add_argument(
+        "--video", default=None, metavar="PATH", help="also write the answer as a talking-head video (.mp4)"
+    )
+    p.add_argument("--image", default=None, help="portrait for --video (default: the bundled one)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """The chatbot's engine options, shared by ``apipeline chat`` and ``apipeline serve --app chatbot``."""
     p.add_argument("--stt-url", default=None, help="OpenAI-compatible transcription server (API base)")
     p.add_argument("--llm-url", default=None, help="OpenAI-compatible chat-completions server (API base)")
     p.add_argument("--tts-url", default=None, help="OpenAI-compatible speech server (API base)")
@@ -43,13 +56,74 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="GGUF file of the local LLM (default: Gemma 3 270M)")
     p.add_argument("--max-tokens", type=int, default=40, help="longest answer in tokens (default 40)")
     p.add_argument("--system-prompt", default=None, help="the system prompt")
-    p.add_argument("--sample-rate", type=int, default=16000, help="rate of the answer (default 16000)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a server (default 30)")
     p.add_argument(
-        "--video", default=None, metavar="PATH", help="also write the answer as a talking-head video (.mp4)"
+        "--vad-stop-ms",
+        type=float,
+        default=None,
+        help="silence that ends the user's turn, ms (default: the chatbot's, 250)",
     )
-    p.add_argument("--image", default=None, help="portrait for --video (default: the bundled one)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument(
+        "--voice-changer",
+        action="store_true",
+        help="the bot speaks through the voice changer (the DAG `apipeline voice-changer` runs)",
+    )
+    p.add_argument("--pitch", type=float, default=None, help="with --voice-changer: semitones (default 0)")
+    p.add_argument("--formant", type=float, default=None, help="with --voice-changer: ratio (default 1)")
+
+
+def chatbot_config(args: argparse.Namespace, **changes: Any) -> Any:
+    """The :class:`~apipeline.services.chatbot.ChatbotConfig` of the engine options (plus ``changes``)."""
+    from apipeline.services.chatbot import ChatbotConfig
+
+    extra: dict[str, Any] = {}
+    if args.vad_stop_ms is not None:
+        extra["vad_stop_ms"] = args.vad_stop_ms
+    return ChatbotConfig(
+        stt_url=args.stt_url,
+        llm_url=args.llm_url,
+        tts_url=args.tts_url,
+        api_key=args.api_key,
+        stt_model=args.stt_model,
+        llm_model=args.llm_model,
+        tts_model=args.tts_model,
+        tts_voice=args.tts_voice,
+        voice=args.voice,
+        llm_backend=args.llm_backend,
+        llm_model_path=args.model,
+        max_tokens=args.max_tokens,
+        system_prompt=args.system_prompt,
+        timeout_s=args.timeout,
+        connect_timeout_s=min(args.timeout, 5.0),
+        **extra,
+        **changes,
+    )
+
+
+def voice_changer_settings(args: argparse.Namespace) -> Any:
+    """``VoiceChangerSettings`` for ``--voice-changer`` (checked), or None; ValueError for a bad option."""
+    if not args.voice_changer:
+        for flag in ("pitch", "formant"):
+            if getattr(args, flag) is not None:
+                raise ParameterError(f"--{flag} applies to the bot's voice changer: add --voice-changer")
+        return None
+    from apipeline.voice_changer import VoiceChangerSettings
+
+    given = {k: getattr(args, k) for k in ("pitch", "formant") if getattr(args, k) is not None}
+    settings = VoiceChangerSettings(**given)
+    settings.validate()
+    return settings
+
+
+def chatbot_factory(args: argparse.Namespace) -> Any:
+    """``apipeline serve --app chatbot``'s session factory (the engine options; nothing loads yet)."""
+    from apipeline.errors import ModelError
+    from apipeline.transports.chatbot import ChatbotFactory
+
+    try:
+        return ChatbotFactory(chatbot_config(args), voice_changer=voice_changer_settings(args))
+    except ModelError as exc:  # an unknown voice, a missing engine package: the operator's option
+        raise ParameterError(str(exc)) from None
 
 
 def add_parser(subparsers: Any) -> None:
@@ -93,7 +167,7 @@ async def _chat(args: argparse.Namespace) -> dict[str, Any]:
     from apipeline.processors.audio.convert import ChannelMixer
     from apipeline.processors.audio.io import AudioFileSink, AudioFileSource
     from apipeline.processors.audio.resample import ResampleProcessor
-    from apipeline.services.chatbot import ChatbotConfig, build_chatbot
+    from apipeline.services.chatbot import build_chatbot
     from apipeline.services.latency import TurnLatency
 
     source = AudioFileSource(args.input)  # checks the file before any model loads
@@ -102,27 +176,10 @@ async def _chat(args: argparse.Namespace) -> dict[str, Any]:
         from apipeline.talking_head import speaking_head
 
         head = speaking_head(args.video, image=args.image, inputs=(args.input,))
-    config = ChatbotConfig(
-        realtime_output=False,
-        out_sample_rate=args.sample_rate,
-        stt_url=args.stt_url,
-        llm_url=args.llm_url,
-        tts_url=args.tts_url,
-        api_key=args.api_key,
-        stt_model=args.stt_model,
-        llm_model=args.llm_model,
-        tts_model=args.tts_model,
-        tts_voice=args.tts_voice,
-        voice=args.voice,
-        llm_backend=args.llm_backend,
-        llm_model_path=args.model,
-        max_tokens=args.max_tokens,
-        system_prompt=args.system_prompt,
-        timeout_s=args.timeout,
-        connect_timeout_s=min(args.timeout, 5.0),
-    )
+    config = chatbot_config(args, realtime_output=False, out_sample_rate=args.sample_rate)
+    voice = voice_changer_settings(args)
     t0 = time.perf_counter()
-    bot = build_chatbot(config)
+    bot = build_chatbot(config, voice_changer=voice)
     load_s = time.perf_counter() - t0
     latency = TurnLatency()
     answers: list[dict[str, Any]] = []

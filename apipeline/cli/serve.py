@@ -33,6 +33,14 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("graph", nargs="?", help="graph file (YAML/JSON); default: the voice changer")
+    p.add_argument(
+        "--app",
+        choices=("voice-changer", "chatbot"),
+        default="voice-changer",
+        help="what to serve with no GRAPH: the voice changer (default), or the voice chatbot (one "
+        "conversation per session; engine options below, as for `apipeline chat`; --workers defaults to "
+        "1: each worker process loads its own LLM)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8765, help="WebSocket/HTTP port (default 8765)")
     p.add_argument(
@@ -134,6 +142,9 @@ def add_parser(subparsers: Any) -> None:
     from apipeline.models.backends import add_backend_arguments
 
     add_backend_arguments(p)
+    from apipeline.cli.chat import add_engine_arguments
+
+    add_engine_arguments(p.add_argument_group("--app chatbot"))  # type: ignore[arg-type]
 
 
 def add_webrtc_arguments(p: Any) -> None:
@@ -188,6 +199,12 @@ def webrtc_config(args: argparse.Namespace) -> Any:
 def _factory(args: argparse.Namespace, placement: Any = None) -> Any:
     from apipeline.transports.factories import GraphFactory, VoiceChangerFactory
 
+    if getattr(args, "app", None) == "chatbot":
+        from apipeline.cli.chat import chatbot_factory
+
+        if args.graph or args.defaults or args.ray_address is not None:
+            raise ConfigurationError("--app chatbot takes no GRAPH, --set or --ray-address")
+        return chatbot_factory(args)
     if args.graph:
         if args.ray_address is not None:
             raise SystemExit("apipeline serve: with a GRAPH, put `backend: ray` in the graph file instead")
@@ -425,6 +442,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         server_configs(args)  # bad options fail before any model loads or any port opens
         workers = args.workers if args.workers is not None else default_workers()
+        if getattr(args, "app", None) == "chatbot" and args.workers is None:
+            workers = 1  # each worker process would load its own copy of the LLM
         if args.ray_address is not None:
             if args.workers is not None and args.workers > 1:
                 raise ConfigurationError(

@@ -80,6 +80,8 @@ class Chatbot:
     llm: LLMService
     tts: TTSService
     output: BotAudioOutput
+    #: the voice changer the bot speaks through (``SpeechTail`` + its DAG), or None
+    voice_changer: FrameProcessor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def processors(self, latency: TurnLatency | None = None) -> list[FrameProcessor]:
@@ -97,6 +99,7 @@ class Chatbot:
             *probe("llm"),
             self.tts,
             *probe("tts"),
+            *([self.voice_changer] if self.voice_changer is not None else []),
             self.output,
             *probe("output"),
             self.aggregators.assistant(),
@@ -166,8 +169,13 @@ def build_tts(config: ChatbotConfig) -> TTSService:
     )
 
 
-def build_chatbot(config: ChatbotConfig | None = None, *, llm: LLMService | None = None) -> Chatbot:
+def build_chatbot(
+    config: ChatbotConfig | None = None, *, llm: LLMService | None = None, voice_changer: Any = None
+) -> Chatbot:
     """Build every stage of the chatbot (``llm`` replaces the configured LLM service).
+
+    ``voice_changer``: a ``VoiceChangerSettings``: the bot speaks through the voice changer's DAG
+    (:func:`~apipeline.services.bot_voice.bot_voice_changer`), at the answer's rate.
 
     Raises:
         ModelError / ServiceError / ValueError: a missing model, an unknown voice, a bad URL or option.
@@ -181,6 +189,11 @@ def build_chatbot(config: ChatbotConfig | None = None, *, llm: LLMService | None
         )
     # Build the services that validate their options first, so a bad option fails before a model loads.
     tts = build_tts(config)
+    voice = None
+    if voice_changer is not None:
+        from apipeline.services.bot_voice import bot_voice_changer
+
+        voice = bot_voice_changer(voice_changer, sample_rate=config.out_sample_rate)
     stt = build_stt(config)
     llm = llm or build_llm(config)
     vad = VADProcessor(
@@ -199,4 +212,5 @@ def build_chatbot(config: ChatbotConfig | None = None, *, llm: LLMService | None
         llm=llm,
         tts=tts,
         output=BotAudioOutput(realtime=config.realtime_output),
+        voice_changer=voice,
     )

@@ -178,3 +178,22 @@ class VoiceChangerFactory:
         await task.run()
         if counter.samples == 0:
             raise RuntimeError("the voice changer produced nothing from 0.3 s of a tone")
+
+
+def app_info(factory: Any) -> dict[str, Any]:
+    """What ``GET /info`` answers: which app this server runs (``app``) and its session parameters.
+
+    A factory may say it itself (``app_info() -> dict``, e.g. the chatbot's); otherwise ``app`` is
+    ``"voice-changer"``, ``"graph"`` or ``"custom"`` and ``params`` its ``settings_schema`` as JSON Schema.
+    """
+    own = getattr(factory, "app_info", None)
+    if callable(own):
+        return dict(own())
+    if isinstance(factory, VoiceChangerFactory):
+        app = "voice-changer"
+    elif isinstance(factory, GraphFactory):
+        app = "graph"
+    else:
+        app = "custom"
+    schema = getattr(factory, "settings_schema", None)
+    return {"app": app, "params": schema.json_schema() if isinstance(schema, ParamSchema) else None}

@@ -228,7 +228,12 @@ class ServerSession:
             clock=clock,
             name="transport_output",
         )
-        params = PipelineParams(enable_metrics=cfg.enable_metrics, end_timeout=cfg.end_timeout)
+        params = PipelineParams(
+            enable_metrics=cfg.enable_metrics,
+            end_timeout=cfg.end_timeout,
+            # a factory whose pipelines obey barge-in says so (the chatbot)
+            allow_interruptions=bool(getattr(self.factory, "allow_interruptions", False)),
+        )
         self._root = root = Pipeline([inp, user, out])
         task = PipelineTask(root, params, name=f"session-{self.session_id}")
 

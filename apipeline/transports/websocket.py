@@ -302,6 +302,14 @@ class WebsocketServer:
                 return connection.respond(200, "ready\n")
             waiting = self.warm_up_error or ("warming up" if not self.ready else "other workers warming up")
             return connection.respond(503, f"not ready: {waiting}\n")
+        if path == "/info":  # which app is served, and its session parameters (the page's mode)
+            import json
+
+            from apipeline.transports.factories import app_info
+
+            response = connection.respond(200, json.dumps(app_info(self.factory)) + "\n")
+            response.headers["Content-Type"] = "application/json"
+            return response
         if path == "/metrics":
             text = self.stats.render() if self.cluster is None else self.cluster.render_metrics(self.stats)
             response = connection.respond(200, text)
