@@ -42,7 +42,7 @@ const channelStats = () => ({ db: null, dbMin: null, dbMax: null, peak: 0, f0: 0
 const stats = {
   app: "voice-changer", state: "idle", transport: null, webrtcError: null,
   sent: 0, received: 0, samplesReceived: 0, latencyMs: null, latencySource: null, peak: 0,
-  errors: [], closeCode: null, input: channelStats(), output: channelStats(), conversation: [],
+  errors: [], closeCode: null, input: channelStats(), output: channelStats(), conversation: [], chatEvents: [],
 };
 window.apipelineStats = stats;
 const statsChanged = () => window.dispatchEvent(new CustomEvent("apipeline-stats", { detail: stats }));
@@ -60,7 +60,8 @@ function settings() {
 }
 
 // Whether the served pipeline takes the voice settings (the voice changer; the chatbot speaking through it).
-const takesVoice = () => (info.params ? "pitch" in (info.params.properties || info.params) : info.app !== "chatbot");
+// Without /info (an older server) it is the voice changer.
+const takesVoice = () => (info.served ? Boolean(info.params && "pitch" in (info.params.properties || {})) : true);
 
 function queryFor(current) {
   const query = new URLSearchParams();
@@ -349,6 +350,8 @@ const conversation = {
   },
   message(meta, text) {
     const kind = meta.chat;
+    stats.chatEvents.push(text ? `${kind}: ${text}` : kind);
+    if (stats.chatEvents.length > 100) stats.chatEvents.shift();
     if (kind === "user_started" || kind === "user_stopped") {
       $("speaking").hidden = kind === "user_stopped";
     } else if (kind === "user") {
@@ -602,7 +605,7 @@ async function getJson(path) {
 async function detectApp() {
   const token = params.get("token") ? `?token=${encodeURIComponent(params.get("token"))}` : "";
   const [served, rtc] = await Promise.all([getJson("/info"), getJson(`/webrtc/config${token}`)]);
-  if (served) info = { ...info, ...served };  // no /info: an older server, the voice changer
+  if (served) info = { ...info, ...served, served: true };  // no /info: an older server, the voice changer
   rtcConfig = rtc;
   stats.app = info.app;
   stats.webrtcOffered = Boolean(rtc);

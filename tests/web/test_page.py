@@ -196,8 +196,16 @@ class DevTools:
             assert "result" in reply and "exceptionDetails" not in reply["result"], reply
             return reply["result"]["result"].get("value")
 
-    async def wait_stats(self, condition: str) -> dict:
-        return json.loads(await self.evaluate(WAIT_STATS % condition, await_promise=True))
+    async def wait_stats(self, condition: str, timeout: float | None = None) -> dict:
+        """The page's stats once ``condition`` holds; with ``timeout``, an AssertionError showing them
+        if it does not hold by then (the caller's outer timeout bounds every wait anyway)."""
+        try:
+            async with asyncio.timeout(timeout):
+                return json.loads(await self.evaluate(WAIT_STATS % condition, await_promise=True))
+        except TimeoutError:
+            pass
+        stats = await self.evaluate("JSON.stringify(window.apipelineStats)")
+        raise AssertionError(f"not within {timeout} s: {condition}; the page: {stats}")
 
     async def screenshot(self, path: Path) -> tuple[int, int]:
         reply = await self.call("Page.captureScreenshot", format="png")
@@ -465,6 +473,55 @@ async def test_browser_voice_changer_over_webrtc(tmp_path):
             assert closed["closeCode"] in (1000, 1006), (shown, closed)
         await server.wait_idle()
         assert server.stats.outcomes[("webrtc", "ok")] == 1
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.timeout(600)
+async def test_browser_talks_to_the_bot(tmp_path):
+    """``serve --app chatbot``: the page turns into a conversation; a spoken question (eSpeak NG, the
+    fake microphone) comes back as the user's transcript, the bot's answer as text and as audio the page
+    plays, over WebRTC. The engines are the real local ones (loaded once per test process)."""
+    pytest.importorskip("aiortc")
+    from apipeline.services.espeak import synthesize_speech
+    from apipeline.transports.chatbot import ChatbotFactory
+
+    rate = 16000
+    question = synthesize_speech("what is two plus two", sample_rate=rate)
+    pause = np.zeros(rate * 30, np.float32)  # the fake microphone loops the file: a question every 30 s
+    microphone = tmp_path / "question.wav"
+    write_audio(microphone, np.concatenate([np.zeros(rate // 2, np.float32), question, pause]), rate)
+    config = ServerConfig(port=0, ping_interval=None, webrtc=WebRTCConfig(peer_timeout=5.0))
+    async with WebsocketServer(ChatbotFactory(), config) as server:
+        await asyncio.wait_for(server.wait_ready(), 540)  # the LLM's first load (cached for the process)
+        async with (
+            asyncio.timeout(120),
+            open_page(f"http://127.0.0.1:{server.port}/?autostart=1", microphone) as page,
+        ):
+            started = await page.wait_stats("s.state === 'connected'")
+            assert started["app"] == "chatbot" and started["transport"] == "WebRTC", started
+            assert await page.evaluate("document.getElementById('chat-card').hidden") is False
+            assert await page.evaluate("document.getElementById('voice-card').hidden") is True
+            assert started["microphone"]["echoCancellation"] is True  # a bot that talks needs it
+            said = await page.wait_stats(
+                "s.conversation.some((m) => m.role === 'user' && m.text.trim())"
+                " && s.conversation.some((m) => m.role === 'bot' && m.text.trim())"
+                " && s.output.dbMax > -35",  # the bot's voice was played (silence otherwise)
+                timeout=90,
+            )
+            user = next(m["text"] for m in said["conversation"] if m["role"] == "user")
+            bot = next(m["text"] for m in said["conversation"] if m["role"] == "bot")
+            # pocketsphinx hears the question through Opus and echo cancellation ("what is too close to",
+            # once): at least one of its words, in a bubble of its own
+            assert {"what", "is", "two", "plus"} & set(user.lower().split()), said["chatEvents"]
+            assert bot.strip(), said["chatEvents"]
+            shown = await page.evaluate("document.getElementById('conversation').textContent")
+            assert user in shown and bot.split()[0] in shown
+            await page.screenshot(tmp_path / "chatbot.png")
+            await page.evaluate("document.getElementById('stop').click()")
+            closed = await page.wait_stats("s.closeCode !== null")
+            assert closed["state"] == "idle" and not closed["errors"], closed
+        await server.wait_idle()
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
