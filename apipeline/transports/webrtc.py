@@ -717,10 +717,13 @@ class WebRTCSession:
         try:
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            except Exception as exc:  # aiortc's parser fails with asserts, IndexErrors, ValueErrors...
+                answer = await pc.createAnswer()
+            except Exception as exc:
+                # aiortc's parser fails with asserts, IndexErrors, ValueErrors..., and an offer it
+                # parsed may still be one it cannot answer (a section without its mid, say)
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                logger.info("%s: offer refused", self.name, exc_info=True)
                 raise SessionRefused(400, f"the SDP offer could not be applied ({detail})") from None
-            answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except BaseException:
             await self.close()
@@ -799,4 +802,7 @@ class WebRTCSession:
         channel = self.output.channel if self.output is not None else None
         if channel is not None:
             await channel.wait_sent(0.5)
-        await pc.close()
+        try:
+            await pc.close()
+        except Exception:  # aiortc cannot always close what a refused offer half built
+            logger.warning("%s: closing the peer connection failed", self.name, exc_info=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -322,4 +323,22 @@ def _offer_sdp(body: bytes) -> str:
     sdp = data.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
         raise ValueError('"sdp" must be the offer\'s SDP text (starting with "v=0")')
+    check_sdp_lines(sdp)
     return sdp
+
+
+_SDP_LINE = re.compile(r"^[a-z]=")
+_MEDIA_LINE = re.compile(r"^m=[a-z]+ [0-9]+(/[0-9]+)? [A-Za-z/]+( [^ ]+)+$")
+
+
+def check_sdp_lines(sdp: str) -> None:
+    """The SDP's lines have the ``x=...`` shape, its ``m=`` lines ``m=<media> <port> <proto> <formats>``
+    (RFC 8866), and one is audio; ValueError naming the first line that is not. (aiortc's own parser
+    fails on these with bare ``assert`` s, which say nothing.)"""
+    lines = sdp.replace("\r\n", "\n").rstrip("\n").split("\n")
+    for number, line in enumerate(lines, 1):
+        if not _SDP_LINE.match(line) or (line.startswith("m=") and not _MEDIA_LINE.match(line)):
+            expected = "m=<media> <port> <proto> <formats>" if line.startswith("m=") else "<letter>=<value>"
+            raise ValueError(f"SDP line {number} {line[:60]!r} is not {expected}")
+    if not any(line.startswith("m=audio ") for line in lines):
+        raise ValueError("the offer is not an SDP offer with an audio section (m=audio)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
@@ -130,6 +131,7 @@ async def test_voice_changer_over_webrtc_shifts_the_pitch_keeps_the_length_and_c
     from apipeline.transports.factories import VoiceChangerFactory
 
     server = await make_server(VoiceChangerFactory(), webrtc=WebRTCConfig(peer_timeout=2.0))
+    fds = len(os.listdir("/proc/self/fd"))
     speech, rate = sf.read(ROOT / "examples/data/speech.wav", dtype="float32")
     speech = speech[: int(2.5 * rate)]
     sessions: list = []
@@ -162,6 +164,7 @@ async def test_voice_changer_over_webrtc_shifts_the_pitch_keeps_the_length_and_c
     body = server.stats.render()
     assert metric(body, "apipeline_sessions_total")['{transport="webrtc",outcome="ok"}'] == 1
     assert not leftover_tasks()
+    await until(lambda: len(os.listdir("/proc/self/fd")) <= fds)  # the UDP sockets are closed
 
 
 # -- admission -------------------------------------------------------------------------------------------
@@ -188,7 +191,7 @@ async def test_webrtc_and_websocket_sessions_share_max_sessions(make_server):
     status, _, reason = await http(port, "POST", "/webrtc/offer", offer_body(await real_offer()), JSON)
     assert (status, reason.strip()) == (503, "too many sessions (max_sessions=1)")
     result = await asyncio.wait_for(streaming, 30)
-    assert loud_s(result.audio) >= 1.9
+    assert loud_s(result.audio) >= 1.5  # the session that held the slot was served
     await all_sessions_ended(server)
     # and the other way round: an open WebSocket session takes the slot from WebRTC
     async with connect(f"ws://127.0.0.1:{port}/ws?sample_rate=16000", compression=None) as ws:
@@ -211,8 +214,10 @@ async def test_webrtc_and_websocket_sessions_share_max_sessions(make_server):
         (b"[1, 2]", JSON, 400, "must be a JSON object"),
         (b'{"type": "answer", "sdp": "v=0"}', JSON, 400, '"type" must be "offer"'),
         (b'{"type": "offer", "sdp": 42}', JSON, 400, '"sdp" must be the offer'),
-        (offer_body("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=audio nonsense\r\n"), JSON, 400, "SDP offer"),
+        (offer_body("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=audio nonsense\r\n"), JSON, 400, "SDP line 3"),
+        (offer_body("v=0\r\nhello\r\n"), JSON, 400, "SDP line 2 'hello' is not <letter>=<value>"),
         (offer_body("v=0\r\ns=-\r\nt=0 0\r\n"), JSON, 400, "audio section"),
+        (offer_body("v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), JSON, 400, "could not be applied"),
         (offer_body("v=0"), {"Content-Type": "text/plain"}, 415, "must be application/json"),
         (b"x" * 70_000, JSON, 413, "over the limit of 65536"),
     ],
@@ -477,6 +482,18 @@ def test_bad_webrtc_options_are_usage_errors_at_start(flags, message, capsys):
     assert err.startswith("apipeline serve: error:") and message in err, err
 
 
+def test_the_command_line_turns_webrtc_on_with_its_options_or_off():
+    from apipeline.cli.main import build_parser
+    from apipeline.cli.serve import server_configs
+
+    def config(*flags: str):
+        return server_configs(build_parser().parse_args(["serve", "--workers", "1", *flags]))[0].webrtc
+
+    on = config("--ice-server", "stun:s.example:3478", "--webrtc-peer-timeout", "1.5")
+    assert on == WebRTCConfig(ice_servers=("stun:s.example:3478",), peer_timeout=1.5)
+    assert config("--no-webrtc") is None
+
+
 async def test_a_bad_ice_server_stops_the_command_before_it_listens():
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "apipeline.cli.main", "serve", "--port", "0",
@@ -582,3 +599,35 @@ async def test_a_client_that_leaves_before_its_answer_gives_its_slot_back(make_s
     writer.transport.abort()  # gone without waiting for the answer
     await until(lambda: server.admission.count == 0, 10)
     assert len(closed) == 1 and not server.webrtc.sessions
+
+
+async def test_mangled_offers_get_400_or_a_session_never_a_500(make_server):
+    """A real offer with lines dropped, repeated, cut or garbled: each is refused with a reason or
+    answered (and that session then ends for want of media); nothing is left holding a slot."""
+    import random
+
+    server = await make_server(webrtc=WebRTCConfig(peer_timeout=0.3, connect_timeout=0.3))
+    lines = (await real_offer()).split("\r\n")
+    fds = len(os.listdir("/proc/self/fd"))
+    rng = random.Random(13)
+    statuses = []
+    for _ in range(16):
+        mangled = list(lines)
+        i = rng.randrange(1, len(mangled) - 1)
+        how = rng.choice(["drop", "repeat", "cut", "garble"])
+        if how == "drop":
+            del mangled[i]
+        elif how == "repeat":
+            mangled.insert(i, mangled[i])
+        elif how == "cut":
+            mangled[i] = mangled[i][: len(mangled[i]) // 2]
+        else:
+            mangled[i] = mangled[i][:2] + "".join(rng.sample(mangled[i][2:], len(mangled[i]) - 2))
+        status, _, text = await http(
+            server.port, "POST", "/webrtc/offer?sample_rate=16000", offer_body("\r\n".join(mangled)), JSON
+        )
+        assert status in (200, 400), (how, mangled[i], status, text)
+        statuses.append(status)
+    assert 400 in statuses
+    await all_sessions_ended(server, 10)
+    await until(lambda: len(os.listdir("/proc/self/fd")) <= fds + 2)  # no UDP socket left open
