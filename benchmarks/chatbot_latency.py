@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -119,6 +120,85 @@ class BotState(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
+def cpu_costs(engine: Any, question: str = "what is two plus two") -> dict[str, float]:
+    """This process's CPU time per stage (ms), measured alone, stage by stage, on one spoken question.
+
+    CPU time hardly depends on what else the machine runs (wall time does): on a shared machine it says
+    where a turn's work is, and on a quiet one it is close to each stage's wall time (the LLM's torch
+    threads excepted: their CPU is summed over threads).
+    """
+    import threading
+
+    from apipeline.audio.vad import SileroVad
+    from apipeline.services.espeak import ESpeakLibrary
+    from apipeline.services.local_llm import format_prompt
+    from apipeline.services.pocketsphinx import PocketSphinxSTTService
+
+    speech = synthesize_speech(question, sample_rate=RATE)
+    audio = np.concatenate([speech, np.zeros(RATE // 2, np.float32)])
+    blocks = [audio[i : i + BLOCK] for i in range(0, len(audio) - BLOCK + 1, BLOCK)]
+    out: dict[str, float] = {"audio_s": len(audio) / RATE}
+
+    vad = SileroVad(RATE, 0.5, min_silence_ms=250.0)
+    t = time.process_time()
+    for block in blocks:
+        vad.process(block)
+    out["vad_ms_per_audio_s"] = 1000 * (time.process_time() - t) / out["audio_s"]
+
+    stt = PocketSphinxSTTService()
+    stt.begin_utterance()
+    t = time.process_time()
+    for block in blocks:
+        stt.feed((block * 32767).astype(np.int16))
+    out["stt_stream_ms_per_audio_s"] = 1000 * (time.process_time() - t) / out["audio_s"]
+    t = time.process_time()
+    stt.end_utterance()
+    out["stt_final_ms"] = 1000 * (time.process_time() - t)
+
+    if engine is not None:
+        prompt = format_prompt([{"role": "user", "content": question}])
+        engine.warm_up(format_prompt([]))  # the few-shot prefix, as after the server's warm-up
+        t = time.process_time()
+        w = time.perf_counter()
+        list(engine.complete(prompt, max_tokens=1, stop=("\n",), cancel=threading.Event()))
+        out["llm_first_token_ms"] = 1000 * (time.process_time() - t)
+        out["llm_first_token_wall_ms"] = 1000 * (time.perf_counter() - w)
+        t = time.process_time()
+        pieces = list(engine.complete(prompt, max_tokens=24, stop=(), cancel=threading.Event()))
+        out["llm_ms_per_token"] = 1000 * (time.process_time() - t) / 24
+        del pieces
+
+    library = ESpeakLibrary.get()
+    first: list[float] = []
+    stop = threading.Event()
+
+    def emit(item: Any) -> None:
+        if not first and isinstance(item, np.ndarray):
+            first.append(time.process_time())
+            stop.set()
+
+    t = time.process_time()
+    library.synthesize("Two plus two is four.", emit, stop, voice="en-us", rate=175, pitch=50)
+    out["tts_first_audio_ms"] = 1000 * (first[0] - t) if first else float("nan")
+    return out
+
+
+def estimate(cpu: dict[str, float], args: argparse.Namespace) -> float:
+    """Voice to voice on an idle machine, from the CPU times (each stage waits for the one before):
+    the VAD's hang-over (``vad_stop_ms`` plus one 32 ms Silero window), the STT's final search, the
+    LLM's first token, then one token per word of the first clause (plus one: a word is complete when the
+    next one starts), then the TTS's first audio. An estimate, not a measurement."""
+    words = args.first_clause_words
+    return (
+        args.vad_stop_ms
+        + 32.0
+        + cpu["stt_final_ms"]
+        + cpu.get("llm_first_token_ms", 0.0)
+        + words * cpu.get("llm_ms_per_token", 0.0)
+        + cpu["tts_first_audio_ms"]
+    )
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     return {
         "p50_ms": percentile(values, 0.5) * 1000,
@@ -128,6 +208,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_start = list(os.getloadavg())
     t0 = time.perf_counter()
     bot = build_chatbot(
         ChatbotConfig(
@@ -169,8 +250,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             barge.append((stop - onset) / 1e9)
     llm = bot.llm
     engine = getattr(llm, "engine", None)
+    cpu = cpu_costs(engine)
     return {
         "machine": "2 cores (shared), no GPU",
+        "load_average": {"start": load_start, "end": list(os.getloadavg())},
+        "cpu_ms": cpu,
         "llm": type(llm).__name__
         + (f" ({engine.backend}, loaded in {engine.load_seconds:.1f} s)" if engine else ""),
         "load_s": round(load_s, 2),
@@ -189,9 +273,26 @@ def main() -> None:
     p.add_argument("--llm-url", default=None)
     p.add_argument("--max-tokens", type=int, default=24)
     p.add_argument("--vad-stop-ms", type=float, default=250.0)
-    p.add_argument("--first-clause-words", type=int, default=6)
+    p.add_argument("--first-clause-words", type=int, default=ChatbotConfig.first_clause_words)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="only the per-stage CPU times (no real-time conversation: for a loaded machine)",
+    )
     args = p.parse_args()
+    if args.cpu_only:
+        from apipeline.services.local_llm import load_local_llm
+
+        load = list(os.getloadavg())
+        cpu = cpu_costs(None if args.llm_url else load_local_llm(backend=args.llm_backend))
+        cpu["estimate_voice_to_voice_ms"] = estimate(cpu, args)
+        print(
+            json.dumps(
+                {"cpu_ms": cpu, "load_average": {"start": load, "end": list(os.getloadavg())}}, indent=2
+            )
+        )
+        return
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result, indent=2))
@@ -212,6 +313,19 @@ def main() -> None:
         f"barge-in (speech onset -> bot audio stopped): p50 {b['p50_ms']:.0f} ms, "
         f"p95 {b['p95_ms']:.0f} ms, n={b['n']}"
     )
+    cpu = result["cpu_ms"]
+    print("CPU time of this process per stage, measured alone (ms; nearly independent of other load):")
+    print(
+        f"  VAD {cpu['vad_ms_per_audio_s']:.0f} per s of audio; STT streaming "
+        f"{cpu['stt_stream_ms_per_audio_s']:.0f} per s of audio, final {cpu['stt_final_ms']:.0f}"
+    )
+    if "llm_first_token_ms" in cpu:
+        print(
+            f"  LLM first token {cpu['llm_first_token_ms']:.0f} (wall {cpu['llm_first_token_wall_ms']:.0f}), "
+            f"then {cpu['llm_ms_per_token']:.0f} per token; TTS first audio {cpu['tts_first_audio_ms']:.0f}"
+        )
+    la = result["load_average"]
+    print(f"load average (1/5/15 min): start {la['start']}, end {[round(x, 2) for x in la['end']]}")
     for error in result["errors"]:
         print("error:", error)
 

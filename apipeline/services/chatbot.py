@@ -53,7 +53,9 @@ class ChatbotConfig:
     llm_model_path: str | None = None
     max_tokens: int = 40
     llm_threads: int | None = None
-    first_clause_words: int = 6
+    #: the first clause goes to the TTS after this many words (or at punctuation): the LLM must generate
+    #: them before the bot makes a sound, one token each at least (≈ 55 ms per token on 2 idle cores)
+    first_clause_words: int = 3
     # remote engines (OpenAI-compatible)
     stt_url: str | None = None
     llm_url: str | None = None
@@ -170,9 +172,13 @@ def build_tts(config: ChatbotConfig) -> TTSService:
 
 
 def build_chatbot(
-    config: ChatbotConfig | None = None, *, llm: LLMService | None = None, voice_changer: Any = None
+    config: ChatbotConfig | None = None,
+    *,
+    llm: LLMService | None = None,
+    stt: STTService | None = None,
+    voice_changer: Any = None,
 ) -> Chatbot:
-    """Build every stage of the chatbot (``llm`` replaces the configured LLM service).
+    """Build every stage of the chatbot (``llm``, ``stt`` replace the configured services).
 
     ``voice_changer``: a ``VoiceChangerSettings``: the bot speaks through the voice changer's DAG
     (:func:`~apipeline.services.bot_voice.bot_voice_changer`), at the answer's rate.
@@ -194,7 +200,7 @@ def build_chatbot(
         from apipeline.services.bot_voice import bot_voice_changer
 
         voice = bot_voice_changer(voice_changer, sample_rate=config.out_sample_rate)
-    stt = build_stt(config)
+    stt = stt or build_stt(config)
     llm = llm or build_llm(config)
     vad = VADProcessor(
         sample_rate=config.sample_rate,

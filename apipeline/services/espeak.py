@@ -163,11 +163,13 @@ class ESpeakTTSService(TTSService):
         if not self.library.has_voice(voice):
             raise ModelError(f"{self.name}: eSpeak NG has no voice {voice!r} (try 'en-us' or 'en')")
         self.engine_sample_rate = self.library.sample_rate
-        self.voice, self.rate, self.pitch = voice, rate, pitch
+        # eSpeak's own pitch (0-100), not named ``pitch``: a served chatbot's ``pitch`` setting (semitones,
+        # the voice changer's) reaches every processor, and would be taken by one with that attribute
+        self.voice, self.rate, self.espeak_pitch = voice, rate, pitch
         self._thread = EngineThread(self.name)
 
     def run_tts(self, text: str) -> AsyncIterator[NDArray | WordMark]:
-        library, voice, rate, pitch = self.library, self.voice, self.rate, self.pitch
+        library, voice, rate, pitch = self.library, self.voice, self.rate, self.espeak_pitch
 
         def run(emit: Callable[[NDArray[np.int16] | WordMark], None], stop: threading.Event) -> None:
             library.synthesize(text, emit, stop, voice=voice, rate=rate, pitch=pitch)

@@ -32,6 +32,41 @@ def pocketsphinx_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model" / "en-us"
 
 
+def load_decoder(
+    hmm: str | Path | None = None,
+    lm: str | Path | None = None,
+    dictionary: str | Path | None = None,
+    *,
+    where: str = "pocketsphinx",
+) -> Any:
+    """A new pocketsphinx ``Decoder`` at 16 kHz (default: the packaged en-US model).
+
+    Raises:
+        ModelError: a model file or directory that does not exist, or a decoder that fails to load.
+    """
+    base = pocketsphinx_model_dir()
+    paths = {
+        "hmm": Path(hmm) if hmm is not None else base / "en-us",
+        "lm": Path(lm) if lm is not None else base / "en-us.lm.bin",
+        "dict": Path(dictionary) if dictionary is not None else base / "cmudict-en-us.dict",
+    }
+    for key, path in paths.items():
+        if not path.exists():
+            raise ModelError(f"{where}: pocketsphinx {key} not found: {path}")
+    from pocketsphinx import Decoder
+
+    try:
+        return Decoder(
+            hmm=str(paths["hmm"]),
+            lm=str(paths["lm"]),
+            dict=str(paths["dict"]),
+            samprate=16000,
+            loglevel="FATAL",
+        )
+    except Exception as exc:  # pocketsphinx raises RuntimeError/ValueError for unreadable models
+        raise ModelError(f"{where}: pocketsphinx could not load its model: {exc}") from exc
+
+
 class PocketSphinxSTTService(STTService):
     """Speech to text with pocketsphinx at 16 kHz.
 
@@ -39,6 +74,8 @@ class PocketSphinxSTTService(STTService):
         hmm: acoustic model directory (default: the packaged en-US model).
         lm: language model file (default: the packaged ``en-us.lm.bin``).
         dictionary: pronunciation dictionary (default: the packaged ``cmudict-en-us.dict``).
+        decoder: a fresh decoder from :func:`load_decoder` (built ahead, e.g. on another thread: it
+            takes ≈ 0.5 s); then ``hmm``, ``lm`` and ``dictionary`` are not used.
         **kwargs: see :class:`~apipeline.services.stt.STTService`.
 
     Raises:
@@ -51,33 +88,14 @@ class PocketSphinxSTTService(STTService):
         hmm: str | Path | None = None,
         lm: str | Path | None = None,
         dictionary: str | Path | None = None,
+        decoder: Any = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("sample_rate", 16000)
         if kwargs["sample_rate"] != 16000:
             raise ParameterError(f"pocketsphinx's en-US model runs at 16000 Hz, got {kwargs['sample_rate']}")
         super().__init__(**kwargs)
-        base = pocketsphinx_model_dir()
-        paths = {
-            "hmm": Path(hmm) if hmm is not None else base / "en-us",
-            "lm": Path(lm) if lm is not None else base / "en-us.lm.bin",
-            "dict": Path(dictionary) if dictionary is not None else base / "cmudict-en-us.dict",
-        }
-        for key, path in paths.items():
-            if not path.exists():
-                raise ModelError(f"{self.name}: pocketsphinx {key} not found: {path}")
-        from pocketsphinx import Decoder
-
-        try:
-            self._decoder = Decoder(
-                hmm=str(paths["hmm"]),
-                lm=str(paths["lm"]),
-                dict=str(paths["dict"]),
-                samprate=16000,
-                loglevel="FATAL",
-            )
-        except Exception as exc:  # pocketsphinx raises RuntimeError/ValueError for unreadable models
-            raise ModelError(f"{self.name}: pocketsphinx could not load its model: {exc}") from exc
+        self._decoder = decoder if decoder is not None else load_decoder(hmm, lm, dictionary, where=self.name)
         self._engine = EngineThread(self.name)
 
     async def run_in_engine(self, fn: Callable[..., T], *args: Any) -> T:

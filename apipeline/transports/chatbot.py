@@ -173,6 +173,9 @@ class ChatbotFactory:
         build_tts(self.config)  # an unknown voice or a bad URL fails now, not at the first session
         self.engine: Any = None
         self._engine_lock = threading.Lock()
+        #: a pocketsphinx decoder built ahead on a thread, for the next session (None: none ready)
+        self._spare_decoder: Any = None
+        self._spare_pending = False
 
     def app_info(self) -> dict[str, Any]:
         """What ``GET /info`` says about this app (the page picks its mode from ``app``)."""
@@ -234,7 +237,7 @@ class ChatbotFactory:
                 self.voice_changer,
                 **{k: spec.settings[k] for k in ("pitch", "formant") if k in spec.settings},
             )
-        bot = build_chatbot(config, llm=self._llm(config), voice_changer=vc)
+        bot = build_chatbot(config, llm=self._llm(config), stt=self._stt(config), voice_changer=vc)
         events = ChatEvents(name=f"{spec.session_id}.events")
         bot.aggregators.user().add_event_handler("on_user_turn", lambda _a, text: events.send("user", text))
         bot.aggregators.assistant().add_event_handler(
@@ -258,6 +261,35 @@ class ChatbotFactory:
 
         return LocalLLMService(engine=self._load_engine(), max_tokens=config.max_tokens)
 
+    def _stt(self, config: ChatbotConfig) -> Any:
+        """pocketsphinx on the decoder built ahead for this session (≈ 0.5 s of work kept off the event
+        loop), then another one is built on a thread for the next session."""
+        if config.stt_url:
+            return None  # build_chatbot makes the OpenAI-compatible client
+        from apipeline.services.pocketsphinx import PocketSphinxSTTService
+
+        decoder, self._spare_decoder = self._spare_decoder, None
+        self._build_spare_decoder()
+        return PocketSphinxSTTService(decoder=decoder, max_utterance_s=config.max_utterance_s)
+
+    def _build_spare_decoder(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not serving (a direct call): each session loads its own
+        if self._spare_pending:
+            return
+        from apipeline.services.pocketsphinx import load_decoder
+
+        self._spare_pending = True
+
+        def done(future: asyncio.Future[Any]) -> None:
+            self._spare_pending = False
+            if not future.cancelled() and future.exception() is None:
+                self._spare_decoder = future.result()
+
+        loop.run_in_executor(None, load_decoder).add_done_callback(done)
+
     def _load_engine(self) -> Any:
         with self._engine_lock:
             if self.engine is None:
@@ -272,7 +304,6 @@ class ChatbotFactory:
         await asyncio.to_thread(self._warm_up_engines)
 
     def _warm_up_engines(self) -> None:
-        from apipeline.services.chatbot import build_stt
         from apipeline.services.espeak import synthesize_speech
 
         c = self.config
@@ -293,4 +324,6 @@ class ChatbotFactory:
             if synthesize_speech("ready", voice=c.voice, rate=c.speech_rate).size == 0:
                 raise RuntimeError("eSpeak NG synthesized nothing for 'ready'")
         if not c.stt_url:
-            build_stt(c)  # pocketsphinx's model files read once (the OS then caches them)
+            from apipeline.services.pocketsphinx import load_decoder
+
+            self._spare_decoder = load_decoder()  # the first session's

@@ -188,3 +188,28 @@ async def test_spoken_question_then_barge_in_over_the_websocket(server: Websocke
     # the bot had started speaking before the second utterance, which then cut it
     assert convo.audio()[0][0] < mic.spoken[1] < t_cut
     print(f"barge-in: {1000 * (t_cut - mic.spoken[1]):.0f} ms from the second utterance's onset")
+
+
+async def test_voice_changer_settings_change_mid_stream_and_others_are_refused() -> None:
+    from apipeline.frames import UpdateSettingsFrame
+    from apipeline.voice_changer import VoiceChangerSettings
+
+    factory = ChatbotFactory(voice_changer=VoiceChangerSettings(pitch=2.0))
+    assert factory.settings_schema["pitch"].live and factory.settings_schema["pitch"].default == 2.0
+    async with WebsocketServer(factory, ServerConfig(port=0)) as server:
+        await asyncio.wait_for(server.wait_ready(), 540)
+        async with FrameClient(server.url, params={"sample_rate": RATE, "pitch": -3}) as client:
+            silence = np.zeros(STEP, np.float32)
+            await client.send(AudioRawFrame(silence, RATE))
+            await client.send(UpdateSettingsFrame({"pitch": 5.0, "formant": 1.1}))  # live: accepted
+            await client.send(UpdateSettingsFrame({"max_tokens": 5}))  # fixed at the start: refused
+            await client.send(UpdateSettingsFrame({"pitch": 99}))  # out of range: refused
+            await client.send(AudioRawFrame(silence, RATE))
+            await client.send(EndFrame())
+            frames = []
+            while (frame := await asyncio.wait_for(client.recv(), 60)) is not None:
+                frames.append(frame)
+    errors = [f.error for f in frames if isinstance(f, ErrorFrame)]
+    assert len(errors) == 2 and not any(f.fatal for f in frames if isinstance(f, ErrorFrame)), errors
+    assert "max_tokens" in errors[0] and "pitch" in errors[1]
+    assert isinstance(frames[-1], EndFrame) and client.close_code == 1000
