@@ -265,15 +265,20 @@ function draw() {
   }
   const now = Math.max(traces.input.at(-1)?.t ?? 0, traces.output.at(-1)?.t ?? 0);
   const x = (t) => width - ((now - t) / TRACE_S) * width;
-  for (const [which, color] of [["input", "--in"], ["output", "--out"]]) {
+  // where the output should be: the mic's F0 moved by the pitch setting (dashed), while no F0 mapping is on
+  const target = takesVoice() && voice.target_f0_mean === null ? 2 ** (voice.pitch / 12) : null;
+  const lines = [["input", "--in", 1, 2.5], ["output", "--out", 1, 2.5]];
+  if (target !== null) lines.unshift(["input", "--muted", target, 1.5]);
+  for (const [which, color, scale, lineWidth] of lines) {
     g.strokeStyle = css.getPropertyValue(color);
-    g.lineWidth = 2.5 * ratio;
+    g.lineWidth = lineWidth * ratio;
+    g.setLineDash(scale === 1 ? [] : [4 * ratio, 4 * ratio]);
     g.lineJoin = g.lineCap = "round";
     g.beginPath();
     let drawing = false;
     for (const p of traces[which]) {
       if (p.f0 <= 0) { drawing = false; continue; }
-      const py = y(Math.max(F0_LO, Math.min(F0_HI, p.f0)));
+      const py = y(Math.max(F0_LO, Math.min(F0_HI, p.f0 * scale)));
       if (drawing) g.lineTo(x(p.t), py); else g.moveTo(x(p.t), py);
       drawing = true;
     }
