@@ -267,6 +267,7 @@ function draw() {
   const x = (t) => width - ((now - t) / TRACE_S) * width;
   // where the output should be: the mic's F0 moved by the pitch setting (dashed), while no F0 mapping is on
   const target = takesVoice() && voice.target_f0_mean === null ? 2 ** (voice.pitch / 12) : null;
+  $("legend-target").hidden = target === null;
   const lines = [["input", "--in", 1, 2.5], ["output", "--out", 1, 2.5]];
   if (target !== null) lines.unshift(["input", "--muted", target, 1.5]);
   for (const [which, color, scale, lineWidth] of lines) {
