@@ -390,12 +390,20 @@ async function connectWebSocket(query) {
   const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?${query}`);
   socket.binaryType = "arraybuffer";
   socket.onmessage = (event) => receive(event.data);
-  await new Promise((resolve, reject) => {
-    socket.onopen = resolve;
-    socket.onerror = () => reject(new Error("the WebSocket connection was refused (see the server's log)"));
-    socket.onclose = (event) => reject(new Error(`the server closed the connection (${event.code}${event.reason ? ": " + event.reason : ""})`));
+  const opened = await new Promise((resolve) => {
+    socket.onopen = () => resolve(true);
+    socket.onerror = socket.onclose = () => resolve(false);
   });
+  if (!opened) {
+    // A browser does not show a refused handshake's answer to the page; ask the same URL once over plain
+    // HTTP, which the server answers with the refusal and its reason (403 "invalid token", 503, ...).
+    const answer = await fetch(`/ws?${query}`, { cache: "no-store" }).catch(() => null);
+    const reason = answer && answer.status !== 426 && !answer.ok ? `${answer.status}: ${(await answer.text()).trim()}` : "";
+    throw new Error(`the server refused the session${reason ? ` (${reason})` : ""}`);
+  }
+  s.socket = socket;
   socket.onclose = (event) => {
+    if (!s || s.socket !== socket) return;  // a session already torn down
     stats.closeCode = event.code;
     status(`closed (${event.code}${event.reason ? ": " + event.reason : ""})`, event.code !== 1000);
     teardown(event.code === 1000 ? "idle" : "error");
@@ -556,16 +564,19 @@ function stop() {
   }
 }
 
+// Ends the session's resources (if any; a start that failed early has none) and resets the controls.
 function teardown(state) {
-  if (!s) return;
   const old = s;
   s = null;
-  clearInterval(old.pinger);
-  clearTimeout(old.endTimer);
-  if (old.pc) { old.pc.onconnectionstatechange = null; old.pc.close(); }
-  if (old.stream) old.stream.getTracks().forEach((t) => t.stop());
-  if (old.audioEl) old.audioEl.srcObject = null;
-  if (old.ctx) old.ctx.close();
+  if (old) {
+    clearInterval(old.pinger);
+    clearTimeout(old.endTimer);
+    if (old.pc) { old.pc.onconnectionstatechange = null; old.pc.close(); }
+    if (old.socket && old.socket.readyState <= WebSocket.OPEN) old.socket.close();
+    if (old.stream) old.stream.getTracks().forEach((t) => t.stop());
+    if (old.audioEl) old.audioEl.srcObject = null;
+    if (old.ctx) old.ctx.close();
+  }
   $("start").disabled = false;
   $("stop").disabled = true;
   setState(state === "error" ? "error" : "idle", state === "error" ? "disconnected" : "idle");

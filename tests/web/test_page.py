@@ -346,6 +346,32 @@ async def test_the_pages_codec_speaks_the_wire_format():
     assert isinstance(sent[3], EndFrame)
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.timeout(90)
+async def test_browser_shows_a_refusal_and_passes_the_token(tmp_path):
+    """A wrong token: the page says why and can start again. The right one (from the page's URL) opens
+    both the WebRTC configuration and the offer."""
+    pytest.importorskip("aiortc")
+    config = ServerConfig(port=0, ping_interval=None, token="s3cret", webrtc=WebRTCConfig(peer_timeout=5.0))
+    async with WebsocketServer(VoiceChangerFactory(), config) as server:
+        await server.wait_ready()
+        base = f"http://127.0.0.1:{server.port}/?autostart=1&token="
+        async with asyncio.timeout(60), open_page(base + "wrong", voice_wav(tmp_path)) as page:
+            refused = await page.wait_stats("s.state === 'error'")
+            assert refused["transport"] is None and refused["webrtcOffered"] is False  # /webrtc/config: 403
+            assert await page.evaluate("document.getElementById('start').disabled") is False
+            shown = await page.evaluate("document.getElementById('status').textContent")
+            assert shown.startswith("the server refused the session (403: ") and "token" in shown, shown
+            await page.call("Page.navigate", url=base + "s3cret")
+            started = await page.wait_stats("s.state === 'connected' && s.output.updates > 10")
+            assert started["transport"] == "WebRTC" and not started["errors"], started
+            await page.evaluate("document.getElementById('stop').click()")
+            await page.wait_stats("s.closeCode !== null")
+        await server.wait_idle()
+        assert server.stats.outcomes[("webrtc", "ok")] == 1
+
+
 async def check_meters_and_trace(page: DevTools, shots: Path) -> dict:
     """Audio flows both ways: the meters and the pitch trace move, and screenshots show it."""
     stats = await page.wait_stats(
