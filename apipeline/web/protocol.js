@@ -1,6 +1,7 @@
 // A tiny hand-rolled encoder/decoder for the few apipeline.Envelope messages the page needs
-// (apipeline/serializers/frames.proto): AudioRawFrame, UpdateSettingsFrame and EndFrame out;
-// AudioRawFrame, ErrorFrame and EndFrame in. Numbers up to 2**53 (pts in ns) are exact.
+// (apipeline/serializers/frames.proto): AudioRawFrame, UpdateSettingsFrame, SyncFrame and EndFrame out;
+// AudioRawFrame, ErrorFrame, EndFrame, TextFrame, AppFrame, the user-speaking and interruption frames,
+// SyncNotifyFrame and MetricsFrame in. Numbers up to 2**53 (pts in ns) are exact.
 
 const WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5;
 const SAMPLE_INT16 = 1, SAMPLE_FLOAT32 = 2;
@@ -22,9 +23,10 @@ function lengthDelimited(bytes, field, payload) {
   for (let i = 0; i < payload.length; i++) bytes.push(payload[i]);
 }
 
-function envelope(pts, field, payload) {
+function envelope(pts, field, payload, clientPts = null) {
   const bytes = [];
   if (pts !== null && pts !== undefined) { tag(bytes, 3, WIRE_VARINT); varint(bytes, pts); }
+  if (clientPts !== null && clientPts !== undefined) { tag(bytes, 5, WIRE_VARINT); varint(bytes, clientPts); }
   lengthDelimited(bytes, field, payload);
   return new Uint8Array(bytes);
 }
@@ -58,6 +60,10 @@ export function encodeSettings(settings) {
 }
 
 export function encodeEnd() { return envelope(null, 21, []); }
+
+// A SyncFrame stamped with the client's clock (pts and client_pts): what the page sends to measure a
+// round trip on a channel that carries no audio timestamps (the WebRTC data channel).
+export function encodeSync(clientPts) { return envelope(clientPts, 22, [], clientPts); }
 
 class Reader {
   constructor(bytes) { this.b = bytes; this.i = 0; }
@@ -120,16 +126,47 @@ function decodeError(bytes) {
   return e;
 }
 
+function decodeStrings(bytes, names) {
+  // a message of string fields 1, 2, ... -> {names[0]: ..., names[1]: ...}
+  const r = new Reader(bytes);
+  const out = {};
+  for (const name of names) out[name] = "";
+  while (!r.done()) {
+    const key = r.varint(), field = Math.floor(key / 8), wire = key % 8;
+    if (wire === WIRE_LEN && field >= 1 && field <= names.length) out[names[field - 1]] = new TextDecoder().decode(r.bytes());
+    else r.skip(wire);
+  }
+  return out;
+}
+
+function parseJson(text, fallback) {
+  if (!text) return fallback;
+  try { return JSON.parse(text); } catch { return fallback; }
+}
+
+// Envelope fields holding an empty message: the frame's kind.
+const EMPTY_KINDS = { 13: "interruption", 14: "interruption_end", 21: "end", 22: "sync", 23: "sync_notify",
+  25: "user_started_speaking", 26: "user_stopped_speaking" };
+
 export function decodeEnvelope(buffer) {
-  // -> {kind: "audio"|"error"|"end"|"other", pts, ...}
+  // -> {kind: "audio"|"error"|"end"|"text"|"app"|"metrics"|<EMPTY_KINDS>|"other", pts, clientPts, metadata, ...}
   const r = new Reader(new Uint8Array(buffer));
-  const msg = { kind: "other", pts: null };
+  const msg = { kind: "other", pts: null, clientPts: null, metadata: {}, name: "" };
   while (!r.done()) {
     const key = r.varint(), field = Math.floor(key / 8), wire = key % 8;
     if (field === 3 && wire === WIRE_VARINT) msg.pts = r.varint();
+    else if (field === 5 && wire === WIRE_VARINT) msg.clientPts = r.varint();
+    else if (field === 2 && wire === WIRE_LEN) msg.name = new TextDecoder().decode(r.bytes());
+    else if (field === 4 && wire === WIRE_LEN) msg.metadata = parseJson(new TextDecoder().decode(r.bytes()), {});
     else if (field === 31 && wire === WIRE_LEN) Object.assign(msg, { kind: "audio" }, decodeAudio(r.bytes()));
     else if (field === 11 && wire === WIRE_LEN) Object.assign(msg, { kind: "error" }, decodeError(r.bytes()));
-    else if (field === 21 && wire === WIRE_LEN) { r.bytes(); msg.kind = "end"; }
+    else if (field === 30 && wire === WIRE_LEN) Object.assign(msg, { kind: "text" }, decodeStrings(r.bytes(), ["text"]));
+    else if (field === 40 && wire === WIRE_LEN) {
+      const app = decodeStrings(r.bytes(), ["type", "fields"]);
+      Object.assign(msg, { kind: "app", type: app.type, fields: parseJson(app.fields, {}) });
+    } else if (field === 15 && wire === WIRE_LEN) {
+      Object.assign(msg, { kind: "metrics", data: parseJson(decodeStrings(r.bytes(), ["data"]).data, []) });
+    } else if (field in EMPTY_KINDS && wire === WIRE_LEN) { r.bytes(); msg.kind = EMPTY_KINDS[field]; }
     else r.skip(wire);
   }
   return msg;
