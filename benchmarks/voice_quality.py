@@ -26,7 +26,11 @@ the frames both call voiced those > 50 cents apart and > 600 cents apart (octave
 gap of: the streamed render; the whole file rendered offline with the method (the estimator alone, no
 streaming); the streamed core fed the ideal's own track (what streaming alone costs); and two halves of
 that substitution -- harvest's values only on the *missed* frames (voicing repaired), harvest's values only
-on the frames both call voiced (values repaired).
+on the frames both call voiced (values repaired) -- and the missed frames voiced with F0 interpolated from
+the method's own neighbouring runs (a voicing repair that does not use harvest).
+
+``--f0`` entries may carry estimator options, ``dio:allowed_range=0.15,speed=1``; ``--judge fcpe`` counts
+only the input frames FCPE also calls voiced (a voicing reference that is not harvest alone).
 """
 
 from __future__ import annotations
@@ -67,7 +71,19 @@ DEFAULT_INPUTS = [
 
 
 def f0_options(method: str) -> dict[str, object]:
-    return {"num_threads": 1} if method in ("fcpe", "crepe", "crepe-tiny", "crepe-full") else {}
+    """Estimator keywords of a ``--f0`` entry ``NAME[:KEY=VALUE,...]`` (numbers parsed), torch at 1 thread."""
+    name, _, spec = method.partition(":")
+    opts: dict[str, object] = (
+        {"num_threads": 1} if name in ("fcpe", "crepe", "crepe-tiny", "crepe-full") else {}
+    )
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        opts[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return opts
+
+
+def f0_name(method: str) -> str:
+    return method.partition(":")[0]
 
 
 def stream(x: np.ndarray, sr: int, **settings: object) -> tuple[np.ndarray, StreamingVoiceChanger, float]:
@@ -115,11 +131,19 @@ def quality(args: argparse.Namespace) -> None:
         for rate in args.rates:
             x = load(Path(path), rate)
             f0_in = ref.estimate(x, rate).f0_hz
+            if args.judge:  # only the frames a second estimator also calls voiced in the input
+                judged = get_f0_estimator(args.judge, hop_seconds=0.01, **f0_options(args.judge)).estimate(
+                    x, rate
+                )
+                n = min(len(f0_in), judged.num_frames)
+                f0_in = f0_in[:n] * judged.voiced[:n]
             for shift in args.shifts:
                 ideal = render_offline(x, rate, f0=args.ideal_f0, pitch=shift)
                 e_ideal = cents_error(f0_in, ref.estimate(ideal, rate).f0_hz, shift)
                 for method in methods:
-                    y, vc, cpu = stream(x, rate, f0=method, pitch=shift, f0_options=f0_options(method))
+                    y, vc, cpu = stream(
+                        x, rate, f0=f0_name(method), pitch=shift, f0_options=f0_options(method)
+                    )
                     out, _ = align(y, ideal, vc.crossfade_size + vc.lookahead_size, vc.delay_samples)
                     e = cents_error(f0_in, ref.estimate(out, rate).f0_hz, shift)
                     gap = (
@@ -148,7 +172,8 @@ def _substituted(
     x: np.ndarray, sr: int, ideal_track: F0Track | None, mode: str, **settings: object
 ) -> tuple[np.ndarray, StreamingVoiceChanger, dict[int, tuple[float, bool]]]:
     """Streamed render whose per-window F0 track is replaced where ``mode`` says by ``ideal_track`` (same
-    grid, absolute frames): ``"none"`` (the method's own), ``"all"``, ``"missed"`` or ``"values"``. Returns
+    grid, absolute frames): ``"none"`` (the method's own), ``"all"``, ``"missed"``, ``"values"`` or
+    ``"interp"`` (the missed frames voiced, F0 interpolated from the method's own voiced frames). Returns
     the output, the changer and the track used for each absolute frame of a kept block."""
     vc = StreamingVoiceChanger(sr, **settings)
     streaming_f0 = getattr(vc, "_f0", None)  # the core's StreamingF0 (apipeline/audio/incremental.py)
@@ -171,7 +196,12 @@ def _substituted(
             g_f0 = np.zeros(t.num_frames)
             g_v = np.zeros(t.num_frames, dtype=bool)
             g_f0[inside], g_v[inside] = ideal_track.f0_hz[idx[inside]], ideal_track.voiced[idx[inside]]
-            pick = {"all": np.ones_like(g_v), "missed": g_v & ~voiced, "values": g_v & voiced}[mode]
+            if mode == "interp":  # harvest's voicing on the missed frames, F0 from the method's own runs
+                if voiced.any():
+                    own_idx = np.flatnonzero(voiced)
+                    g_f0 = np.exp(np.interp(np.arange(t.num_frames), own_idx, np.log(f0[own_idx])))
+            picks = {"all": np.ones_like(g_v), "missed": g_v & ~voiced, "values": g_v & voiced}
+            pick = picks["missed" if mode == "interp" else mode]
             f0, voiced = np.where(pick, g_f0, f0), np.where(pick, g_v, voiced)
         for i in range(k0 // h, (k0 + b) // h):
             used[first + i] = (float(f0[i]), bool(voiced[i]))
@@ -202,9 +232,9 @@ def diagnose(args: argparse.Namespace) -> None:
                     ideal = render_offline(x, rate, f0=args.ideal_f0, pitch=shift)
                     e_ideal = cents_error(f0_in, ref.estimate(ideal, rate).f0_hz, shift).share_over_50
                     opts = f0_options(method)
-                    settings = dict(f0=method, pitch=shift, f0_options=opts)
+                    settings = dict(f0=f0_name(method), pitch=shift, f0_options=opts)
                     renders = {"offline": (render_offline(x, rate, **settings), None)}  # type: ignore[arg-type]
-                    for mode in ("none", "all", "missed", "values"):
+                    for mode in ("none", "all", "missed", "values", "interp"):
                         y, vc, used = _substituted(x, rate, ideal_track, mode, **settings)
                         out, _ = align(y, ideal, vc.crossfade_size + vc.lookahead_size, vc.delay_samples)
                         renders[mode] = (out, used)
@@ -237,8 +267,9 @@ def diagnose(args: argparse.Namespace) -> None:
                 "all": "streamed, ideal track substituted",
                 "missed": "streamed, harvest on missed frames only",
                 "values": "streamed, harvest values on both-voiced only",
+                "interp": "streamed, missed frames voiced, F0 interpolated",
             }
-            for mode in ("none", "offline", "all", "missed", "values"):
+            for mode in ("none", "offline", "all", "missed", "values", "interp"):
                 arr = np.array(gaps[mode])
                 print(
                     f"  gap {names[mode]:44s}: {arr.mean():+5.1f} pts (per case {np.round(arr, 1).tolist()})"
@@ -281,6 +312,7 @@ def main() -> None:
     ap.add_argument("--shifts", nargs="+", type=float, default=[4.0, -5.0])
     ap.add_argument("--clicks", action="store_true", help="border click score instead of pitch accuracy")
     ap.add_argument("--diagnose", action="store_true", help="split each method's gap into its causes")
+    ap.add_argument("--judge", help="count only input frames this estimator also calls voiced (e.g. fcpe)")
     args = ap.parse_args()
     if args.clicks:
         clicks(args)
