@@ -17,6 +17,20 @@ ARCTIC utterances and AMFM_decompy's sample, with their licences).
 
     python benchmarks/voice_quality.py [--inputs A.wav B.wav] [--rates 22050 48000] [--f0 default dio]
     python benchmarks/voice_quality.py --clicks      # border click score, SOLA on/off (one input)
+    python benchmarks/voice_quality.py --diagnose    # where the bad frames of each method come from
+
+``--diagnose`` (real recordings only) splits a method's gap into its causes. Track level: the F0 the streamed
+core synthesises (the block part of each kept span) against the ideal's whole-file harvest track on the same
+5 ms grid -- frames harvest calls voiced and the method does not (*missed*), the reverse (*extra*), and of
+the frames both call voiced those > 50 cents apart and > 600 cents apart (octave errors). Output level, the
+gap of: the streamed render; the whole file rendered offline with the method (the estimator alone, no
+streaming); the streamed core fed the ideal's own track (what streaming alone costs); and two halves of
+that substitution -- harvest's values only on the *missed* frames (voicing repaired), harvest's values only
+on the frames both call voiced (values repaired) -- and the missed frames voiced with F0 interpolated from
+the method's own neighbouring runs (a voicing repair that does not use harvest).
+
+``--f0`` entries may carry estimator options, ``dio:allowed_range=0.15,speed=1``; ``--judge fcpe`` counts
+only the input frames FCPE also calls voiced (a voicing reference that is not harvest alone).
 """
 
 from __future__ import annotations
@@ -38,7 +52,7 @@ import soxr  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from apipeline.audio.f0 import get_f0_estimator  # noqa: E402
+from apipeline.audio.f0 import F0Track, get_f0_estimator  # noqa: E402
 from apipeline.audio.io import read_audio  # noqa: E402
 from apipeline.audio.metrics import cents_error, click_score  # noqa: E402
 from apipeline.audio.voice_changer import StreamingVoiceChanger, render_offline  # noqa: E402
@@ -57,7 +71,19 @@ DEFAULT_INPUTS = [
 
 
 def f0_options(method: str) -> dict[str, object]:
-    return {"num_threads": 1} if method in ("fcpe", "crepe", "crepe-tiny", "crepe-full") else {}
+    """Estimator keywords of a ``--f0`` entry ``NAME[:KEY=VALUE,...]`` (numbers parsed), torch at 1 thread."""
+    name, _, spec = method.partition(":")
+    opts: dict[str, object] = (
+        {"num_threads": 1} if name in ("fcpe", "crepe", "crepe-tiny", "crepe-full") else {}
+    )
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        opts[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return opts
+
+
+def f0_name(method: str) -> str:
+    return method.partition(":")[0]
 
 
 def stream(x: np.ndarray, sr: int, **settings: object) -> tuple[np.ndarray, StreamingVoiceChanger, float]:
@@ -93,8 +119,7 @@ def quality(args: argparse.Namespace) -> None:
     ref = get_f0_estimator(args.ref_f0, hop_seconds=0.01)
     print(
         f"ideal: whole-file WORLD with {args.ideal_f0} F0; measured with {args.ref_f0}; "
-        f"default F0 method: {default_f0}; machine: {platform.machine()} {os.cpu_count()} cpus, "
-        f"python {platform.python_version()} (shared machine: CPU time is process time)"
+        f"default F0 method: {default_f0}; {_machine()} (CPU time is process time)"
     )
     print(
         "| input | rate | method | shift | ideal median / >50 | streamed median / >50 | gap cents / pts "
@@ -106,11 +131,19 @@ def quality(args: argparse.Namespace) -> None:
         for rate in args.rates:
             x = load(Path(path), rate)
             f0_in = ref.estimate(x, rate).f0_hz
+            if args.judge:  # only the frames a second estimator also calls voiced in the input
+                judged = get_f0_estimator(args.judge, hop_seconds=0.01, **f0_options(args.judge)).estimate(
+                    x, rate
+                )
+                n = min(len(f0_in), judged.num_frames)
+                f0_in = f0_in[:n] * judged.voiced[:n]
             for shift in args.shifts:
                 ideal = render_offline(x, rate, f0=args.ideal_f0, pitch=shift)
                 e_ideal = cents_error(f0_in, ref.estimate(ideal, rate).f0_hz, shift)
                 for method in methods:
-                    y, vc, cpu = stream(x, rate, f0=method, pitch=shift, f0_options=f0_options(method))
+                    y, vc, cpu = stream(
+                        x, rate, f0=f0_name(method), pitch=shift, f0_options=f0_options(method)
+                    )
                     out, _ = align(y, ideal, vc.crossfade_size + vc.lookahead_size, vc.delay_samples)
                     e = cents_error(f0_in, ref.estimate(out, rate).f0_hz, shift)
                     gap = (
@@ -133,6 +166,122 @@ def quality(args: argparse.Namespace) -> None:
             f"  {method:8s} {rate:6d} Hz: {arr[:, 0].mean():+.1f} ({arr[:, 0].max():+.1f}) cents, "
             f"{arr[:, 1].mean():+.1f} ({arr[:, 1].max():+.1f}) pts"
         )
+
+
+def _substituted(
+    x: np.ndarray, sr: int, ideal_track: F0Track | None, mode: str, **settings: object
+) -> tuple[np.ndarray, StreamingVoiceChanger, dict[int, tuple[float, bool]]]:
+    """Streamed render whose per-window F0 track is replaced where ``mode`` says by ``ideal_track`` (same
+    grid, absolute frames): ``"none"`` (the method's own), ``"all"``, ``"missed"``, ``"values"`` or
+    ``"interp"`` (the missed frames voiced, F0 interpolated from the method's own voiced frames). Returns
+    the output, the changer and the track used for each absolute frame of a kept block."""
+    vc = StreamingVoiceChanger(sr, **settings)
+    streaming_f0 = getattr(vc, "_f0", None)  # the core's StreamingF0 (apipeline/audio/incremental.py)
+    if streaming_f0 is None or not hasattr(streaming_f0, "track"):
+        raise SystemExit(
+            "--diagnose: the streaming core no longer has a StreamingF0 at ._f0; update this script"
+        )
+    h, b, c = vc.hop, vc.block_size, vc.context_size
+    k0 = vc.window_size - vc.lookahead_size - vc.kept_size
+    used: dict[int, tuple[float, bool]] = {}
+    own = streaming_f0.track
+
+    def track(window: np.ndarray, seq: int) -> F0Track:
+        t = own(window, seq)
+        first = (seq * b - c) // h  # absolute frame of the window's frame 0
+        f0, voiced = t.f0_hz.copy(), t.voiced.copy()
+        if ideal_track is not None and mode != "none":
+            idx = np.arange(first, first + t.num_frames)
+            inside = (idx >= 0) & (idx < ideal_track.num_frames)
+            g_f0 = np.zeros(t.num_frames)
+            g_v = np.zeros(t.num_frames, dtype=bool)
+            g_f0[inside], g_v[inside] = ideal_track.f0_hz[idx[inside]], ideal_track.voiced[idx[inside]]
+            if mode == "interp":  # harvest's voicing on the missed frames, F0 from the method's own runs
+                if voiced.any():
+                    own_idx = np.flatnonzero(voiced)
+                    g_f0 = np.exp(np.interp(np.arange(t.num_frames), own_idx, np.log(f0[own_idx])))
+            picks = {"all": np.ones_like(g_v), "missed": g_v & ~voiced, "values": g_v & voiced}
+            pick = picks["missed" if mode == "interp" else mode]
+            f0, voiced = np.where(pick, g_f0, f0), np.where(pick, g_v, voiced)
+        for i in range(k0 // h, (k0 + b) // h):
+            used[first + i] = (float(f0[i]), bool(voiced[i]))
+        return F0Track(np.where(voiced, f0, 0.0), voiced, t.hop_seconds)
+
+    streaming_f0.track = track
+    outs = [vc.push(x[i : i + b]) for i in range(0, len(x), b)]
+    outs.append(vc.flush())
+    return np.concatenate(outs), vc, used
+
+
+def diagnose(args: argparse.Namespace) -> None:
+    default_f0 = _Settings().f0
+    methods = list(dict.fromkeys(default_f0 if m == "default" else m for m in args.f0))
+    ref = get_f0_estimator(args.ref_f0, hop_seconds=0.01)
+    inputs = [p for p in args.inputs if "examples/" not in str(p)]
+    print(f"diagnosis over {', '.join(Path(p).name for p in inputs)}; shifts {args.shifts}; {_machine()}")
+    for rate in args.rates:
+        for method in methods:
+            counts = dict(harvest_voiced=0, missed=0, extra=0, both=0, over50=0, octave=0)
+            gaps: dict[str, list[float]] = {}
+            for path in inputs:
+                x = load(Path(path), rate)
+                f0_in = ref.estimate(x, rate).f0_hz
+                vc0 = StreamingVoiceChanger(rate)
+                ideal_track = get_f0_estimator(args.ideal_f0, hop_seconds=vc0.hop / rate).estimate(x, rate)
+                for k, shift in enumerate(args.shifts):
+                    ideal = render_offline(x, rate, f0=args.ideal_f0, pitch=shift)
+                    e_ideal = cents_error(f0_in, ref.estimate(ideal, rate).f0_hz, shift).share_over_50
+                    opts = f0_options(method)
+                    settings = dict(f0=f0_name(method), pitch=shift, f0_options=opts)
+                    renders = {"offline": (render_offline(x, rate, **settings), None)}  # type: ignore[arg-type]
+                    for mode in ("none", "all", "missed", "values", "interp"):
+                        y, vc, used = _substituted(x, rate, ideal_track, mode, **settings)
+                        out, _ = align(y, ideal, vc.crossfade_size + vc.lookahead_size, vc.delay_samples)
+                        renders[mode] = (out, used)
+                    for mode, (out, _used) in renders.items():
+                        e = cents_error(f0_in, ref.estimate(out, rate).f0_hz, shift).share_over_50
+                        gaps.setdefault(mode, []).append(100 * (e - e_ideal))
+                    if k == 0:  # the track does not depend on the shift
+                        for a, (f, v) in renders["none"][1].items():
+                            if not 0 <= a < ideal_track.num_frames:
+                                continue
+                            gv, gf = bool(ideal_track.voiced[a]), float(ideal_track.f0_hz[a])
+                            counts["harvest_voiced"] += gv
+                            counts["missed"] += gv and not v
+                            counts["extra"] += v and not gv
+                            if v and gv:
+                                cents = abs(1200.0 * np.log2(f / gf))
+                                counts["both"] += 1
+                                counts["over50"] += cents > 50.0
+                                counts["octave"] += cents > 600.0
+            hv, both = max(counts["harvest_voiced"], 1), max(counts["both"], 1)
+            print(
+                f"\n{method} at {rate} Hz -- track: {counts['harvest_voiced']} frames harvest calls voiced, "
+                f"missed {100 * counts['missed'] / hv:.1f} %, extra {counts['extra']} frames; "
+                f"of {counts['both']} voiced in both {100 * counts['over50'] / both:.1f} % > 50 cents apart, "
+                f"{counts['octave']} > 600 cents"
+            )
+            names = {
+                "none": "streamed (as shipped)",
+                "offline": "offline, whole file (estimator alone)",
+                "all": "streamed, ideal track substituted",
+                "missed": "streamed, harvest on missed frames only",
+                "values": "streamed, harvest values on both-voiced only",
+                "interp": "streamed, missed frames voiced, F0 interpolated",
+            }
+            for mode in ("none", "offline", "all", "missed", "values", "interp"):
+                arr = np.array(gaps[mode])
+                print(
+                    f"  gap {names[mode]:44s}: {arr.mean():+5.1f} pts (per case {np.round(arr, 1).tolist()})"
+                )
+
+
+def _machine() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"machine: {platform.machine()} {os.cpu_count()} cpus, load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f}, python {platform.python_version()}"
+    )
 
 
 def clicks(args: argparse.Namespace) -> None:
@@ -162,9 +311,13 @@ def main() -> None:
     ap.add_argument("--ref-f0", default="harvest", help="estimator that measures input and outputs")
     ap.add_argument("--shifts", nargs="+", type=float, default=[4.0, -5.0])
     ap.add_argument("--clicks", action="store_true", help="border click score instead of pitch accuracy")
+    ap.add_argument("--diagnose", action="store_true", help="split each method's gap into its causes")
+    ap.add_argument("--judge", help="count only input frames this estimator also calls voiced (e.g. fcpe)")
     args = ap.parse_args()
     if args.clicks:
         clicks(args)
+    elif args.diagnose:
+        diagnose(args)
     else:
         quality(args)
 

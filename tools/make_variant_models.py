@@ -6,6 +6,7 @@ signature differences found in the wild:
     rvc_vol.onnx       RVC with an extra ``vol`` [1,T] float32 input (loudness per frame)
     rvc_fp16.onnx      RVC whose float inputs and output are float16 (a half-precision export)
     sovits_fp16.onnx   so-vits-svc 4.x (speaker id) whose float inputs and output are float16
+    sovits_v2.onnx     so-vits-svc 4.0-v2: ``c, f0, mel2ph, t_window [1,2048,T] f32, noise, sid`` (no ``uv``)
 
 The fp16 models cast their float16 inputs to float32 inside the graph and their output back to float16:
 what a runner must handle is the float16 *interface* (feeding float16 arrays, reading a float16 output);
@@ -64,6 +65,32 @@ class RvcWithVol(nn.Module):
         return audio * (0.5 + gain)
 
 
+WINDOW, HOP = 2048, 512
+"""The published so-vits-svc 4.0-v2 config's STFT window and hop (44.1 kHz)."""
+
+
+class SoVitsV2(nn.Module):
+    """The tiny so-vits-svc network with the 4.0-v2 signature: voicing derived from F0 inside the graph, and
+    a noise branch divided by the overlap-added ``t_window`` (as 4.0-v2's ConviSTFT normalises its output),
+    so a larger ``t_window`` gives less noise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.svc = tiny.TinySoVits()
+        self.noise_amp = nn.Conv1d(tiny.HIDDEN, 1, 1)
+
+    def forward(
+        self, c: Tensor, f0: Tensor, mel2ph: Tensor, t_window: Tensor, noise: Tensor, sid: Tensor
+    ) -> Tensor:
+        uv = (f0 > 0).to(f0.dtype)
+        h = self.svc.hidden(c, f0, mel2ph, uv, noise, self.svc.speaker(sid).unsqueeze(2))
+        harmonic = self.svc.decoder(h, f0, uv)  # [1,1,T*HOP]
+        overlap = t_window.sum(dim=1, keepdim=True) / HOP  # [1,1,T]: a frame's share of the overlap-add
+        amp = torch.sigmoid(self.noise_amp(h)) / (overlap + 1e-8)
+        carrier = torch.tanh(self.svc.decoder.residual(h))  # [1,1,T*HOP]
+        return harmonic + 0.1 * amp.unsqueeze(3).expand(-1, -1, -1, HOP).reshape(1, 1, -1) * carrier
+
+
 class Half(nn.Module):
     """Float16 interface around a float32 model: float16 inputs cast up, the output cast down."""
 
@@ -111,6 +138,16 @@ def build_variants(out_dir: str | Path, seed: int = 0) -> dict[str, Path]:
         "audio",
         {"c": [1], "f0": [1], "mel2ph": [1], "uv": [1], "noise": [2]},
         out / "sovits_fp16.onnx",
+    )
+    torch.manual_seed(seed * 1000 + 14)
+    t_window = torch.full((1, WINDOW, ex["f0"].shape[1]), 0.0064)  # the published export script's dummy
+    paths["sovits_v2"] = tiny._export(
+        SoVitsV2().eval(),
+        (ex["c"], ex["f0"], ex["mel2ph"], t_window, ex["noise"], ex["sid"]),
+        ["c", "f0", "mel2ph", "t_window", "noise", "sid"],
+        "audio",
+        {"c": [1], "f0": [1], "mel2ph": [1], "t_window": [2], "noise": [2]},
+        out / "sovits_v2.onnx",
     )
     return paths
 

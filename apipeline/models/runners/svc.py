@@ -8,6 +8,7 @@ from a generator seeded per call, so the same inputs always give the same output
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -73,6 +74,10 @@ class _SvcRunner(Runner):
         return audio
 
 
+T_WINDOW = 0.8
+"""Default fill of a so-vits-svc 4.0-v2 export's ``t_window`` input (MoeVoiceStudio's "DDSP noise scale")."""
+
+
 class SoVitsSvc(_SvcRunner):
     """so-vits-svc 4.x ONNX export: ``c, f0, mel2ph, uv, noise, sid[, vol] -> audio`` (or ``mel``).
 
@@ -80,6 +85,15 @@ class SoVitsSvc(_SvcRunner):
     float32; :meth:`infer` accepts an id, static weights or a ``spk_mix_map`` track for either and
     converts (a mix for an id-only model is refused). F0 goes in as Hz: these exports bin the pitch inside
     the graph, so no coarse F0 is computed here.
+
+    so-vits-svc **4.0-v2** (the DDSP/VISinger2-style branch) exports ``c, f0, mel2ph, t_window, noise, sid
+    -> audio``: no ``uv`` (the graph derives voicing from F0), and ``t_window`` ``[1, W, T]`` float32, where
+    ``W`` is the model's STFT window length (2048 in the published configs, a static axis of the export).
+    In the graph ``t_window`` is overlap-added like the squared window of an inverse STFT and divides the
+    noise branch's output, so it is a per-frame noise *attenuation*: consumers fill it with one constant
+    (MoeVoiceStudio's "DDSP noise scale", default 0.8; the export script's dummy input uses 0.0064).
+    :meth:`infer` fills it with ``t_window`` (:data:`T_WINDOW` by default). :attr:`variant` says which
+    signature a model has (``"4.0"``: with ``uv``; ``"4.0-v2"``: with ``t_window``).
     """
 
     kind = "so-vits-svc 4.x"
@@ -88,7 +102,8 @@ class SoVitsSvc(_SvcRunner):
         "c": InputRule(F32, 3),
         "f0": InputRule(F32, 2),
         "mel2ph": InputRule(I64, 2),
-        "uv": InputRule(F32, 2),
+        "uv": InputRule(F32, 2, required=False),
+        "t_window": InputRule(F32, 3, required=False),
         "noise": InputRule(F32, 3),
         "sid": InputRule(("int64", "float32", "float16"), None),
         "vol": InputRule(F32, 2, required=False),
@@ -117,9 +132,33 @@ class SoVitsSvc(_SvcRunner):
         if self.output_name not in self.session.outputs:
             self.output_name = next(iter(self.session.outputs))
         self.takes_vol = "vol" in self.session.inputs
+        self.variant = "4.0-v2" if "t_window" in self.session.inputs else "4.0"
+        self.t_window_size = self.static_dim("t_window", 1)
 
     def check_signature(self) -> None:
-        super().check_signature()
+        has = self.session.inputs
+        # the two so-vits-svc 4.x signatures differ in one input: say which is missing before anything else
+        if "uv" in has and "t_window" in has:
+            raise ModelSignatureError(
+                f"{self.path}: not a {self.kind} model: it has both 'uv' (so-vits-svc 4.0/4.1) and "
+                f"'t_window' (4.0-v2) inputs; an export has one or the other"
+            )
+        neither = "missing input 'uv' (so-vits-svc 4.0/4.1) or 't_window' (4.0-v2)"
+        try:
+            super().check_signature()
+        except ModelSignatureError as exc:
+            if "uv" in has or "t_window" in has:
+                raise
+            raise ModelSignatureError(f"{exc}; {neither}") from None
+        if "uv" not in has and "t_window" not in has:
+            got = ", ".join(s.describe() for s in has.values())
+            raise ModelSignatureError(f"{self.path}: not a {self.kind} model: {neither} (it has: {got})")
+        if "t_window" in has and self.static_dim("t_window", 1) is None:
+            raise ModelSignatureError(
+                f"{self.path}: so-vits-svc 4.0-v2 input 't_window' is {has['t_window'].describe()}: its "
+                f"axis 1 (the STFT window length, 2048 in the published configs) must be a fixed size, "
+                f"it says how many values to feed per frame"
+            )
         if "sid" in self.session.inputs:
             sid = self.session.inputs["sid"]
             rank = None if sid.shape is None else len(sid.shape)
@@ -143,6 +182,7 @@ class SoVitsSvc(_SvcRunner):
         noise_scale: float = 0.4,
         seed: int = 0,
         content_mode: str = "left",
+        t_window: float = T_WINDOW,
     ) -> NDArray[np.float32]:
         """Convert one segment.
 
@@ -154,6 +194,8 @@ class SoVitsSvc(_SvcRunner):
             noise_scale, seed: the latent noise (seeded: same inputs, same output).
             content_mode: ``"gather"`` passes ``c`` as is with a ``mel2ph`` index map (the graph gathers);
                 ``"left"``/``"nearest"``/``"linear"`` expand ``c`` to T frames here and pass ``arange(T)``.
+            t_window: the constant a 4.0-v2 export's ``t_window`` input is filled with (> 0; larger is
+                less DDSP noise); ignored by 4.0/4.1 exports.
 
         Returns:
             ``(T * hop,)`` float32 audio, or ``(T, n_mels)`` mel frames for models that output ``mel``.
@@ -178,6 +220,12 @@ class SoVitsSvc(_SvcRunner):
         }
         if self.takes_vol:
             feeds["vol"] = _vol(vol, frames, where, self.path)[None]
+        if self.t_window_size is not None:
+            ok = isinstance(t_window, (int, float, np.floating)) and not isinstance(t_window, bool)
+            if not (ok and math.isfinite(t_window) and t_window > 0):
+                raise ParameterError(f"{where}: t_window must be a finite number > 0, got {t_window!r}")
+            feeds["t_window"] = np.full((1, self.t_window_size, frames), t_window, np.float32)
+            del feeds["uv"]
         out = self._run(feeds, self.output_name)
         if self.outputs_mel:
             mel = out[0]
