@@ -148,6 +148,14 @@ class DataChannelChannel:
             raise self.closed
         return message
 
+    async def wait_closed(self, pc: Any, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until the peer has closed this channel or its connection."""
+        deadline = time.monotonic() + timeout
+        while self.channel.readyState == "open" and pc.connectionState not in ("closed", "failed"):
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.01)
+
     async def wait_sent(self, timeout: float) -> None:
         """Wait (at most ``timeout`` s) until what was sent has left the channel's buffer."""
         deadline = time.monotonic() + timeout
@@ -575,6 +583,7 @@ class WebRTCOutputTransport(FrameProcessor):
         self._rate: int | None = None
         self.sent_messages = 0
         self.audio_s = 0.0  # audio the pipeline made, queued on the track
+        self.sent_end = False  # the final EndFrame went to the data channel
 
     def _to_48k(self, frame: AudioRawFrame) -> NDArray[np.float32]:
         a = frame.audio
@@ -621,6 +630,7 @@ class WebRTCOutputTransport(FrameProcessor):
                 self.track.flush()
                 await self.track.wait_drained(self.drain_timeout)
                 await self._send(frame)  # the peer's cue that everything has been played
+                self.sent_end = True
             elif isinstance(frame, (DataFrame, ErrorFrame, MetricsFrame)):
                 await self._send(frame)
         elif isinstance(frame, ErrorFrame):
@@ -681,6 +691,9 @@ class WebRTCSession:
         self.task: Any = None
         #: why the session ended early (shutdown), None otherwise
         self.shutdown_reason: str | None = None
+        #: after the final ``EndFrame``, how long :meth:`close` waits for a peer that asked to end (it sent
+        #: ``EndFrame``) to close its side, so that the close cannot overtake that last message
+        self.end_wait = 2.0
 
     async def accept(self, offer_sdp: str) -> str:
         """Apply the peer's offer and return the SDP answer.
@@ -787,11 +800,21 @@ class WebRTCSession:
         else:
             await self.close()
 
+    def _peer_awaits_end(self) -> bool:
+        return (
+            self.shutdown_reason is None
+            and self.output is not None
+            and self.output.sent_end
+            and self.input is not None
+            and (self.input.ended_by or "").startswith("the peer sent")
+        )
+
     async def close(self) -> None:
         """Stop the tracks and close the connection (idempotent).
 
         What was last queued on the data channel (the final ``EndFrame`` or error) is given up to
-        ``0.5`` s to leave before the connection closes under it.
+        ``0.5`` s to leave before the connection closes under it; when the peer asked to end, up to
+        :attr:`end_wait` more for the peer to close its side once our ``EndFrame`` has arrived.
         """
         self.output_track.stop()  # type: ignore[attr-defined]
         if self.video_track is not None:
@@ -802,6 +825,11 @@ class WebRTCSession:
         channel = self.output.channel if self.output is not None else None
         if channel is not None:
             await channel.wait_sent(0.5)
+            if self._peer_awaits_end():
+                # "sent" above only means handed to SCTP: closing now can abort the association before
+                # the peer has our EndFrame. A peer that asked to end (its EndFrame) closes its side
+                # as soon as ours arrives; wait for that, bounded.
+                await channel.wait_closed(pc, self.end_wait)
         try:
             await pc.close()
         except Exception:  # aiortc cannot always close what a refused offer half built

@@ -163,3 +163,42 @@ async def test_a_talking_head_session_sends_a_video_track_that_moves_with_the_sp
     assert len(result.video) >= 20 and result.video[-1].shape == (128, 128, 3)
     moved = [np.abs(a.astype(int) - b).mean() for a, b in zip(result.video, result.video[1:])]
     assert max(moved) > 0.5  # the mouth moves: not one picture repeated
+
+
+async def test_the_server_waits_for_a_peer_that_asked_to_end_before_closing():
+    """The final EndFrame is only handed to SCTP when sent: the server must not close under it."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    from apipeline.frames import EndFrame
+    from apipeline.serializers import ProtobufFrameSerializer
+    from apipeline.transports.webrtc import DATA_CHANNEL
+
+    serializer = ProtobufFrameSerializer()
+    session = WebRTCSession([], sample_rate=16000, peer_timeout=20.0, connect_timeout=20.0)
+    session.end_wait = 30.0
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendrecv")
+    channel = pc.createDataChannel(DATA_CHANNEL)
+    got: asyncio.Queue = asyncio.Queue()
+    closed = asyncio.Event()
+    channel.on("message", lambda m: got.put_nowait(serializer.deserialize(m)))
+    channel.on("close", closed.set)
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    await pc.setLocalDescription(await pc.createOffer())
+    answer = await session.accept(pc.localDescription.sdp)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    run = asyncio.create_task(session.run())
+    try:
+        await asyncio.wait_for(opened.wait(), 10)
+        channel.send(serializer.serialize(EndFrame()))
+        while not isinstance(await asyncio.wait_for(got.get(), 10), EndFrame):
+            pass
+        # the server answered EndFrame; it now waits for us (end_wait 30 s) instead of closing under it
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(closed.wait(), 1.0)
+        assert not run.done()
+    finally:
+        await pc.close()
+    await asyncio.wait_for(run, 10)  # our close ends its wait long before end_wait
+    assert session.input is not None and session.input.ended_by == "the peer sent EndFrame"
