@@ -73,6 +73,7 @@ class ServiceHost:
         self._done: dict[Hook, Any] = {}
         self._batchers: dict[str, MicroBatcher] = {}
         self._unbatched: set[str] = set()
+        self._collected: dict[str, dict[str, int]] = {}  # batches collected by the caller (Serve)
         self.calls = 0
         self.in_flight = 0
         # Tells this process apart from the one Ray restarted it from (a pid alone may be reused).
@@ -124,8 +125,11 @@ class ServiceHost:
             "calls": self.calls,
             "in_flight": self.in_flight,
             "batches": {
-                m: {"batches": b.batches, "calls": b.calls, "largest": b.largest}
-                for m, b in self._batchers.items()
+                **{
+                    m: {"batches": b.batches, "calls": b.calls, "largest": b.largest}
+                    for m, b in self._batchers.items()
+                },
+                **{f"{m} (collected by Serve)": dict(c) for m, c in self._collected.items()},
             },
         }
 
@@ -163,6 +167,43 @@ class ServiceHost:
         finally:
             self.in_flight -= 1
             self.calls += 1
+
+    async def health(self) -> bool:
+        """Run the service's self-test again now (a Serve health check): ``True`` when it passes.
+
+        A service whose protocol has no self-test is healthy when its bring-up succeeded.
+        """
+        if not self.ready:
+            return False
+        if Hook.TEST not in PROTOCOL_HOOKS[self.definition.protocol]:
+            return True
+        return bool(await self._in_pool(functools.partial(self._run_hook, Hook.TEST)))
+
+    async def batch(self, method: str, calls: list[Mapping[str, Any]]) -> list[Any]:
+        """Run the batch companion of ``method`` over ``calls`` at once (batches collected by Serve)."""
+        if not self.ready:
+            raise ServiceStateError(f"service {self.definition.name!r} is not ready in worker {os.getpid()}")
+        fn = self.definition.methods.get(method)
+        found = batch_spec(fn) if fn is not None else None
+        if found is None:
+            raise ServiceStateError(f"service {self.definition.name!r} has no batchable method {method!r}")
+        companion = found[1]
+        self.in_flight += len(calls)
+        try:
+            out = list(await self._in_pool(functools.partial(companion, [dict(c) for c in calls])))
+        finally:
+            self.in_flight -= len(calls)
+            self.calls += len(calls)
+        seen = self._collected.setdefault(method, {"batches": 0, "calls": 0, "largest": 0})
+        seen["batches"] += 1
+        seen["calls"] += len(calls)
+        seen["largest"] = max(seen["largest"], len(calls))
+        if len(out) != len(calls):
+            raise ServiceStateError(
+                f"batch companion of {self.definition.name!r}.{method} returned {len(out)} results "
+                f"for {len(calls)} calls"
+            )
+        return out
 
     def _batcher(self, method: str, fn: Any) -> MicroBatcher | None:
         batcher = self._batchers.get(method)

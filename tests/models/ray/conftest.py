@@ -28,3 +28,13 @@ def ray_session() -> Iterator[Any]:
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_session(ray_session: Any) -> Iterator[Any]:
+    """Ray Serve on the session's Ray, started once (no HTTP proxy); deployments are the tests' own."""
+    from ray import serve
+
+    serve.start(proxy_location="Disabled")
+    yield serve
+    serve.shutdown()
