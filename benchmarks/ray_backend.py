@@ -10,10 +10,11 @@ Usage::
     python benchmarks/ray_backend.py [--chunks 200] [--seconds 4]
 
 Prints: per-chunk latency p50/p99 for 40 and 100 ms chunks on both backends (and the difference); the
-same call through a Ray Serve deployment handle (``--serve``); how many paced real-time streams 1 and 2
+same call on a Ray Serve deployment (``--serve``: ServeBackend calling the replica's host actor, and
+through a Serve handle); how many paced real-time streams 1 and 2
 replicas sustain (every chunk back within its own duration, none degraded) with the pool's own count of
 refused calls; the time from SIGKILL of the replica to the first chunk processed again, with 1 replica
-and (rerouted) with 2.
+(and where that time went: worker process, host constructor, service bring-up) and (rerouted) with 2.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apipeline.models import LocalBackend, ModelRegistry, RayBackend, service_method
 from apipeline.models.backends import registry_options
+from apipeline.models.serve_backend import ServeBackend
 from apipeline.models.services import ContentEncoderService, SvcService
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -156,36 +158,6 @@ async def recovery(reg: ModelRegistry, rb: RayBackend, chunk: int) -> float:
             await asyncio.sleep(period)
 
 
-def serve_latency(paths: dict[str, Path], chunk: int, n: int) -> list[float]:
-    """The same call through a Ray Serve deployment handle (Serve started here, no HTTP proxy)."""
-    from ray import serve
-
-    @serve.deployment(name="svc_stage", max_ongoing_requests=16, ray_actor_options={"num_cpus": 1})
-    class Stage:
-        def __init__(self, content: str, svc: str) -> None:
-            self.stage = SvcStage(content, svc)
-            assert self.stage.prepare() and self.stage.load()
-
-        def convert(self, audio: np.ndarray) -> np.ndarray:
-            return self.stage.convert(audio)
-
-    serve.start(http_options={"location": "NoServer"})
-    handle = serve.run(
-        Stage.bind(str(paths["content_encoder"]), str(paths["sovits"])), name="bench", route_prefix=None
-    )
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n + 10):
-        w = (0.1 * rng.standard_normal(CONTEXT + chunk)).astype(np.float32)
-        t = time.perf_counter()
-        handle.convert.remote(w).result()
-        if i >= 10:
-            out.append(time.perf_counter() - t)
-    serve.delete("bench")
-    serve.shutdown()
-    return out
-
-
 async def main(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(TOOLS))
     import make_tiny_models
@@ -193,9 +165,21 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
     paths = make_tiny_models.build_all(tmp, seed=0)
     stage = SvcStage(str(paths["content_encoder"]), str(paths["sovits"]))
-    results: dict[str, Any] = {}
-    for name, make in (("local", lambda: LocalBackend(2)), ("ray", lambda: RayBackend(replicas=1))):
-        reg = ModelRegistry(backend=make(), max_concurrency=4, max_pending=0)
+    results: dict[tuple[str, int], list[float]] = {}
+    makers: list[tuple[str, Any]] = [
+        ("local", lambda: LocalBackend(2)),
+        ("ray", lambda: RayBackend(replicas=1)),
+    ]
+    if args.serve:
+        # the same service as a Serve deployment: called on its host actor (ServeBackend's data path)
+        # and through a Serve handle (Serve's router, then the replica, then its host)
+        makers += [
+            ("serve-actor", lambda: ServeBackend(replicas=1, delete_on_close=True)),
+            ("serve-handle", lambda: ServeBackend(replicas=1, data_path="handle", delete_on_close=True)),
+        ]
+    for name, make in makers:
+        backend = make()
+        reg = ModelRegistry(backend=backend, max_concurrency=4, max_pending=0)
         reg.register(stage)
         async with reg:
             t = time.perf_counter()
@@ -205,20 +189,14 @@ async def main(args: argparse.Namespace) -> None:
                 lat = await latency(reg, RATE * ms // 1000, args.chunks)
                 results[(name, ms)] = lat
                 print(f"  {ms} ms chunks: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
-            if name == "ray" and args.serve:
-                for ms in (40, 100):
-                    lat = await asyncio.to_thread(serve_latency, paths, RATE * ms // 1000, args.chunks)
-                    results[("serve", ms)] = lat
-                    print(
-                        f"  serve handle, {ms} ms chunks: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms"
-                    )
     for ms in (40, 100):
-        if ("serve", ms) in results:
-            d50 = pct(results[("serve", ms)], 50) - pct(results[("ray", ms)], 50)
+        for name, _ in makers[1:]:
+            d50 = pct(results[(name, ms)], 50) - pct(results[("local", ms)], 50)
+            d99 = pct(results[(name, ms)], 99) - pct(results[("local", ms)], 99)
+            print(f"added by {name}, {ms} ms chunks: p50 {d50:+.2f} ms, p99 {d99:+.2f} ms")
+        if ("serve-handle", ms) in results:
+            d50 = pct(results[("serve-handle", ms)], 50) - pct(results[("ray", ms)], 50)
             print(f"Serve handle vs actor call, {ms} ms chunks: p50 {d50:+.2f} ms")
-        d50 = pct(results[("ray", ms)], 50) - pct(results[("local", ms)], 50)
-        d99 = pct(results[("ray", ms)], 99) - pct(results[("local", ms)], 99)
-        print(f"added by Ray, {ms} ms chunks: p50 {d50:+.2f} ms, p99 {d99:+.2f} ms")
     for replicas in (1, 2):
         rb = RayBackend(replicas=replicas, num_cpus=1, max_concurrency=16)
         reg = ModelRegistry(backend=rb, **registry_options(rb))
@@ -234,7 +212,17 @@ async def main(args: argparse.Namespace) -> None:
             )
             for i in range(args.kills):
                 before = len(rb.stats("svc_stage").recoveries)
-                print(f"  recovery after SIGKILL #{i + 1}: {await recovery(reg, rb, 640):.2f} s")
+                t_kill = time.time()
+                took = await recovery(reg, rb, 640)
+                print(f"  recovery after SIGKILL #{i + 1}: {took:.2f} s")
+                if replicas == 1:
+                    born = (await rb.replica_stats("svc_stage"))[0]["born"]
+                    print(
+                        "    where it went (s after the kill): new worker process started "
+                        f"{born['process'] - t_kill:+.2f} (negative: a prestarted idle worker), host "
+                        f"constructor {born['host'] - t_kill:.2f}, service up {born['ready'] - t_kill:.2f}, "
+                        f"first chunk served {took:.2f}"
+                    )
                 # the killed replica is back (with 2 replicas a rerouted call may come back first)
                 while len(rb.stats("svc_stage").recoveries) == before:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
@@ -249,5 +237,5 @@ if __name__ == "__main__":
     parser.add_argument("--chunks", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--kills", type=int, default=3, help="SIGKILLs of a replica to time recovery")
-    parser.add_argument("--serve", action="store_true", help="also time Ray Serve deployment handle calls")
+    parser.add_argument("--serve", action="store_true", help="also time calls on a Ray Serve deployment")
     asyncio.run(main(parser.parse_args()))

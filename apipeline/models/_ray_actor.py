@@ -46,6 +46,18 @@ def machine_identity() -> dict[str, str]:
     return {"boot_id": boot, "pid_ns": pid_ns}
 
 
+def _process_start() -> float:
+    """Wall-clock time this process started (Linux; 0.0 elsewhere): where a restart's time goes."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration):
+        return 0.0
+
+
 class ServiceHost:
     """Hosts one service in a worker process: rebuilt from ``source``, brought up once, then called.
 
@@ -61,6 +73,8 @@ class ServiceHost:
     def __init__(
         self, source: bytes, service: str, sys_path: list[str], threads: int = 1, bring_up: bool = True
     ) -> None:
+        #: wall-clock times of this host's start: its process, this constructor, the service brought up
+        self.born: dict[str, float] = {"process": _process_start(), "host": time.time()}
         for path in sys_path:
             if path not in sys.path and os.path.isdir(path):
                 sys.path.append(path)
@@ -88,6 +102,7 @@ class ServiceHost:
                     break  # the registry's own call of this hook runs it again and reports the error
                 if result is False:
                     break
+        self.born["ready"] = time.time()
 
     def _run_hook(self, hook: Hook) -> Any:
         fn = self.definition.hook(hook)
@@ -124,6 +139,7 @@ class ServiceHost:
             "ready": self.ready,
             "calls": self.calls,
             "in_flight": self.in_flight,
+            "born": dict(self.born),
             "batches": {
                 **{
                     m: {"batches": b.batches, "calls": b.calls, "largest": b.largest}
