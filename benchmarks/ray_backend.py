@@ -158,6 +158,43 @@ async def recovery(reg: ModelRegistry, rb: RayBackend, chunk: int) -> float:
             await asyncio.sleep(period)
 
 
+async def serve_native_latency(
+    paths: dict[str, Path], chunks_ms: tuple[int, ...], n: int
+) -> dict[int, list[float]]:
+    """The stage run *inside* a Serve replica and awaited through a Serve handle: Serve's own data path
+    (router -> replica actor -> user method), one hop like the actor call, for the budget decision."""
+    from ray import serve
+
+    @serve.deployment(name="svc_stage", max_ongoing_requests=16, ray_actor_options={"num_cpus": 1})
+    class Stage:
+        def __init__(self, content: str, svc: str) -> None:
+            self.stage = SvcStage(content, svc)
+            assert self.stage.prepare() and self.stage.load()
+
+        def convert(self, audio: np.ndarray) -> np.ndarray:
+            return self.stage.convert(audio)
+
+    def deploy() -> Any:
+        serve.start(proxy_location="Disabled")
+        app = Stage.bind(str(paths["content_encoder"]), str(paths["sovits"]))
+        return serve.run(app, name="bench-native", route_prefix=None)
+
+    handle = await asyncio.to_thread(deploy)
+    rng = np.random.default_rng(0)
+    results: dict[int, list[float]] = {}
+    for ms in chunks_ms:
+        out = []
+        for i in range(n + 10):
+            w = (0.1 * rng.standard_normal(CONTEXT + RATE * ms // 1000)).astype(np.float32)
+            t = time.perf_counter()
+            await handle.convert.remote(w)
+            if i >= 10:
+                out.append(time.perf_counter() - t)
+        results[ms] = out
+    await asyncio.to_thread(serve.delete, "bench-native")
+    return results
+
+
 async def main(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(TOOLS))
     import make_tiny_models
@@ -165,6 +202,11 @@ async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp())
     paths = make_tiny_models.build_all(tmp, seed=0)
     stage = SvcStage(str(paths["content_encoder"]), str(paths["sovits"]))
+    import ray
+
+    # one local Ray for every backend below (each would otherwise start and stop its own)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     results: dict[tuple[str, int], list[float]] = {}
     makers: list[tuple[str, Any]] = [
         ("local", lambda: LocalBackend(2)),
@@ -189,14 +231,22 @@ async def main(args: argparse.Namespace) -> None:
                 lat = await latency(reg, RATE * ms // 1000, args.chunks)
                 results[(name, ms)] = lat
                 print(f"  {ms} ms chunks: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
+    names = [name for name, _ in makers[1:]]
+    if args.serve:
+        native = await serve_native_latency(paths, (40, 100), args.chunks)
+        print("serve-native (the stage inside the Serve replica, awaited through a handle):")
+        for ms, lat in native.items():
+            results[("serve-native", ms)] = lat
+            print(f"  {ms} ms chunks: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
+        names.append("serve-native")
     for ms in (40, 100):
-        for name, _ in makers[1:]:
+        for name in names:
             d50 = pct(results[(name, ms)], 50) - pct(results[("local", ms)], 50)
             d99 = pct(results[(name, ms)], 99) - pct(results[("local", ms)], 99)
             print(f"added by {name}, {ms} ms chunks: p50 {d50:+.2f} ms, p99 {d99:+.2f} ms")
-        if ("serve-handle", ms) in results:
-            d50 = pct(results[("serve-handle", ms)], 50) - pct(results[("ray", ms)], 50)
-            print(f"Serve handle vs actor call, {ms} ms chunks: p50 {d50:+.2f} ms")
+        if ("serve-native", ms) in results:
+            d50 = pct(results[("serve-native", ms)], 50) - pct(results[("ray", ms)], 50)
+            print(f"Serve handle (native) vs actor call, {ms} ms chunks: p50 {d50:+.2f} ms")
     for replicas in (1, 2):
         rb = RayBackend(replicas=replicas, num_cpus=1, max_concurrency=16)
         reg = ModelRegistry(backend=rb, **registry_options(rb))
@@ -228,6 +278,7 @@ async def main(args: argparse.Namespace) -> None:
                     await asyncio.sleep(0.05)
                 await rb.wait_healthy("svc_stage", 60.0)
     print(f"cpu: {os.cpu_count()} cores")
+    ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -223,6 +223,9 @@ class ServeBackend(RayBackend):
                     **config["scaling"],
                     "upscale_delay_s": 0.0,
                     "downscale_delay_s": 10.0,
+                    # replicas report their hosts' load every 0.5 s, averaged over 2 s (Serve: 10 s, 30 s)
+                    "metrics_interval_s": 0.5,
+                    "look_back_period_s": 2.0,
                     "policy": {"policy_function": in_flight_policy},
                 }
             }

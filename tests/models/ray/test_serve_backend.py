@@ -158,6 +158,38 @@ async def test_handle_path_batches_with_serve_and_refuses_beyond_the_queue(serve
         assert rb.stats("negator").overloaded == 1
 
 
+async def test_autoscaling_follows_the_calls_in_flight_and_the_pool_follows_the_deployment(
+    serve_session: Any,
+) -> None:
+    rb = ServeBackend(
+        min_replicas=1, max_replicas=2, target_ongoing_requests=1, num_cpus=0.5, threads=4,
+        max_concurrency=8, call_timeout=30.0, delete_on_close=True,
+    )  # fmt: skip
+    reg = ModelRegistry(backend=rb, **registry_options(rb))
+    reg.register(Negator)
+    async with reg:
+        await reg.ready("negator")
+        assert len(await rb.replica_names("negator")) == 1
+        stop = asyncio.Event()
+
+        async def load() -> None:  # 3 calls in flight at all times, direct to the hosts
+            while not stop.is_set():
+                await reg.run("negator", "hold", {"seconds": 0.2})
+
+        loads = [asyncio.ensure_future(load()) for _ in range(3)]
+        t0 = time.monotonic()
+        deadline = t0 + 90.0
+        while len(await rb.replica_names("negator")) < 2:  # Serve scaled up, the pool found the host
+            assert time.monotonic() < deadline, rb.stats("negator")
+            await asyncio.sleep(0.1)
+        print(f"\nautoscaled 1 -> 2 replicas, new host in the pool {time.monotonic() - t0:.1f} s after load")
+        stop.set()
+        await asyncio.gather(*loads)
+        out = await asyncio.gather(*(reg.run("negator", "negate", {"audio": ONES}) for _ in range(8)))
+        assert all(list(o) == [-1.0] * 4 for o in out)
+        assert all(r.calls > 0 for r in rb.stats("negator").replicas)  # the new replica takes calls
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
