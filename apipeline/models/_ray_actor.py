@@ -30,6 +30,8 @@ from apipeline.models._protocol import PROTOCOL_HOOKS, Hook
 from apipeline.models.batching import MicroBatcher, batch_spec
 from apipeline.models.definition import ServiceDefinition, collect_services
 
+_MODULE_LOADED = time.time()  # when a worker imported this module (a restart's timeline)
+
 #: The bring-up order; a protocol runs those of its hooks that are in here.
 BRING_UP = (Hook.PREPARE, Hook.LOAD, Hook.TEST)
 
@@ -74,7 +76,11 @@ class ServiceHost:
         self, source: bytes, service: str, sys_path: list[str], threads: int = 1, bring_up: bool = True
     ) -> None:
         #: wall-clock times of this host's start: its process, this constructor, the service brought up
-        self.born: dict[str, float] = {"process": _process_start(), "host": time.time()}
+        self.born: dict[str, float] = {
+            "process": _process_start(),
+            "module": _MODULE_LOADED,
+            "host": time.time(),
+        }
         for path in sys_path:
             if path not in sys.path and os.path.isdir(path):
                 sys.path.append(path)
