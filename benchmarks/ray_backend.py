@@ -195,6 +195,39 @@ async def serve_native_latency(
     return results
 
 
+async def probe(n: int) -> None:
+    """The transport alone: a trivial method (``-x`` of 3,200 floats) as a Ray actor call and as a
+    Serve handle call on a replica running the same method, awaited the same way, alternating twice."""
+    import ray
+    from ray import serve
+
+    class Negate:
+        async def call(self, x: np.ndarray) -> np.ndarray:
+            return -x
+
+    actor = ray.remote(Negate).options(num_cpus=0.5).remote()
+    deployment = serve.deployment(Negate).options(
+        name="probe", max_ongoing_requests=16, ray_actor_options={"num_cpus": 0.5}
+    )
+
+    def deploy() -> Any:
+        serve.start(proxy_location="Disabled")
+        return serve.run(deployment.bind(), name="bench-probe", route_prefix=None)
+
+    handle = await asyncio.to_thread(deploy)
+    x = np.ones(3200, np.float32)
+    for name, call in [("actor", lambda: actor.call.remote(x)), ("serve", lambda: handle.call.remote(x))] * 2:
+        lat = []
+        for i in range(n + 20):
+            t = time.perf_counter()
+            await call()
+            if i >= 20:
+                lat.append(time.perf_counter() - t)
+        print(f"  probe, {name} call: p50 {pct(lat, 50):.2f} ms p99 {pct(lat, 99):.2f} ms")
+    await asyncio.to_thread(serve.delete, "bench-probe")
+    ray.kill(actor)
+
+
 async def main(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(TOOLS))
     import make_tiny_models
@@ -207,6 +240,9 @@ async def main(args: argparse.Namespace) -> None:
     # one local Ray for every backend below (each would otherwise start and stop its own)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if args.serve:
+        print("transport probe (trivial method; Serve handle vs actor call):")
+        await probe(300)
     results: dict[tuple[str, int], list[float]] = {}
     makers: list[tuple[str, Any]] = [
         ("local", lambda: LocalBackend(2)),
