@@ -21,6 +21,7 @@ from typing import Any
 
 from ray import serve
 
+from apipeline.errors import ServiceStateError
 from apipeline.models._ray_actor import ServiceHost
 
 #: Ray namespace of the hosts (so a driver in any namespace finds them by name).
@@ -86,7 +87,7 @@ class ServiceReplica:
             # already done by the host's constructor: its recorded result; failed there: run again here,
             # so the service's own error is what fails this replica's start
             if await host.lifecycle.remote(hook) is False:
-                raise RuntimeError(
+                raise ServiceStateError(
                     f"service {service!r}: its {hook} hook returned False in replica {self.name}"
                 )
         self.batched = dict(batch)
@@ -102,7 +103,7 @@ class ServiceReplica:
     async def check_health(self) -> None:
         """Serve's health check: the service's self-test, run again in the host."""
         if not await self.host.health.remote():
-            raise RuntimeError(f"service {self.service!r}: self-test failed in replica {self.name}")
+            raise ServiceStateError(f"service {self.service!r}: self-test failed in replica {self.name}")
 
     async def host_name(self) -> str:
         return self.name

@@ -15,6 +15,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from apipeline.errors import ParameterError
 from apipeline.models.backend import LocalBackend, ModelBackend
 
 #: Calls in flight per replica when a command does not say (``--ray-max-concurrency``).
@@ -31,7 +32,7 @@ def backend_from_address(address: str | None, *, serve: bool = False, **options:
     """
     if address is None or address == "":
         if serve:
-            raise ValueError("a Ray Serve deployment needs a Ray address (--ray-address)")
+            raise ParameterError("a Ray Serve deployment needs a Ray address (--ray-address)")
         return LocalBackend(**options)
     if serve:
         from apipeline.models.serve_backend import ServeBackend

@@ -33,7 +33,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from apipeline.errors import ModelError, Overloaded, RemoteError, ResourceError, ServiceStateError
+from apipeline.errors import (
+    ModelError,
+    Overloaded,
+    ParameterError,
+    RemoteError,
+    ResourceError,
+    ServiceStateError,
+)
 from apipeline.models._protocol import PROTOCOL_HOOKS, Hook
 from apipeline.models._ray_actor import BRING_UP
 from apipeline.models.batching import batch_spec
@@ -96,29 +103,33 @@ class ServeBackend(RayBackend):
         **options: Any,
     ) -> None:
         if (min_replicas is None) != (max_replicas is None):
-            raise ValueError(
+            raise ParameterError(
                 f"min_replicas and max_replicas go together (autoscaling bounds), got {min_replicas}, "
                 f"{max_replicas}"
             )
         if min_replicas is not None and max_replicas is not None:
             if min_replicas < 1:
-                raise ValueError(f"min_replicas must be >= 1 (streams need a replica), got {min_replicas}")
+                raise ParameterError(
+                    f"min_replicas must be >= 1 (streams need a replica), got {min_replicas}"
+                )
             if min_replicas > max_replicas:
-                raise ValueError(f"min_replicas ({min_replicas}) is above max_replicas ({max_replicas})")
+                raise ParameterError(f"min_replicas ({min_replicas}) is above max_replicas ({max_replicas})")
             options.setdefault("replicas", min_replicas)
             if not min_replicas <= options["replicas"] <= max_replicas:
-                raise ValueError(
+                raise ParameterError(
                     f"replicas ({options['replicas']}) must lie within min_replicas..max_replicas "
                     f"({min_replicas}..{max_replicas})"
                 )
         if not target_ongoing_requests > 0:
-            raise ValueError(f"target_ongoing_requests must be > 0, got {target_ongoing_requests}")
+            raise ParameterError(f"target_ongoing_requests must be > 0, got {target_ongoing_requests}")
         if max_queued_requests != -1 and max_queued_requests < 1:
-            raise ValueError(f"max_queued_requests must be -1 (no limit) or >= 1, got {max_queued_requests}")
+            raise ParameterError(
+                f"max_queued_requests must be -1 (no limit) or >= 1, got {max_queued_requests}"
+            )
         if data_path not in DATA_PATHS:
-            raise ValueError(f"data_path must be one of {DATA_PATHS}, got {data_path!r}")
+            raise ParameterError(f"data_path must be one of {DATA_PATHS}, got {data_path!r}")
         if health_check_period <= 0 or health_check_timeout <= 0 or refresh <= 0:
-            raise ValueError(
+            raise ParameterError(
                 f"health_check_period, health_check_timeout and refresh must be > 0, got "
                 f"{health_check_period}, {health_check_timeout}, {refresh}"
             )
