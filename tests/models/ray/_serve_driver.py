@@ -19,10 +19,14 @@ from tests.models.ray._services import Negator
 
 
 async def main(address: str) -> None:
-    backend = backend_from_address(address, serve=True, replicas=2, num_cpus=0.25, start_timeout=60.0)
+    # the options (and the service's source) of test_a_killed_replica_of_two_is_routed_around, which
+    # then finds this deployment too
+    backend = backend_from_address(
+        address, serve=True, replicas=2, num_cpus=0.5, threads=1, start_timeout=60.0
+    )
     assert isinstance(backend, ServeBackend)
     reg = ModelRegistry(backend=backend, **registry_options(backend))
-    reg.register(Negator)
+    reg.register(Negator(delay=0.05))
     async with reg:
         out = await reg.run("negator", "negate", {"audio": np.ones(4, np.float32)})
         app, deployed = backend.deployment_of("negator")

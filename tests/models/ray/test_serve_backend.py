@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parents[3]
 ONES = np.ones(4, np.float32)
+#: options two tests share, so that the second finds the first one's deployment (one deploy less)
+SHARED: dict[str, Any] = {"threads": 8, "max_concurrency": 8, "max_queued_requests": 4}
 
 
 def _negator() -> Any:
@@ -67,21 +69,24 @@ def test_two_driver_processes_share_one_deployment(serve_session: Any) -> None:
         assert len(first["hosts"]) == 2 and first["out"] == second["out"] == [-1.0] * 4
         apps = [a for a in serve_session.status().applications if a.startswith("apipeline-negator-")]
         assert apps == [first["app"]]  # one deployment, not one per process
-    finally:
+    except BaseException:
         for report in reports:
             serve_session.delete(report["app"])
+        raise
+    # left running: the next test uses it (the module's Serve shutdown deletes it)
 
 
 async def test_a_killed_replica_of_two_is_routed_around(serve_session: Any) -> None:
-    rb = ServeBackend(replicas=2, num_cpus=0.5, threads=1, delete_on_close=True)
+    rb = ServeBackend(replicas=2, num_cpus=0.5, threads=1)  # the drivers' deployment, if they left it
     got, stats, errors, pool = await _stream_with_a_kill(rb, delay=0.05, deadline=10.0)
+    await asyncio.to_thread(serve_session.delete, rb.deployment_of("negator")[0])
     assert [abs(v) for v in got] == [float(np.float32((i + 1) / 1000)) for i in range(24)]
     assert stats.degraded == 0, (stats, errors)  # the in-flight call went to the other replica
     assert pool.rerouted >= 1
 
 
 async def test_a_killed_single_replica_recovers(serve_session: Any) -> None:
-    rb = ServeBackend(num_cpus=0.5, delete_on_close=True, call_timeout=0.5)
+    rb = ServeBackend(num_cpus=0.5, **SHARED, call_timeout=0.5)  # left for the handle-path test
     reg = ModelRegistry(backend=rb, **registry_options(rb))
     reg.register(Negator)
     async with reg:
@@ -127,10 +132,8 @@ async def test_resources_the_cluster_cannot_satisfy_fail_the_start(serve_session
 
 
 async def test_handle_path_batches_with_serve_and_refuses_beyond_the_queue(serve_session: Any) -> None:
-    rb = ServeBackend(
-        data_path="handle", num_cpus=0.5, threads=8, max_concurrency=8, max_queued_requests=4,
-        call_timeout=20.0, delete_on_close=True,
-    )  # fmt: skip
+    # the deployment of the single-replica test if it ran (the data path is no part of a deployment)
+    rb = ServeBackend(data_path="handle", num_cpus=0.5, **SHARED, call_timeout=20.0, delete_on_close=True)
     reg = ModelRegistry(backend=rb, **registry_options(rb))
     reg.register(Negator)
     async with reg:
