@@ -440,6 +440,9 @@ class ServeBackend(RayBackend):
                 f"admission refused: service {name!r} has {queued} queued (max_queued_requests "
                 f"{self.max_queued_requests}, max_ongoing_requests {self.max_concurrency} per replica)"
             ) from None
+        except asyncio.CancelledError:
+            response.cancel()  # a missed deadline: the replica drops the call too
+            raise
         except TimeoutError:
             response.cancel()
             pool.remote_errors += 1
