@@ -77,7 +77,9 @@ def test_two_driver_processes_share_one_deployment(serve_session: Any) -> None:
 
 
 async def test_a_killed_replica_of_two_is_routed_around(serve_session: Any) -> None:
-    rb = ServeBackend(replicas=2, num_cpus=0.5, threads=1)  # the drivers' deployment, if they left it
+    # the drivers' deployment, if they left it; a call may wait 5 s (not 1) on the loaded machine before
+    # its replica counts as dead, so only the killed one is
+    rb = ServeBackend(replicas=2, num_cpus=0.5, threads=1, call_timeout=5.0)
     got, stats, errors, pool = await _stream_with_a_kill(rb, delay=0.05, deadline=10.0)
     await asyncio.to_thread(serve_session.delete, rb.deployment_of("negator")[0])
     assert [abs(v) for v in got] == [float(np.float32((i + 1) / 1000)) for i in range(24)]
