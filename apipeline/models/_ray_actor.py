@@ -30,6 +30,8 @@ from apipeline.models._protocol import PROTOCOL_HOOKS, Hook
 from apipeline.models.batching import MicroBatcher, batch_spec
 from apipeline.models.definition import ServiceDefinition, collect_services
 
+_MODULE_LOADED = time.time()  # when a worker imported this module (a restart's timeline)
+
 #: The bring-up order; a protocol runs those of its hooks that are in here.
 BRING_UP = (Hook.PREPARE, Hook.LOAD, Hook.TEST)
 
@@ -44,6 +46,18 @@ def machine_identity() -> dict[str, str]:
     except OSError:  # not Linux: no direct watching
         return {"boot_id": "", "pid_ns": ""}
     return {"boot_id": boot, "pid_ns": pid_ns}
+
+
+def _process_start() -> float:
+    """Wall-clock time this process started (Linux; 0.0 elsewhere): where a restart's time goes."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration):
+        return 0.0
 
 
 class ServiceHost:
@@ -61,6 +75,12 @@ class ServiceHost:
     def __init__(
         self, source: bytes, service: str, sys_path: list[str], threads: int = 1, bring_up: bool = True
     ) -> None:
+        #: wall-clock times of this host's start: its process, this constructor, the service brought up
+        self.born: dict[str, float] = {
+            "process": _process_start(),
+            "module": _MODULE_LOADED,
+            "host": time.time(),
+        }
         for path in sys_path:
             if path not in sys.path and os.path.isdir(path):
                 sys.path.append(path)
@@ -73,6 +93,7 @@ class ServiceHost:
         self._done: dict[Hook, Any] = {}
         self._batchers: dict[str, MicroBatcher] = {}
         self._unbatched: set[str] = set()
+        self._collected: dict[str, dict[str, int]] = {}  # batches collected by the caller (Serve)
         self.calls = 0
         self.in_flight = 0
         # Tells this process apart from the one Ray restarted it from (a pid alone may be reused).
@@ -87,6 +108,7 @@ class ServiceHost:
                     break  # the registry's own call of this hook runs it again and reports the error
                 if result is False:
                     break
+        self.born["ready"] = time.time()
 
     def _run_hook(self, hook: Hook) -> Any:
         fn = self.definition.hook(hook)
@@ -123,9 +145,13 @@ class ServiceHost:
             "ready": self.ready,
             "calls": self.calls,
             "in_flight": self.in_flight,
+            "born": dict(self.born),
             "batches": {
-                m: {"batches": b.batches, "calls": b.calls, "largest": b.largest}
-                for m, b in self._batchers.items()
+                **{
+                    m: {"batches": b.batches, "calls": b.calls, "largest": b.largest}
+                    for m, b in self._batchers.items()
+                },
+                **{f"{m} (collected by Serve)": dict(c) for m, c in self._collected.items()},
             },
         }
 
@@ -163,6 +189,43 @@ class ServiceHost:
         finally:
             self.in_flight -= 1
             self.calls += 1
+
+    async def health(self) -> bool:
+        """Run the service's self-test again now (a Serve health check): ``True`` when it passes.
+
+        A service whose protocol has no self-test is healthy when its bring-up succeeded.
+        """
+        if not self.ready:
+            return False
+        if Hook.TEST not in PROTOCOL_HOOKS[self.definition.protocol]:
+            return True
+        return bool(await self._in_pool(functools.partial(self._run_hook, Hook.TEST)))
+
+    async def batch(self, method: str, calls: list[Mapping[str, Any]]) -> list[Any]:
+        """Run the batch companion of ``method`` over ``calls`` at once (batches collected by Serve)."""
+        if not self.ready:
+            raise ServiceStateError(f"service {self.definition.name!r} is not ready in worker {os.getpid()}")
+        fn = self.definition.methods.get(method)
+        found = batch_spec(fn) if fn is not None else None
+        if found is None:
+            raise ServiceStateError(f"service {self.definition.name!r} has no batchable method {method!r}")
+        companion = found[1]
+        self.in_flight += len(calls)
+        try:
+            out = list(await self._in_pool(functools.partial(companion, [dict(c) for c in calls])))
+        finally:
+            self.in_flight -= len(calls)
+            self.calls += len(calls)
+        seen = self._collected.setdefault(method, {"batches": 0, "calls": 0, "largest": 0})
+        seen["batches"] += 1
+        seen["calls"] += len(calls)
+        seen["largest"] = max(seen["largest"], len(calls))
+        if len(out) != len(calls):
+            raise ServiceStateError(
+                f"batch companion of {self.definition.name!r}.{method} returned {len(out)} results "
+                f"for {len(calls)} calls"
+            )
+        return out
 
     def _batcher(self, method: str, fn: Any) -> MicroBatcher | None:
         batcher = self._batchers.get(method)

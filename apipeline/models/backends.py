@@ -15,21 +15,29 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from apipeline.errors import ParameterError
 from apipeline.models.backend import LocalBackend, ModelBackend
 
 #: Calls in flight per replica when a command does not say (``--ray-max-concurrency``).
 DEFAULT_MAX_CONCURRENCY = 16
 
 
-def backend_from_address(address: str | None, **options: Any) -> ModelBackend:
+def backend_from_address(address: str | None, *, serve: bool = False, **options: Any) -> ModelBackend:
     """The backend an ``--ray-address`` value (or a graph's ``backend``/``ray_address``) asks for.
 
-    ``options`` go to :class:`RayBackend` (``replicas``, ``num_cpus``...) or, without an address, to
-    :class:`LocalBackend` (``max_workers``). A bad option raises a ValueError naming it
-    (:class:`~apipeline.errors.ParameterError` from :class:`LocalBackend`).
+    ``options`` go to :class:`RayBackend` (``replicas``, ``num_cpus``...), with ``serve=True`` to
+    :class:`~apipeline.models.serve_backend.ServeBackend` (also ``min_replicas``, ``max_replicas``...),
+    or, without an address, to :class:`LocalBackend` (``max_workers``). A bad option raises a ValueError
+    naming it (:class:`~apipeline.errors.ParameterError` from :class:`LocalBackend`).
     """
     if address is None or address == "":
+        if serve:
+            raise ParameterError("a Ray Serve deployment needs a Ray address (--ray-address)")
         return LocalBackend(**options)
+    if serve:
+        from apipeline.models.serve_backend import ServeBackend
+
+        return ServeBackend(address, **options)
     from apipeline.models.ray_backend import RayBackend
 
     return RayBackend(address, **options)
@@ -78,7 +86,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model workers on Ray (with --ray-address)")
     positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
     group.add_argument(
-        "--ray-replicas", type=positive_int, default=1, metavar="N", help="replicas per service (default 1)"
+        "--ray-replicas",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="replicas per service (default 1; with autoscaling the initial count, default the minimum)",
     )
     group.add_argument(
         "--ray-cpus",
@@ -103,23 +115,98 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_MAX_CONCURRENCY})",
     )
     group.add_argument(
+        "--ray-serve",
+        action="store_true",
+        help="host the services as Ray Serve deployments that every process on the cluster shares "
+        "(found by name; deployed by the first process that needs one)",
+    )
+    group.add_argument(
+        "--ray-min-replicas",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --ray-serve: autoscale from N replicas (with --ray-max-replicas)",
+    )
+    group.add_argument(
+        "--ray-max-replicas",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --ray-serve: autoscale up to N replicas (with --ray-min-replicas)",
+    )
+    group.add_argument(
+        "--ray-target-ongoing",
+        type=_checked(float, lambda v: v > 0, "a number of calls > 0"),
+        default=2.0,
+        metavar="N",
+        help="with --ray-serve autoscaling: calls in flight per replica to aim at (default 2)",
+    )
+    group.add_argument(
+        "--ray-max-queued",
+        type=_checked(int, lambda v: v == -1 or v >= 1, "-1 (no limit) or an integer >= 1"),
+        default=64,
+        metavar="N",
+        help="with --ray-serve --ray-data-path handle: calls queued before one is refused (default 64)",
+    )
+    group.add_argument(
+        "--ray-data-path",
+        choices=("actor", "handle"),
+        default="actor",
+        help="with --ray-serve: call the replicas' hosts directly (actor, default: the per-chunk budget) "
+        "or through Serve handles (handle)",
+    )
+    group.add_argument(
         "--ray-start-timeout",
         type=_checked(float, lambda v: v > 0, "seconds > 0"),
         default=120.0,
         metavar="SECONDS",
         help="bound on joining the cluster and bringing the replicas up (default 120)",
     )
+    _check_together(parser)
+
+
+def _check_together(parser: argparse.ArgumentParser) -> None:
+    """Check the options that are wrong only together (min above max...) when ``parser`` parses: a
+    usage error (exit 2) before anything starts, as for a single bad value."""
+    parse = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, rest = parse(args, namespace)
+        low, high = getattr(parsed, "ray_min_replicas", None), getattr(parsed, "ray_max_replicas", None)
+        if (low is None) != (high is None):
+            parser.error("--ray-min-replicas and --ray-max-replicas go together (autoscaling bounds)")
+        if low is not None and high is not None and low > high:
+            parser.error(f"--ray-min-replicas ({low}) is above --ray-max-replicas ({high})")
+        if low is not None and not getattr(parsed, "ray_serve", False):
+            parser.error("--ray-min-replicas/--ray-max-replicas need --ray-serve (autoscaling is Serve's)")
+        replicas = getattr(parsed, "ray_replicas", None)
+        if low is not None and high is not None and replicas is not None and not low <= replicas <= high:
+            parser.error(f"--ray-replicas ({replicas}) lies outside --ray-min/max-replicas ({low}..{high})")
+        return parsed, rest
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign,assignment]
 
 
 def backend_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`RayBackend` keywords of the options :func:`add_backend_arguments` added."""
-    return {
-        "replicas": getattr(args, "ray_replicas", 1),
+    """The :class:`RayBackend` keywords of the options :func:`add_backend_arguments` added (with
+    ``--ray-serve``: ``serve=True`` and the :class:`ServeBackend` ones)."""
+    options = {
+        "replicas": getattr(args, "ray_replicas", None) or getattr(args, "ray_min_replicas", None) or 1,
         "num_cpus": getattr(args, "ray_cpus", None),
         "num_gpus": getattr(args, "ray_gpus", None),
         "max_concurrency": getattr(args, "ray_max_concurrency", DEFAULT_MAX_CONCURRENCY),
         "start_timeout": getattr(args, "ray_start_timeout", 120.0),
     }
+    if getattr(args, "ray_serve", False):
+        options.update(
+            serve=True,
+            min_replicas=getattr(args, "ray_min_replicas", None),
+            max_replicas=getattr(args, "ray_max_replicas", None),
+            target_ongoing_requests=getattr(args, "ray_target_ongoing", 2.0),
+            max_queued_requests=getattr(args, "ray_max_queued", 64),
+            data_path=getattr(args, "ray_data_path", "actor"),
+        )
+    return options
 
 
 def backend_from_options(args: argparse.Namespace) -> ModelBackend | None:

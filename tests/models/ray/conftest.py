@@ -28,3 +28,15 @@ def ray_session() -> Iterator[Any]:
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def serve_session(ray_session: Any) -> Iterator[Any]:
+    """Ray Serve on the session's Ray, started once (no HTTP proxy) for the module that uses it, and
+    shut down after it (deleting every deployment left), so its controller does not keep loading the
+    machine under the tests that follow."""
+    from ray import serve
+
+    serve.start(proxy_location="Disabled")
+    yield serve
+    serve.shutdown()
