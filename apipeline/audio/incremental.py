@@ -43,7 +43,13 @@ from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Estimator, F0Track, frames_for
 from apipeline.audio.f0.base import check_mono
-from apipeline.audio.world import APERIODICITY_RATE, WorldFeatures, spectral_at
+from apipeline.audio.world import (
+    APERIODICITY_RATE,
+    WorldFeatures,
+    decimate_bins,
+    spectral_at,
+    synthesis_fft_size,
+)
 from apipeline.errors import ParameterError
 
 SETTLE_MS = 16.0
@@ -253,6 +259,7 @@ class StreamingAnalysis:
         aperiodicity_rate: int | None = APERIODICITY_RATE,
         f0_tolerance: float = F0_TOLERANCE,
         spectral_stride: int = SPECTRAL_STRIDE,
+        decimate: bool = True,
     ):
         bad_stride = not isinstance(spectral_stride, int) or spectral_stride < 1
         if block_frames <= 0 or not 0 <= frames[0] < frames[1] or not f0_tolerance >= 0 or bad_stride:
@@ -267,6 +274,7 @@ class StreamingAnalysis:
         self.aperiodicity_rate = aperiodicity_rate
         self.f0_tolerance = f0_tolerance
         self.spectral_stride = int(spectral_stride)
+        self.decimate = bool(decimate)
         self._bins = 0
         self.carry_stop = frames[1] if carry_stop is None else max(frames[0], min(carry_stop, frames[1]))
         self.frames_analysed = 0
@@ -346,6 +354,8 @@ class StreamingAnalysis:
             self.sample_rate,
             f_start,
         )
+        if self.decimate:
+            features = decimate_bins(features, synthesis_fft_size(self.sample_rate))
         keep = self.carry_stop - e_start
         # a reused frame keeps the F0 it was analysed with, so a slow drift cannot add up past the tolerance
         analysed_f0 = f0_all.copy()

@@ -157,7 +157,7 @@ def test_streaming_analysis_reuses_frames_and_equals_analyze_on_new_ones() -> No
     est = DioEstimator(hop_seconds=HOP / SR)
     window, frames = 2400, (12, 26)
     ws = windows(x, window, BLOCK_FRAMES * HOP)
-    sa = StreamingAnalysis(SR, 5.0, BLOCK_FRAMES, frames, carry_stop=24, spectral_stride=1)
+    sa = StreamingAnalysis(SR, 5.0, BLOCK_FRAMES, frames, carry_stop=24, spectral_stride=1, decimate=False)
     f0s = StreamingF0(est, SR, HOP, BLOCK_FRAMES, 24, 800)
     prev = None
     for seq, w in enumerate(ws):
@@ -181,7 +181,9 @@ def test_streaming_analysis_reuses_frames_and_equals_analyze_on_new_ones() -> No
 def test_streaming_analysis_reanalyses_a_frame_whose_f0_moved() -> None:
     x = voice(0.4)
     w0, w1 = x[:2400], x[560:2960]
-    sa = StreamingAnalysis(SR, 5.0, BLOCK_FRAMES, (12, 26), f0_tolerance=0.02, spectral_stride=1)
+    sa = StreamingAnalysis(
+        SR, 5.0, BLOCK_FRAMES, (12, 26), f0_tolerance=0.02, spectral_stride=1, decimate=False
+    )
     n = 31
     base = np.full(n, 150.0)
     sa.analyze(w0, 0, F0Track(base, base > 0, HOP / SR))
@@ -257,8 +259,10 @@ def test_spectral_stride_stays_close_to_the_full_rate_analysis() -> None:
     hop, bf = 110, 7
     frames, window = (13, 29), 3300
     f0s = StreamingF0(est, sr, hop, bf, 24, 1100)
-    full = StreamingAnalysis(sr, 1000 * hop / sr, bf, frames, carry_stop=27, spectral_stride=1)
-    half = StreamingAnalysis(sr, 1000 * hop / sr, bf, frames, carry_stop=27)
+    full = StreamingAnalysis(
+        sr, 1000 * hop / sr, bf, frames, carry_stop=27, spectral_stride=1, decimate=False
+    )
+    half = StreamingAnalysis(sr, 1000 * hop / sr, bf, frames, carry_stop=27, decimate=False)
     assert half.spectral_stride == SPECTRAL_STRIDE == 2
     lsd, apd = [], []
     nb = int(8000 / (sr / 2) * 513)
