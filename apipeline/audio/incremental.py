@@ -46,8 +46,9 @@ from apipeline.audio.f0.base import check_mono
 from apipeline.audio.world import (
     APERIODICITY_RATE,
     WorldFeatures,
+    aperiodicity_at,
     decimate_bins,
-    spectral_at,
+    envelope_at,
     synthesis_fft_size,
 )
 from apipeline.errors import ParameterError
@@ -69,6 +70,11 @@ F0_TOLERANCE = 0.02
 SPECTRAL_STRIDE = 2
 """CheapTrick and D4C run on every ``SPECTRAL_STRIDE``-th frame; the frames between are interpolated
 (:class:`StreamingAnalysis`). 2 = a 10 ms analysis period for the 5 ms synthesis grid, half the cost."""
+
+
+APERIODICITY_STRIDE = 4
+"""D4C runs on every ``APERIODICITY_STRIDE``-th frame (20 ms): WORLD's aperiodicity is a few 3 kHz bands
+that change slower still than the envelope (:class:`StreamingAnalysis`)."""
 
 
 MEDIAN_FRAMES = 5
@@ -260,12 +266,15 @@ class StreamingAnalysis:
         f0_tolerance: float = F0_TOLERANCE,
         spectral_stride: int = SPECTRAL_STRIDE,
         decimate: bool = True,
+        aperiodicity_stride: int = APERIODICITY_STRIDE,
     ):
-        bad_stride = not isinstance(spectral_stride, int) or spectral_stride < 1
+        strides = (spectral_stride, aperiodicity_stride)
+        bad_stride = not all(isinstance(v, int) and v >= 1 for v in strides)
         if block_frames <= 0 or not 0 <= frames[0] < frames[1] or not f0_tolerance >= 0 or bad_stride:
             raise ParameterError(
                 f"StreamingAnalysis: bad block_frames {block_frames}, frames {frames}, f0_tolerance "
-                f"{f0_tolerance} or spectral_stride {spectral_stride}"
+                f"{f0_tolerance}, spectral_stride {spectral_stride} or aperiodicity_stride "
+                f"{aperiodicity_stride}"
             )
         self.sample_rate = sample_rate
         self.frame_period_ms = frame_period_ms
@@ -275,6 +284,8 @@ class StreamingAnalysis:
         self.f0_tolerance = f0_tolerance
         self.spectral_stride = int(spectral_stride)
         self.decimate = bool(decimate)
+        self.aperiodicity_stride = int(aperiodicity_stride)
+        self.aperiodicity_frames_analysed = 0
         self._bins = 0
         self.carry_stop = frames[1] if carry_stop is None else max(frames[0], min(carry_stop, frames[1]))
         self.frames_analysed = 0
@@ -293,58 +304,63 @@ class StreamingAnalysis:
             track = track.resample(hop_s, n)
         if f_stop > n:
             raise ParameterError(f"StreamingAnalysis: frames {self.frames} past the window's {n} frames")
-        stride = self.spectral_stride
+        widest = max(self.spectral_stride, self.aperiodicity_stride)
         # the frames the window renders, widened by the anchors just outside them (interpolation)
-        e_start, e_stop = max(0, f_start - stride + 1), min(n, f_stop + stride - 1)
+        e_start, e_stop = max(0, f_start - widest + 1), min(n, f_stop + widest - 1)
         m = e_stop - e_start
         base = seq * self.block_frames  # absolute index of window frame 0
         f0_all = np.ascontiguousarray(np.where(track.voiced, track.f0_hz, 0.0)[e_start:e_stop])
-        direct, left, right = interpolation_plan(f0_all, base + e_start, stride, f_start - e_start, count)
-        reuse = np.zeros(m, dtype=bool)
-        carried = self._carry.overlap(base + e_start, m)
+        first, out_start = base + e_start, f_start - e_start
+        plan_sp = interpolation_plan(f0_all, first, self.spectral_stride, out_start, count)
+        plan_ap = interpolation_plan(f0_all, first, self.aperiodicity_stride, out_start, count)
+        same = np.zeros(m, dtype=bool)  # carried with (nearly) the F0 it has now
+        carried = self._carry.overlap(first, m)
         old: tuple[NDArray, ...] = ()
         if carried:
-            old = self._carry.take(base + e_start, carried)
-            prev, was_direct = old[0], old[3]
-            now = f0_all[:carried]
+            old = self._carry.take(first, carried)
+            prev, now = old[0], f0_all[:carried]
             same_voicing = (prev > 0) == (now > 0)
             close = np.abs(now - prev) <= self.f0_tolerance * np.maximum(prev, 1e-12)
-            reuse[:carried] = was_direct & same_voicing & ((now == 0) | close)
-        todo = np.flatnonzero(direct & ~reuse)
+            same[:carried] = same_voicing & ((now == 0) | close)
+        reuse_sp, reuse_ap = same.copy(), same.copy()
+        if carried:
+            reuse_sp[:carried] &= old[3]
+            reuse_ap[:carried] &= old[4]
+        todo_sp = np.flatnonzero(plan_sp[0] & ~reuse_sp)
+        todo_ap = np.flatnonzero(plan_ap[0] & ~reuse_ap)
         bins = self._bins
-        sp = np.full((m, bins), np.nan) if bins else np.empty((m, 0))
-        ap = sp.copy()
-        if todo.size:
-            times = ((e_start + todo) * hop_s).astype(np.float64)
-            sp_new, ap_new, _ = spectral_at(
+        if todo_sp.size:
+            sp_new, fft_size = envelope_at(
+                audio, self.sample_rate, f0_all[todo_sp], ((e_start + todo_sp) * hop_s).astype(np.float64)
+            )
+            bins = self._bins = fft_size // 2 + 1
+        sp = np.full((m, bins), np.nan)
+        ap = np.full((m, bins), np.nan)
+        if todo_sp.size:
+            sp[todo_sp] = sp_new
+        if todo_ap.size:
+            ap[todo_ap] = aperiodicity_at(
                 audio,
                 self.sample_rate,
-                np.ascontiguousarray(f0_all[todo], dtype=np.float64),
-                times,
+                f0_all[todo_ap],
+                ((e_start + todo_ap) * hop_s).astype(np.float64),
+                (bins - 1) * 2,
                 aperiodicity_rate=self.aperiodicity_rate,
             )
-            self.frames_analysed += int(todo.size)
-            if not bins:
-                self._bins = bins = sp_new.shape[1]
-                sp = np.full((m, bins), np.nan)
-                ap = sp.copy()
-            sp[todo] = sp_new
-            ap[todo] = ap_new
-        kept = np.flatnonzero(reuse & direct)
-        if kept.size:
-            sp[kept] = old[1][kept]
-            ap[kept] = old[2][kept]
-        between = np.flatnonzero(left >= 0)
-        if between.size:
-            lo, hi = left[between], right[between]
-            if stride == 2:  # halfway: the geometric mean of the envelopes, the mean of the aperiodicities
-                sp[between] = np.sqrt(sp[lo] * sp[hi])
-                ap[between] = 0.5 * (ap[lo] + ap[hi])
-            else:
-                w = ((between - lo) / stride)[:, None]
-                sp[between] = np.exp((1.0 - w) * np.log(sp[lo]) + w * np.log(sp[hi]))
-                ap[between] = (1.0 - w) * ap[lo] + w * ap[hi]
-        out = slice(f_start - e_start, f_stop - e_start)
+        self.frames_analysed += int(todo_sp.size)
+        self.aperiodicity_frames_analysed += int(todo_ap.size)
+        for arr, (direct, left, right), reuse, stride, old_values in (
+            (sp, plan_sp, reuse_sp, self.spectral_stride, old[1] if carried else None),
+            (ap, plan_ap, reuse_ap, self.aperiodicity_stride, old[2] if carried else None),
+        ):
+            kept = np.flatnonzero(reuse & direct)
+            if kept.size:
+                assert old_values is not None
+                arr[kept] = old_values[kept]
+            between = np.flatnonzero(left >= 0)
+            if between.size:
+                _interpolate(arr, between, left[between], right[between], stride, log=arr is sp)
+        out = slice(out_start, out_start + count)
         features = WorldFeatures(
             f0_all[out].copy(),
             np.ascontiguousarray(sp[out]),
@@ -360,9 +376,30 @@ class StreamingAnalysis:
         # a reused frame keeps the F0 it was analysed with, so a slow drift cannot add up past the tolerance
         analysed_f0 = f0_all.copy()
         if carried:
-            analysed_f0[:carried] = np.where(reuse[:carried], old[0], f0_all[:carried])
-        self._carry.keep(base + e_start, analysed_f0[:keep], sp[:keep], ap[:keep], direct[:keep])
+            analysed_f0[:carried] = np.where(same[:carried], old[0], f0_all[:carried])
+        self._carry.keep(
+            first, analysed_f0[:keep], sp[:keep], ap[:keep], plan_sp[0][:keep], plan_ap[0][:keep]
+        )
         return features
+
+
+def _interpolate(
+    arr: NDArray[np.float64],
+    at: NDArray[np.int64],
+    lo: NDArray[np.int64],
+    hi: NDArray[np.int64],
+    stride: int,
+    log: bool,
+) -> None:
+    """Rows ``at`` of ``arr`` interpolated between rows ``lo`` and ``hi`` (geometrically with ``log``)."""
+    if stride == 2:  # halfway: the geometric mean / the mean
+        arr[at] = np.sqrt(arr[lo] * arr[hi]) if log else 0.5 * (arr[lo] + arr[hi])
+        return
+    w = ((at - lo) / stride)[:, None]
+    if log:
+        arr[at] = np.exp((1.0 - w) * np.log(arr[lo]) + w * np.log(arr[hi]))
+    else:
+        arr[at] = (1.0 - w) * arr[lo] + w * arr[hi]
 
 
 def interpolation_plan(

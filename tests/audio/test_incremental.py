@@ -8,6 +8,7 @@ import pytest
 from apipeline.audio.f0 import F0Track, get_f0_estimator
 from apipeline.audio.f0.wavelet import DioEstimator
 from apipeline.audio.incremental import (
+    APERIODICITY_STRIDE,
     SPECTRAL_STRIDE,
     StreamingAnalysis,
     StreamingF0,
@@ -157,7 +158,9 @@ def test_streaming_analysis_reuses_frames_and_equals_analyze_on_new_ones() -> No
     est = DioEstimator(hop_seconds=HOP / SR)
     window, frames = 2400, (12, 26)
     ws = windows(x, window, BLOCK_FRAMES * HOP)
-    sa = StreamingAnalysis(SR, 5.0, BLOCK_FRAMES, frames, carry_stop=24, spectral_stride=1, decimate=False)
+    sa = StreamingAnalysis(
+        SR, 5.0, BLOCK_FRAMES, frames, carry_stop=24, spectral_stride=1, aperiodicity_stride=1, decimate=False
+    )
     f0s = StreamingF0(est, SR, HOP, BLOCK_FRAMES, 24, 800)
     prev = None
     for seq, w in enumerate(ws):
@@ -182,7 +185,14 @@ def test_streaming_analysis_reanalyses_a_frame_whose_f0_moved() -> None:
     x = voice(0.4)
     w0, w1 = x[:2400], x[560:2960]
     sa = StreamingAnalysis(
-        SR, 5.0, BLOCK_FRAMES, (12, 26), f0_tolerance=0.02, spectral_stride=1, decimate=False
+        SR,
+        5.0,
+        BLOCK_FRAMES,
+        (12, 26),
+        f0_tolerance=0.02,
+        spectral_stride=1,
+        aperiodicity_stride=1,
+        decimate=False,
     )
     n = 31
     base = np.full(n, 150.0)
@@ -245,11 +255,13 @@ def test_interpolation_plan_analyses_anchors_and_voicing_edges() -> None:
 
 
 def test_spectral_stride_stays_close_to_the_full_rate_analysis() -> None:
-    """Interpolated frames (every other one) against analysing every frame, on the example speech.
+    """Interpolated frames (envelope: every other one; aperiodicity: three in four) against analysing
+    every frame, on the example speech.
 
     The tolerance (docs/design.md): median log-spectral distance <= 1.5 dB over 0-8 kHz on voiced
-    interpolated frames, p95 <= 5 dB (measured 0.8 / 3.6 dB on ARCTIC + the example at 22.05 kHz, against a
-    median 3.4 dB change between adjacent 5 ms frames), aperiodicity within 0.02 in the median.
+    interpolated frames, p95 <= 5 dB (here 1.44 / 3.46 dB; 0.8 / 3.6 dB over ARCTIC + this example, against
+    a median 3.4 dB change between adjacent 5 ms frames); aperiodicity (mean |difference| over the bins of a
+    voiced interpolated frame) <= 0.05 in the median, <= 0.15 at p95 (here 0.028 / 0.085).
     """
     from apipeline.audio.io import read_audio
 
@@ -260,10 +272,18 @@ def test_spectral_stride_stays_close_to_the_full_rate_analysis() -> None:
     frames, window = (13, 29), 3300
     f0s = StreamingF0(est, sr, hop, bf, 24, 1100)
     full = StreamingAnalysis(
-        sr, 1000 * hop / sr, bf, frames, carry_stop=27, spectral_stride=1, decimate=False
+        sr,
+        1000 * hop / sr,
+        bf,
+        frames,
+        carry_stop=27,
+        spectral_stride=1,
+        aperiodicity_stride=1,
+        decimate=False,
     )
     half = StreamingAnalysis(sr, 1000 * hop / sr, bf, frames, carry_stop=27, decimate=False)
     assert half.spectral_stride == SPECTRAL_STRIDE == 2
+    assert half.aperiodicity_stride == APERIODICITY_STRIDE == 4
     lsd, apd = [], []
     nb = int(8000 / (sr / 2) * 513)
     for seq, w in enumerate(windows(x, window, bf * hop)):
@@ -274,10 +294,14 @@ def test_spectral_stride_stays_close_to_the_full_rate_analysis() -> None:
         v = odd & (a.f0 > 0)
         d = 10 * np.log10(b.sp[v, :nb] / a.sp[v, :nb])
         lsd.extend(np.sqrt(np.mean(d**2, axis=1)))
-        apd.extend(np.abs(b.ap[v] - a.ap[v]).mean(axis=1))
+        between = ((seq * bf + np.arange(*frames)) % 4 != 0) & (a.f0 > 0)
+        apd.extend(np.abs(b.ap[between] - a.ap[between]).mean(axis=1))
     assert len(lsd) > 200
     assert np.median(lsd) <= 1.5 and np.percentile(lsd, 95) <= 5.0
-    assert np.median(apd) <= 0.02
+    assert np.median(apd) <= 0.05 and np.percentile(apd, 95) <= 0.15
     assert half.frames_analysed < 0.7 * full.frames_analysed
+    assert half.aperiodicity_frames_analysed < 0.45 * full.aperiodicity_frames_analysed
     with pytest.raises(ValueError, match="spectral_stride"):
         StreamingAnalysis(sr, 5.0, bf, frames, spectral_stride=0)
+    with pytest.raises(ValueError, match="aperiodicity_stride"):
+        StreamingAnalysis(sr, 5.0, bf, frames, aperiodicity_stride=0)
