@@ -16,8 +16,10 @@ reaches a requested value at a requested sample; the lead-in audio is then dropp
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
+from types import ModuleType
 
 import numpy as np
 import soxr
@@ -66,6 +68,12 @@ class WorldFeatures:
     def with_(self, **changes: object) -> WorldFeatures:
         """A copy with some fields replaced (features are immutable records)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _pyworld() -> ModuleType:
+    """pyworld, imported once (the import helper's warning filter costs ~0.1 ms per call)."""
+    return import_pyworld()
 
 
 def frame_period_for(sample_rate: int, frame_ms: float) -> tuple[int, float]:
@@ -149,7 +157,7 @@ def envelope_at(
     f0_floor: float = 71.0,
 ) -> tuple[NDArray[np.float64], int]:
     """CheapTrick envelope at ``times`` (see :func:`spectral_at`); returns ``(sp, fft_size)``."""
-    pw = import_pyworld()
+    pw = _pyworld()
     f0 = np.ascontiguousarray(f0, dtype=np.float64)
     times = np.ascontiguousarray(times, dtype=np.float64)
     fft_size = int(pw.get_cheaptrick_fft_size(sample_rate, f0_floor))
@@ -168,7 +176,7 @@ def aperiodicity_at(
     aperiodicity_rate: int | None = None,
 ) -> NDArray[np.float64]:
     """D4C aperiodicity at ``times`` on ``fft_size``'s bins (see :func:`spectral_at`)."""
-    pw = import_pyworld()
+    pw = _pyworld()
     f0 = np.ascontiguousarray(f0, dtype=np.float64)
     times = np.ascontiguousarray(times, dtype=np.float64)
     if aperiodicity_rate is not None and sample_rate > aperiodicity_rate:
@@ -200,7 +208,7 @@ def synthesize(features: WorldFeatures, sample_rate: int | None = None) -> NDArr
 
     The length is ``num_frames * frame_period`` in samples (rounded as WORLD does).
     """
-    pw = import_pyworld()
+    pw = _pyworld()
     rate = features.sample_rate if sample_rate is None else sample_rate
     if rate != features.sample_rate:
         raise AudioFormatError(
@@ -321,9 +329,13 @@ def synthesize_phase_locked(
 
     # the phase is affine in the lead-in F0 (which stays voiced): two evaluations give slope and offset
     f_lo, f_hi = 70.0, 170.0
+    # (the lead-in F0 only reaches the samples before the first frame, so past them the slope is constant)
     phase_lo = excitation_phase(lead_in(f_lo), rate, period, features.fft_size, n * hop)
-    phase_hi = excitation_phase(lead_in(f_hi), rate, period, features.fft_size, n * hop)
-    slope = (phase_hi - phase_lo) / (f_hi - f_lo)
+    head = lead + 1
+    phase_hi = excitation_phase(lead_in(f_hi), rate, period, features.fft_size, head)
+    slope = np.empty_like(phase_lo)
+    slope[:head] = (phase_hi - phase_lo[:head]) / (f_hi - f_lo)
+    slope[head:] = slope[head - 1]
     first = float(features.f0[0])
     guess = first if first >= f_lo else 100.0
     if lock is None:
