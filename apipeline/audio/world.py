@@ -16,8 +16,10 @@ reaches a requested value at a requested sample; the lead-in audio is then dropp
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
+from types import ModuleType
 
 import numpy as np
 import soxr
@@ -66,6 +68,12 @@ class WorldFeatures:
     def with_(self, **changes: object) -> WorldFeatures:
         """A copy with some fields replaced (features are immutable records)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _pyworld() -> ModuleType:
+    """pyworld, imported once (the import helper's warning filter costs ~0.1 ms per call)."""
+    return import_pyworld()
 
 
 def frame_period_for(sample_rate: int, frame_ms: float) -> tuple[int, float]:
@@ -134,19 +142,50 @@ def spectral_at(
     frame depends only on the samples around it, so any subset of frames can be analysed. Returns
     ``(sp, ap, fft_size)``.
     """
-    pw = import_pyworld()
+    sp, fft_size = envelope_at(audio, sample_rate, f0, times, f0_floor)
+    ap = aperiodicity_at(
+        audio, sample_rate, f0, times, fft_size, f0_floor, aperiodicity_threshold, aperiodicity_rate
+    )
+    return sp, ap, fft_size
+
+
+def envelope_at(
+    audio: NDArray[np.floating],
+    sample_rate: int,
+    f0: NDArray[np.float64],
+    times: NDArray[np.float64],
+    f0_floor: float = 71.0,
+) -> tuple[NDArray[np.float64], int]:
+    """CheapTrick envelope at ``times`` (see :func:`spectral_at`); returns ``(sp, fft_size)``."""
+    pw = _pyworld()
     f0 = np.ascontiguousarray(f0, dtype=np.float64)
     times = np.ascontiguousarray(times, dtype=np.float64)
     fft_size = int(pw.get_cheaptrick_fft_size(sample_rate, f0_floor))
     sp = pw.cheaptrick(audio, f0, times, sample_rate, f0_floor=f0_floor, fft_size=fft_size)
+    return np.asarray(sp, dtype=np.float64), fft_size
+
+
+def aperiodicity_at(
+    audio: NDArray[np.floating],
+    sample_rate: int,
+    f0: NDArray[np.float64],
+    times: NDArray[np.float64],
+    fft_size: int,
+    f0_floor: float = 71.0,
+    aperiodicity_threshold: float = 0.85,
+    aperiodicity_rate: int | None = None,
+) -> NDArray[np.float64]:
+    """D4C aperiodicity at ``times`` on ``fft_size``'s bins (see :func:`spectral_at`)."""
+    pw = _pyworld()
+    f0 = np.ascontiguousarray(f0, dtype=np.float64)
+    times = np.ascontiguousarray(times, dtype=np.float64)
     if aperiodicity_rate is not None and sample_rate > aperiodicity_rate:
         low = soxr.resample(audio, sample_rate, aperiodicity_rate, quality="HQ")
         low_fft = int(pw.get_cheaptrick_fft_size(aperiodicity_rate, f0_floor))
         ap_low = pw.d4c(low, f0, times, aperiodicity_rate, threshold=aperiodicity_threshold, fft_size=low_fft)
-        ap = _bins_to(ap_low, aperiodicity_rate, fft_size, sample_rate)
-    else:
-        ap = pw.d4c(audio, f0, times, sample_rate, threshold=aperiodicity_threshold, fft_size=fft_size)
-    return np.asarray(sp, dtype=np.float64), np.asarray(ap, dtype=np.float64), fft_size
+        return _bins_to(ap_low, aperiodicity_rate, fft_size, sample_rate)
+    ap = pw.d4c(audio, f0, times, sample_rate, threshold=aperiodicity_threshold, fft_size=fft_size)
+    return np.asarray(ap, dtype=np.float64)
 
 
 APERIODICITY_RATE = 24000
@@ -169,7 +208,7 @@ def synthesize(features: WorldFeatures, sample_rate: int | None = None) -> NDArr
 
     The length is ``num_frames * frame_period`` in samples (rounded as WORLD does).
     """
-    pw = import_pyworld()
+    pw = _pyworld()
     rate = features.sample_rate if sample_rate is None else sample_rate
     if rate != features.sample_rate:
         raise AudioFormatError(
@@ -183,6 +222,41 @@ def synthesize(features: WorldFeatures, sample_rate: int | None = None) -> NDArr
         features.frame_period_ms,
     )
     return np.asarray(y, dtype=np.float64)
+
+
+SYNTHESIS_RESPONSE_S = 0.02
+"""Shortest pulse response (s) the streaming synthesis keeps: see :func:`synthesis_fft_size`."""
+
+
+def synthesis_fft_size(sample_rate: int) -> int:
+    """FFT size the streaming voice changer synthesises with: the smallest power of two holding
+    :data:`SYNTHESIS_RESPONSE_S` (512 at 16-24 kHz, 1024 at 44.1/48 kHz).
+
+    CheapTrick's FFT must hold three periods of the F0 floor (1024 at 22.05 kHz, 2048 at 48 kHz), but
+    WORLD synthesis only needs each pulse's response: a minimum-phase formant response has decayed by
+    > 30 dB after 20 ms. The envelope is smooth in frequency (CheapTrick smooths it over the F0), so every
+    other bin of it (:func:`decimate_bins`) describes it as well; each pulse then costs half as much.
+    WORLD calls frames below ``sample_rate / fft_size + 1`` Hz unvoiced: 44 Hz at 22.05 kHz, 48 Hz at 48 kHz.
+    """
+    size = 1
+    while size < SYNTHESIS_RESPONSE_S * sample_rate:
+        size *= 2
+    return size
+
+
+def decimate_bins(features: WorldFeatures, fft_size: int) -> WorldFeatures:
+    """``features`` with envelope and aperiodicity sampled on the bins of a smaller power-of-two
+    ``fft_size`` (every k-th bin, no interpolation); unchanged when it is not smaller."""
+    if fft_size >= features.fft_size:
+        return features
+    step = features.fft_size // fft_size
+    if step * fft_size != features.fft_size:
+        raise ParameterError(f"decimate_bins: {fft_size} does not divide {features.fft_size}")
+    return features.with_(
+        sp=np.ascontiguousarray(features.sp[:, ::step]),
+        ap=np.ascontiguousarray(features.ap[:, ::step]),
+        fft_size=fft_size,
+    )
 
 
 DEFAULT_F0_UNVOICED = 500.0
@@ -255,9 +329,13 @@ def synthesize_phase_locked(
 
     # the phase is affine in the lead-in F0 (which stays voiced): two evaluations give slope and offset
     f_lo, f_hi = 70.0, 170.0
+    # (the lead-in F0 only reaches the samples before the first frame, so past them the slope is constant)
     phase_lo = excitation_phase(lead_in(f_lo), rate, period, features.fft_size, n * hop)
-    phase_hi = excitation_phase(lead_in(f_hi), rate, period, features.fft_size, n * hop)
-    slope = (phase_hi - phase_lo) / (f_hi - f_lo)
+    head = lead + 1
+    phase_hi = excitation_phase(lead_in(f_hi), rate, period, features.fft_size, head)
+    slope = np.empty_like(phase_lo)
+    slope[:head] = (phase_hi - phase_lo[:head]) / (f_hi - f_lo)
+    slope[head:] = slope[head - 1]
     first = float(features.f0[0])
     guess = first if first >= f_lo else 100.0
     if lock is None:
