@@ -69,6 +69,8 @@ def instantiate(graph: Graph, registry: Registry) -> tuple[dict[str, FrameProces
         params, _ = checked_params(graph, node, spec)
         if graph.backend == "ray" and "ray_address" in spec.params and params.get("ray_address") is None:
             params["ray_address"] = graph.ray_address or "local"  # the graph places its model stages
+            if graph.ray and "ray_options" in spec.params and params.get("ray_options") is None:
+                params["ray_options"] = dict(graph.ray)
         try:
             procs[node.id] = spec.cls(**params, name=node.id)
         except Exception as exc:

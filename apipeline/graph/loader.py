@@ -17,6 +17,10 @@ The native schema::
     bind: {input: src.path, output: sink.path}   # what `apipeline run --input/--output` set
     backend: local              # ray: model stages (nodes with a ray_address parameter) run on Ray
     ray_address: null           # with backend: ray -- local (start Ray here), auto, host:port, ray://host:port
+    ray: {serve: true, min_replicas: 1, max_replicas: 4, num_cpus: 1}   # with backend: ray -- how model
+                                # stages are hosted: serve, replicas, min/max_replicas, num_cpus, num_gpus,
+                                # max_ongoing_requests, target_ongoing_requests, max_queued_requests,
+                                # data_path, start_timeout (checked at load, like the CLI's --ray-* options)
     nodes:
       - {id: src, type: audio.file_source, params: {path: in.wav}}
     flow: [src, {parallel: [[a], [b, c]]}, {group: post, flow: [d]}, sink]   # or:
@@ -35,9 +39,10 @@ import yaml
 
 from apipeline.errors import ConfigurationError, GraphError
 from apipeline.graph.model import BRANCH_KINDS, Branches, Chain, Graph, Group, Link, Node, Problem
+from apipeline.models.backends import check_ray_options
 
 TOP_KEYS = (
-    "version", "name", "description", "auto_convert", "join", "bind", "backend", "ray_address",
+    "version", "name", "description", "auto_convert", "join", "bind", "backend", "ray_address", "ray",
     "nodes", "flow", "links",
 )  # fmt: skip
 BACKENDS = ("local", "ray")
@@ -129,6 +134,16 @@ def parse_graph(
         bad("ray_address", "ray_address needs 'backend: ray'")
     else:
         g.backend, g.ray_address = backend, address
+    ray = data.get("ray")
+    if ray is not None:
+        if backend != "ray":
+            bad("ray", "ray options need 'backend: ray'")
+        else:
+            problem = check_ray_options(ray)
+            if problem is not None:
+                bad("ray", problem)
+            else:
+                g.ray = dict(ray)
     bind = data.get("bind", {})
     if not isinstance(bind, dict) or not all(isinstance(v, str) and "." in v for v in bind.values()):
         bad("bind", f"expected a mapping of names to 'node.param', got {bind!r}")
@@ -389,6 +404,8 @@ def graph_to_data(graph: Graph) -> dict[str, Any]:
         data["backend"] = graph.backend
     if graph.ray_address is not None:
         data["ray_address"] = graph.ray_address
+    if graph.ray:
+        data["ray"] = dict(graph.ray)
     nodes = []
     for n in graph.nodes:
         entry: dict[str, Any] = {"id": n.id, "type": n.type}

@@ -116,6 +116,8 @@ class Graph:
     auto_convert: bool = False
     backend: str = "local"
     ray_address: str | None = None
+    #: with ``backend: ray``, how the model stages are hosted (``serve``, ``replicas``, ``min_replicas``...)
+    ray: dict[str, Any] = field(default_factory=dict)
     join: str = "sync_parallel"
     bind: dict[str, str] = field(default_factory=dict)
     front_end: str = field(default="native", compare=False)

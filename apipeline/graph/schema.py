@@ -49,6 +49,7 @@ def graph_schema(registry: Registry | None = None) -> dict[str, Any]:
             "auto_convert": {"type": "boolean"},
             "backend": {"enum": ["local", "ray"]},
             "ray_address": {"type": ["string", "null"]},
+            "ray": {"type": "object"},
             "join": {"enum": ["sync_parallel", "parallel"]},
             "bind": {"type": "object", "additionalProperties": {"type": "string", "pattern": r"^[^.]+\..+$"}},
             "nodes": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/node"}},

@@ -12,6 +12,7 @@ Commands offer the same options through :func:`add_backend_arguments` (``--ray-r
 from __future__ import annotations
 
 import argparse
+import difflib
 from collections.abc import Callable
 from typing import Any
 
@@ -222,3 +223,51 @@ def bring_up_timeout(backend: Any, default: float = 10.0) -> float:
     the backend's own ``start_timeout`` (joining, placing and loading replicas), not a generic limit."""
     backend = getattr(backend, "backend", backend)  # a ModelRegistry
     return max(default, float(getattr(backend, "start_timeout", default)))
+
+
+#: a graph's ``ray:`` keys (with ``backend: ray``): how its model stages are hosted. The names are Ray
+#: Serve's where Serve has one (``max_ongoing_requests`` is a replica's calls in flight on either path).
+RAY_OPTIONS = {
+    "serve": "serve",
+    "replicas": "replicas",
+    "min_replicas": "min_replicas",
+    "max_replicas": "max_replicas",
+    "num_cpus": "num_cpus",
+    "num_gpus": "num_gpus",
+    "max_ongoing_requests": "max_concurrency",
+    "target_ongoing_requests": "target_ongoing_requests",
+    "max_queued_requests": "max_queued_requests",
+    "data_path": "data_path",
+    "start_timeout": "start_timeout",
+}
+
+
+def ray_backend_options(ray: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`~apipeline.models.backends.backend_from_address` keywords of a graph's ``ray:``."""
+    return {RAY_OPTIONS[key]: value for key, value in ray.items()}
+
+
+def check_ray_options(ray: Any) -> str | None:
+    """Why a graph's ``ray:`` mapping cannot host its stages (``None`` when it can): unknown keys (with
+    a did-you-mean), and every value checked by the backend's own constructor (nothing starts)."""
+    if not isinstance(ray, dict):
+        return f"expected a mapping of Ray options ({', '.join(RAY_OPTIONS)}), got {ray!r}"
+    for key in ray:
+        if key not in RAY_OPTIONS:
+            close = difflib.get_close_matches(str(key), RAY_OPTIONS, 1, 0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"unknown Ray option {key!r}{hint}; known: {', '.join(RAY_OPTIONS)}"
+    serve_only = {
+        "min_replicas",
+        "max_replicas",
+        "target_ongoing_requests",
+        "max_queued_requests",
+        "data_path",
+    }
+    if not ray.get("serve") and serve_only & set(ray):
+        return f"{', '.join(sorted(serve_only & set(ray)))} need 'serve: true' (Ray Serve deployments)"
+    try:
+        backend_from_address("local", **ray_backend_options(ray))
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None

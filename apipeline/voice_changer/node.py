@@ -33,6 +33,10 @@ _OWN = (
      "run the conversion on a model backend: local (a Ray instance started here), auto, host:port or "
      "ray://host:port; null: the in-process DAG. A graph's backend: ray sets it on nodes that leave it "
      "unset"),
+    ("ray_options", dict[str, Any] | None, None,
+     "with ray_address, how the model stages are hosted: a graph's ray: keys (serve, replicas, "
+     "min_replicas, max_replicas, num_cpus, num_gpus, max_ongoing_requests...); a graph with backend: ray "
+     "sets it from its own ray: mapping"),
     ("degrade", Literal["pass", "silence"], "pass",
      "with a backend, what a block whose call failed becomes: pass (dry) or silence"),
 )  # fmt: skip
@@ -55,10 +59,24 @@ class VoiceChangerNode(Pipeline):
             raise ParameterError(f"degrade must be 'pass' or 'silence', got {own['degrade']!r}")
         settings = VoiceChangerSettings.from_values({**values, "f0_options": own["f0_options"]})
         backend = None
+        if own["ray_options"] is not None and own["ray_address"] is None:
+            raise ParameterError("ray_options needs ray_address (or a graph with backend: ray)")
         if own["ray_address"] is not None:
             from apipeline.voice_changer.remote import RemotePlacement
 
-            backend = RemotePlacement(own["ray_address"], degrade=own["degrade"])
+            where: Any = own["ray_address"]
+            if own["ray_options"]:
+                from apipeline.models.backends import (
+                    backend_from_address,
+                    check_ray_options,
+                    ray_backend_options,
+                )
+
+                problem = check_ray_options(own["ray_options"])
+                if problem is not None:
+                    raise ParameterError(f"ray_options: {problem}")
+                where = backend_from_address(where, **ray_backend_options(own["ray_options"]))
+            backend = RemotePlacement(where, degrade=own["degrade"])
         vc: VoiceChangerPipeline = build_voice_changer(
             settings,
             sample_rate=sample_rate,

@@ -120,8 +120,8 @@ verison: 1
 """
     assert problems(text, registry) == [
         "line 3: verison: unknown key 'verison' (did you mean 'version', 'description'?); "
-        "expected one of version, name, description, auto_convert, join, bind, backend, ray_address, nodes, "
-        "flow, links",
+        "expected one of version, name, description, auto_convert, join, bind, backend, ray_address, ray, "
+        "nodes, flow, links",
         "line 1: nodes[2].id: expected an id of letters, digits, '_' or '-' (not starting with a digit), "
         "got '1x'",
         "line 2: flow[2].extra: unexpected key(s) extra in a parallel block",

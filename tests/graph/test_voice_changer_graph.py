@@ -108,3 +108,42 @@ def test_bad_backend_options_are_reported_with_their_place() -> None:
     assert "backend: expected one of local, ray, got 'spark'" in str(err.value)
     with pytest.raises(GraphError, match="ray_address needs 'backend: ray'"):
         load_graph(text=text + "ray_address: auto\n")
+
+
+def test_a_graphs_ray_options_host_its_model_nodes_as_asked_without_starting_ray() -> None:
+    from apipeline.models.serve_backend import ServeBackend
+
+    ray = "ray:\n  serve: true\n  min_replicas: 1\n  max_replicas: 3\n  num_cpus: 0.5\n"
+    ray += "  max_ongoing_requests: 4\n"
+    text = (GRAPHS / "voice_changer_simple.yaml").read_text() + "backend: ray\nray_address: auto\n" + ray
+    graph = load_graph(text=text)
+    assert graph.ray == {
+        "serve": True, "min_replicas": 1, "max_replicas": 3, "num_cpus": 0.5, "max_ongoing_requests": 4,
+    }  # fmt: skip
+    assert load_graph(text=dump_graph(graph)).ray == graph.ray  # kept through a save
+    node = build_pipeline(graph).processors["vc"]
+    backend = node.voice_changer.registry.backend  # type: ignore[attr-defined]
+    assert isinstance(backend, ServeBackend) and backend._ray is None
+    assert (backend.address, backend.min_replicas, backend.max_replicas) == ("auto", 1, 3)
+    assert (backend.num_cpus, backend.max_concurrency) == (0.5, 4)
+
+
+@pytest.mark.parametrize(
+    ("ray", "message"),
+    [
+        (
+            "  serve: true\n  min_replicas: 3\n  max_replicas: 1\n",
+            r"min_replicas \(3\) is above max_replicas \(1\)",
+        ),
+        ("  num_cpus: 0\n", "num_cpus .* must be > 0, got 0"),
+        ("  num_cpus: -2\n", "num_cpus .* must be > 0, got -2"),
+        ("  replica: 2\n", "unknown Ray option 'replica' \\(did you mean 'replicas'\\?\\)"),
+        ("  min_replicas: 1\n  max_replicas: 2\n", "need 'serve: true'"),
+    ],
+)
+def test_bad_ray_options_in_a_graph_are_refused_at_load_with_the_reason(ray: str, message: str) -> None:
+    text = (GRAPHS / "voice_changer_simple.yaml").read_text() + "backend: ray\nray:\n" + ray
+    with pytest.raises(GraphError, match=message):
+        load_graph(text=text)
+    with pytest.raises(GraphError, match="ray options need 'backend: ray'"):
+        load_graph(text=(GRAPHS / "voice_changer_simple.yaml").read_text() + "ray:\n  replicas: 2\n")
