@@ -43,18 +43,68 @@ from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors import FrameDirection, FrameProcessor
 from apipeline.serializers import ProtobufFrameSerializer
 from apipeline.transports import CallableFactory, ServerConfig, WebsocketServer
+from apipeline.transports.webrtc import OPUS_RATE, AudioOutputTrack
 from apipeline.transports.webrtc_signalling import WebRTCConfig
 
 BURST_S = 0.004
 SPEECH = str(Path(__file__).resolve().parents[1] / "examples/data/speech.wav")
-SPEECH = str(Path(__file__).resolve().parents[1] / "examples/data/speech.wav")
 SER = ProtobufFrameSerializer()
+
+
+#: per hop, the (monotonic time, samples) blocks the WebRTC run saw pass there (see ``Taps``)
+class Taps:
+    """Where the WebRTC run's audio was seen, block by block, to split the latency into hops."""
+
+    def __init__(self) -> None:
+        self.pipeline_in: list[tuple[float, np.ndarray]] = []  # the pipeline got it (Opus decoded, resampled)
+        self.track_out: list[tuple[float, np.ndarray]] = []  # AudioOutputTrack.recv handed it to the encoder
+        self.active = False
+
+    def clear(self) -> None:
+        self.pipeline_in.clear()
+        self.track_out.clear()
+
+
+TAPS = Taps()
 
 
 class Passthrough(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if TAPS.active and isinstance(frame, AudioRawFrame):
+            TAPS.pipeline_in.append((time.monotonic(), np.asarray(frame.audio, np.float32).reshape(-1)))
         await self.push_frame(frame, direction)
+
+
+def _tap_output_track() -> None:
+    """Record when the server's output track hands each 20 ms frame to aiortc's encoder (benchmark only)."""
+    original = AudioOutputTrack.recv
+
+    async def recv(self: AudioOutputTrack) -> object:
+        frame = await original(self)
+        if TAPS.active:
+            data = frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0  # type: ignore[attr-defined]
+            TAPS.track_out.append((time.monotonic(), data))
+        return frame
+
+    AudioOutputTrack.recv = recv  # type: ignore[method-assign]
+
+
+def onsets(blocks: list[tuple[float, np.ndarray]], rate: int, period: float) -> np.ndarray:
+    """When each click passed a tap: its block's time plus the offset of its first loud sample."""
+    if not blocks:
+        return np.zeros(0)
+    y = np.concatenate([b for _, b in blocks])
+    starts = np.cumsum([0] + [b.size for _, b in blocks[:-1]])
+    loud = np.flatnonzero(np.abs(y) > 0.05)
+    first = []
+    last = -(10**12)
+    for i in loud:
+        if i - last > period * rate / 2:
+            first.append(i)
+        last = i
+    arrivals = [(t, int(s)) for (t, _), s in zip(blocks, starts, strict=True)]
+    return heard_times(arrivals, np.asarray(first, int), rate)
 
 
 def passthrough_factory() -> CallableFactory:
@@ -114,7 +164,12 @@ def pair(sent: np.ndarray, heard: np.ndarray, period: float) -> np.ndarray:
 
 async def run_webrtc(port: int, x: np.ndarray, rate: int, burst, starts, period: float) -> dict:
     client = WebRTCClient(http_signaller(f"http://127.0.0.1:{port}/webrtc/offer?sample_rate={rate}"))
-    result = await client.stream(x, rate, tail_s=0.5, probe_every_s=None)
+    TAPS.clear()
+    TAPS.active = True
+    try:
+        result = await client.stream(x, rate, tail_s=0.5, probe_every_s=None)
+    finally:
+        TAPS.active = False
     assert result.sent_at is not None
     sent = result.sent_at + starts / rate
     y = result.audio
@@ -122,9 +177,18 @@ async def run_webrtc(port: int, x: np.ndarray, rate: int, burst, starts, period:
     found = find_clicks(y, template, int(period * 48000))
     heard = heard_times(result.arrivals, found, 48000) if found.size else np.zeros(0)
     lat = pair(sent, heard, period)
+    # per hop: each tap's click times paired with the previous tap's
+    at_in = onsets(TAPS.pipeline_in, rate, period)
+    at_out = onsets(TAPS.track_out, OPUS_RATE, period)
+    hops = {
+        "uplink": pair(sent, at_in, period),  # client encoder, RTP, server jitter buffer, decoder
+        "output queue": pair(at_in, at_out, period),  # pipeline + waiting for the track's 20 ms tick
+        "downlink": pair(at_out, heard, period),  # server encoder, RTP, client jitter buffer, decoder
+    }
     seconds = max(result.connected_s, 1e-9)
     return {
         "latency_s": lat,
+        "hops_s": hops,
         "clicks": (lat.size, starts.size),
         "up_Bps": result.bytes_sent / seconds,
         "down_Bps": result.bytes_received / seconds,
@@ -209,6 +273,12 @@ def summary(name: str, r: dict) -> dict:
         f"max {row['max_ms']} ms  up {row['kbit_s_up']} kbit/s  down {row['kbit_s_down']} kbit/s",
         flush=True,
     )
+    for hop, values in r.get("hops_s", {}).items():
+        ms = values * 1000
+        if ms.size:
+            p50, p99 = np.percentile(ms, 50), np.percentile(ms, 99)
+            row[f"{hop} p50_ms"] = round(float(p50), 1)
+            print(f"{'':10s}  {hop:13s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({ms.size} clicks)", flush=True)
     return row
 
 
@@ -220,6 +290,7 @@ async def main() -> None:
     ap.add_argument("--voice-changer", action="store_true", help="the voice changer (pitch 0), not a pass")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the rows")
     args = ap.parse_args()
+    _tap_output_track()
     if args.voice_changer:
         from apipeline.transports.factories import VoiceChangerFactory
 
