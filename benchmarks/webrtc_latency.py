@@ -18,8 +18,22 @@ stereo setting), WebSocket's message bytes (float32 PCM in protobuf, without TCP
 
     python benchmarks/webrtc_latency.py [--seconds 20] [--rate 48000] [--voice-changer]
 
-The client's jitter buffer is aiortc's (its own sizing; a browser's adapts differently), so the WebRTC
-number is that of the Python client, not of a browser.
+Both ends are aiortc: the server's receiver and the Python client's receiver each hold
+``--jitter-frames`` later Opus frames before decoding one (aiortc's own default is 4 = 80 ms each;
+apipeline sets 1, see ``set_audio_jitter_frames``). A browser's downlink goes through its own adaptive
+jitter buffer (NetEq) instead of the client's, so for a browser only the uplink and output-queue hops
+below carry over. The WebRTC row is split into hops, from taps inside the (in-process) server:
+
+* uplink: client send → the pipeline got the click (client Opus encoder, RTP, the server's jitter
+  buffer, decoder, resampler);
+* output queue: the pipeline → the server's AudioOutputTrack handed it to aiortc's encoder (waiting for
+  the track's 20 ms tick, plus any backlog standing in its queue);
+* downlink: → heard by the client (server Opus encoder, RTP, the client's jitter buffer, decoder).
+
+Hop times come from the first sample of each click above 0.05 (about 0.4 ms into the 4 ms burst), the
+total from the matched filter, so the hops add up to the total within about a millisecond.
+``--jitter-frames 4 --keep-standing-queue`` reproduces the behaviour before the fix (aiortc's depth on
+both ends, an output queue that keeps any backlog).
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors import FrameDirection, FrameProcessor
 from apipeline.serializers import ProtobufFrameSerializer
 from apipeline.transports import CallableFactory, ServerConfig, WebsocketServer
-from apipeline.transports.webrtc import OPUS_RATE, AudioOutputTrack
+from apipeline.transports.webrtc import JITTER_FRAMES, OPUS_RATE, AudioOutputTrack
 from apipeline.transports.webrtc_signalling import WebRTCConfig
 
 BURST_S = 0.004
@@ -162,8 +176,11 @@ def pair(sent: np.ndarray, heard: np.ndarray, period: float) -> np.ndarray:
     return np.asarray(out)
 
 
-async def run_webrtc(port: int, x: np.ndarray, rate: int, burst, starts, period: float) -> dict:
-    client = WebRTCClient(http_signaller(f"http://127.0.0.1:{port}/webrtc/offer?sample_rate={rate}"))
+async def run_webrtc(
+    port: int, x: np.ndarray, rate: int, burst, starts, period: float, jitter_frames: int = JITTER_FRAMES
+) -> dict:
+    signal = http_signaller(f"http://127.0.0.1:{port}/webrtc/offer?sample_rate={rate}")
+    client = WebRTCClient(signal, jitter_frames=jitter_frames)
     TAPS.clear()
     TAPS.active = True
     try:
@@ -289,15 +306,22 @@ async def main() -> None:
     ap.add_argument("--rate", type=int, default=48000, help="the session's (and the click train's) rate")
     ap.add_argument("--voice-changer", action="store_true", help="the voice changer (pitch 0), not a pass")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the rows")
+    ap.add_argument("--jitter-frames", type=int, default=JITTER_FRAMES, help="both receivers' depth")
+    ap.add_argument(
+        "--keep-standing-queue", action="store_true", help="the output track never skips (as before the fix)"
+    )
     args = ap.parse_args()
     _tap_output_track()
+    if args.keep_standing_queue:
+        AudioOutputTrack.STANDING_WINDOW = 1 << 62
     if args.voice_changer:
         from apipeline.transports.factories import VoiceChangerFactory
 
         factory = VoiceChangerFactory(pitch=0)
     else:
         factory = passthrough_factory()
-    config = ServerConfig(port=0, ping_interval=None, webrtc=WebRTCConfig(peer_timeout=5.0))
+    webrtc = WebRTCConfig(peer_timeout=5.0, jitter_frames=args.jitter_frames)
+    config = ServerConfig(port=0, ping_interval=None, webrtc=webrtc)
     server = WebsocketServer(factory, config)
     await server.start()
     await server.wait_ready()
@@ -306,12 +330,17 @@ async def main() -> None:
         print(
             f"# {platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
             f"{'voice changer' if args.voice_changer else 'pass-through'} at {args.rate} Hz, "
-            f"{starts.size} clicks over {args.seconds:g} s per transport",
+            f"{starts.size} clicks over {args.seconds:g} s per transport; aiortc receivers (server, client) "
+            f"hold {args.jitter_frames} frame(s); output queue "
+            f"{'kept (before the fix)' if args.keep_standing_queue else 'shrunk when standing'}",
             flush=True,
         )
         rows = [
             summary("websocket", await run_websocket(server.port, x, args.rate, burst, starts, args.period)),
-            summary("webrtc", await run_webrtc(server.port, x, args.rate, burst, starts, args.period)),
+            summary(
+                "webrtc",
+                await run_webrtc(server.port, x, args.rate, burst, starts, args.period, args.jitter_frames),
+            ),
         ]
         import soundfile as sf
 
