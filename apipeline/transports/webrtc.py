@@ -15,7 +15,9 @@ outgoing audio track.
   frames, errors and metrics to the data channel. An interruption drops the queued audio at once.
 * :class:`AudioOutputTrack` is the outgoing track: 20 ms frames at 48 kHz (Opus's own rate, so the
   encoder resamples nothing), paced on the monotonic clock from the first request, silence when nothing
-  is queued, a bounded buffer (oldest audio dropped and counted beyond it).
+  is queued, a bounded buffer (oldest audio dropped and counted beyond it); a short backlog that stands
+  in the queue (audio arriving at the rate it is played keeps it) is shrunk by skipping quiet frames.
+* :func:`set_audio_jitter_frames` sizes aiortc's audio receive jitter buffer (1 later frame, not 4).
 * :class:`DataChannelChannel` adapts an ``RTCDataChannel`` to :class:`~apipeline.transports.channel.
   MessageChannel`, with a bounded inbox.
 * :func:`make_peer_connection` builds an ``RTCPeerConnection`` from ICE server URLs checked up front.
