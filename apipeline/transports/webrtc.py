@@ -250,6 +250,7 @@ class AudioOutputTrack:
         self.sent_audio = 0  # frames that carried audio (not silence)
         self.dropped_standing = 0  # quiet frames skipped to shrink a standing queue
         self._low_depth = 1 << 30  # the smallest queue depth seen at a tick in the current window
+        self._high_depth = 0  # and the largest
         self._window_ticks = 0
         self._to_skip = 0  # quiet frames still to skip at the head of a standing queue
         self._drained = asyncio.Event()
@@ -311,17 +312,19 @@ class AudioOutputTrack:
         Audio that arrives at the rate it is played keeps whatever backlog it found: a burst at the
         start (the first packets, a stall of the event loop) would stay queued ahead of the clock for
         the whole session, as latency. So when the queue has held at least 2 frames at every tick of the
-        last :attr:`STANDING_WINDOW` ticks, and holds at most :attr:`STANDING_MAX_FRAMES`, quiet frames at
+        last :attr:`STANDING_WINDOW` ticks, and at most :attr:`STANDING_MAX_FRAMES` (a queue that was
+        longer is a reply made faster than real time, draining: played whole), quiet frames at
         its head are skipped (counted in :attr:`dropped_standing`) until it is back to at most one
         frame ahead; frames that carry sound are always sent.
         """
         depth = len(self._chunks)
         self._low_depth = min(self._low_depth, depth)
+        self._high_depth = max(self._high_depth, depth)
         self._window_ticks += 1
         if self._window_ticks >= self.STANDING_WINDOW:
-            if self._low_depth >= 2 and depth <= self.STANDING_MAX_FRAMES:
+            if self._low_depth >= 2 and self._high_depth <= self.STANDING_MAX_FRAMES:
                 self._to_skip = self._low_depth - 1  # standing: skip that many quiet frames
-            self._window_ticks, self._low_depth = 0, 1 << 30
+            self._window_ticks, self._low_depth, self._high_depth = 0, 1 << 30, 0
         while self._to_skip and len(self._chunks) > 1 and self._is_quiet(self._chunks[0]):
             self._chunks.popleft()
             self.dropped_standing += 1
