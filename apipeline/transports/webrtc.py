@@ -300,9 +300,9 @@ class AudioOutputTrack:
 
     #: ticks (20 ms each) over which a queue that never got shorter than 2 frames counts as standing
     STANDING_WINDOW = 50
-    #: a standing queue is shrunk only while it is at most this many frames (a short backlog left by a
-    #: burst or a stall, not a reply a TTS made faster than real time)
-    STANDING_MAX_FRAMES = 10
+    #: a queue is standing only if its depth varied by at most this many frames over the window (a
+    #: backlog left by a burst or a stall holds steady; a reply a TTS made faster than real time drains)
+    STANDING_SPREAD_FRAMES = 3
     #: a frame is quiet (may be skipped) when no sample exceeds this (about -50 dBFS)
     QUIET_PEAK = 100
 
@@ -312,8 +312,8 @@ class AudioOutputTrack:
         Audio that arrives at the rate it is played keeps whatever backlog it found: a burst at the
         start (the first packets, a stall of the event loop) would stay queued ahead of the clock for
         the whole session, as latency. So when the queue has held at least 2 frames at every tick of the
-        last :attr:`STANDING_WINDOW` ticks, and at most :attr:`STANDING_MAX_FRAMES` (a queue that was
-        longer is a reply made faster than real time, draining: played whole), quiet frames at
+        last :attr:`STANDING_WINDOW` ticks, and its depth varied by at most :attr:`STANDING_SPREAD_FRAMES`
+        (a queue that drained meanwhile is a reply made faster than real time: played whole), quiet frames at
         its head are skipped (counted in :attr:`dropped_standing`) until it is back to at most one
         frame ahead; frames that carry sound are always sent.
         """
@@ -322,7 +322,7 @@ class AudioOutputTrack:
         self._high_depth = max(self._high_depth, depth)
         self._window_ticks += 1
         if self._window_ticks >= self.STANDING_WINDOW:
-            if self._low_depth >= 2 and self._high_depth <= self.STANDING_MAX_FRAMES:
+            if self._low_depth >= 2 and self._high_depth - self._low_depth <= self.STANDING_SPREAD_FRAMES:
                 self._to_skip = self._low_depth - 1  # standing: skip that many quiet frames
             self._window_ticks, self._low_depth, self._high_depth = 0, 1 << 30, 0
         while self._to_skip and len(self._chunks) > 1 and self._is_quiet(self._chunks[0]):

@@ -51,12 +51,12 @@ def run_real_time(track: AudioOutputTrack, frames: list[np.ndarray], burst: int)
 
 
 @settings(max_examples=25, deadline=None)
-@given(burst=st.integers(1, AudioOutputTrack.STANDING_MAX_FRAMES - 1), loud_every=st.integers(3, 40))
+@given(burst=st.integers(1, 60), loud_every=st.integers(3, 40))
 def test_a_standing_queue_left_by_a_burst_shrinks_to_one_frame_without_losing_sound(
     burst: int, loud_every: int
 ) -> None:
     track = make_output_track()
-    frames = [loud(i) if i % loud_every == 0 else QUIET for i in range(burst + 400)]
+    frames = [loud(i) if i % loud_every == 0 else QUIET for i in range(burst + 500)]
     depths = run_real_time(track, frames, burst)
     # after a few windows, never more than the frame that just arrived is queued ahead of the clock
     settle = 4 * AudioOutputTrack.STANDING_WINDOW
@@ -77,7 +77,7 @@ def test_sound_is_never_skipped_even_when_it_stands_in_the_queue() -> None:
     assert len(track._chunks) == 5  # the backlog stays: playing sound late beats cutting it
 
 
-@pytest.mark.parametrize("frames", [20, 55, 58, 60, 100])
+@pytest.mark.parametrize("frames", [20, 55, 58, 60, 100, 400])
 def test_a_reply_queued_faster_than_real_time_is_played_whole(frames: int) -> None:
     """A TTS reply written at once keeps its pauses, to its last frame (its queue drains: not standing)."""
     track = make_output_track(max_buffer_s=10.0)
