@@ -18,8 +18,22 @@ stereo setting), WebSocket's message bytes (float32 PCM in protobuf, without TCP
 
     python benchmarks/webrtc_latency.py [--seconds 20] [--rate 48000] [--voice-changer]
 
-The client's jitter buffer is aiortc's (its own sizing; a browser's adapts differently), so the WebRTC
-number is that of the Python client, not of a browser.
+Both ends are aiortc: the server's receiver and the Python client's receiver each hold
+``--jitter-frames`` later Opus frames before decoding one (aiortc's own default is 4 = 80 ms each;
+apipeline sets 1, see ``set_audio_jitter_frames``). A browser's downlink goes through its own adaptive
+jitter buffer (NetEq) instead of the client's, so for a browser only the uplink and output-queue hops
+below carry over. The WebRTC row is split into hops, from taps inside the (in-process) server:
+
+* uplink: client send → the pipeline got the click (client Opus encoder, RTP, the server's jitter
+  buffer, decoder, resampler);
+* output queue: the pipeline → the server's AudioOutputTrack handed it to aiortc's encoder (waiting for
+  the track's 20 ms tick, plus any backlog standing in its queue);
+* downlink: → heard by the client (server Opus encoder, RTP, the client's jitter buffer, decoder).
+
+Hop times come from the first sample of each click above 0.05 (about 0.4 ms into the 4 ms burst), the
+total from the matched filter, so the hops add up to the total within about a millisecond.
+``--jitter-frames 4 --keep-standing-queue`` reproduces the behaviour before the fix (aiortc's depth on
+both ends, an output queue that keeps any backlog).
 """
 
 from __future__ import annotations
@@ -43,18 +57,68 @@ from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors import FrameDirection, FrameProcessor
 from apipeline.serializers import ProtobufFrameSerializer
 from apipeline.transports import CallableFactory, ServerConfig, WebsocketServer
+from apipeline.transports.webrtc import JITTER_FRAMES, OPUS_RATE, AudioOutputTrack
 from apipeline.transports.webrtc_signalling import WebRTCConfig
 
 BURST_S = 0.004
 SPEECH = str(Path(__file__).resolve().parents[1] / "examples/data/speech.wav")
-SPEECH = str(Path(__file__).resolve().parents[1] / "examples/data/speech.wav")
 SER = ProtobufFrameSerializer()
+
+
+#: per hop, the (monotonic time, samples) blocks the WebRTC run saw pass there (see ``Taps``)
+class Taps:
+    """Where the WebRTC run's audio was seen, block by block, to split the latency into hops."""
+
+    def __init__(self) -> None:
+        self.pipeline_in: list[tuple[float, np.ndarray]] = []  # the pipeline got it (Opus decoded, resampled)
+        self.track_out: list[tuple[float, np.ndarray]] = []  # AudioOutputTrack.recv handed it to the encoder
+        self.active = False
+
+    def clear(self) -> None:
+        self.pipeline_in.clear()
+        self.track_out.clear()
+
+
+TAPS = Taps()
 
 
 class Passthrough(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if TAPS.active and isinstance(frame, AudioRawFrame):
+            TAPS.pipeline_in.append((time.monotonic(), np.asarray(frame.audio, np.float32).reshape(-1)))
         await self.push_frame(frame, direction)
+
+
+def _tap_output_track() -> None:
+    """Record when the server's output track hands each 20 ms frame to aiortc's encoder (benchmark only)."""
+    original = AudioOutputTrack.recv
+
+    async def recv(self: AudioOutputTrack) -> object:
+        frame = await original(self)
+        if TAPS.active:
+            data = frame.to_ndarray().reshape(-1).astype(np.float32) / 32768.0  # type: ignore[attr-defined]
+            TAPS.track_out.append((time.monotonic(), data))
+        return frame
+
+    AudioOutputTrack.recv = recv  # type: ignore[method-assign]
+
+
+def onsets(blocks: list[tuple[float, np.ndarray]], rate: int, period: float) -> np.ndarray:
+    """When each click passed a tap: its block's time plus the offset of its first loud sample."""
+    if not blocks:
+        return np.zeros(0)
+    y = np.concatenate([b for _, b in blocks])
+    starts = np.cumsum([0] + [b.size for _, b in blocks[:-1]])
+    loud = np.flatnonzero(np.abs(y) > 0.05)
+    first = []
+    last = -(10**12)
+    for i in loud:
+        if i - last > period * rate / 2:
+            first.append(i)
+        last = i
+    arrivals = [(t, int(s)) for (t, _), s in zip(blocks, starts, strict=True)]
+    return heard_times(arrivals, np.asarray(first, int), rate)
 
 
 def passthrough_factory() -> CallableFactory:
@@ -112,9 +176,17 @@ def pair(sent: np.ndarray, heard: np.ndarray, period: float) -> np.ndarray:
     return np.asarray(out)
 
 
-async def run_webrtc(port: int, x: np.ndarray, rate: int, burst, starts, period: float) -> dict:
-    client = WebRTCClient(http_signaller(f"http://127.0.0.1:{port}/webrtc/offer?sample_rate={rate}"))
-    result = await client.stream(x, rate, tail_s=0.5, probe_every_s=None)
+async def run_webrtc(
+    port: int, x: np.ndarray, rate: int, burst, starts, period: float, jitter_frames: int = JITTER_FRAMES
+) -> dict:
+    signal = http_signaller(f"http://127.0.0.1:{port}/webrtc/offer?sample_rate={rate}")
+    client = WebRTCClient(signal, jitter_frames=jitter_frames)
+    TAPS.clear()
+    TAPS.active = True
+    try:
+        result = await client.stream(x, rate, tail_s=0.5, probe_every_s=None)
+    finally:
+        TAPS.active = False
     assert result.sent_at is not None
     sent = result.sent_at + starts / rate
     y = result.audio
@@ -122,9 +194,18 @@ async def run_webrtc(port: int, x: np.ndarray, rate: int, burst, starts, period:
     found = find_clicks(y, template, int(period * 48000))
     heard = heard_times(result.arrivals, found, 48000) if found.size else np.zeros(0)
     lat = pair(sent, heard, period)
+    # per hop: each tap's click times paired with the previous tap's
+    at_in = onsets(TAPS.pipeline_in, rate, period)
+    at_out = onsets(TAPS.track_out, OPUS_RATE, period)
+    hops = {
+        "uplink": pair(sent, at_in, period),  # client encoder, RTP, server jitter buffer, decoder
+        "output queue": pair(at_in, at_out, period),  # pipeline + waiting for the track's 20 ms tick
+        "downlink": pair(at_out, heard, period),  # server encoder, RTP, client jitter buffer, decoder
+    }
     seconds = max(result.connected_s, 1e-9)
     return {
         "latency_s": lat,
+        "hops_s": hops,
         "clicks": (lat.size, starts.size),
         "up_Bps": result.bytes_sent / seconds,
         "down_Bps": result.bytes_received / seconds,
@@ -209,6 +290,12 @@ def summary(name: str, r: dict) -> dict:
         f"max {row['max_ms']} ms  up {row['kbit_s_up']} kbit/s  down {row['kbit_s_down']} kbit/s",
         flush=True,
     )
+    for hop, values in r.get("hops_s", {}).items():
+        ms = values * 1000
+        if ms.size:
+            p50, p99 = np.percentile(ms, 50), np.percentile(ms, 99)
+            row[f"{hop} p50_ms"] = round(float(p50), 1)
+            print(f"{'':10s}  {hop:13s} p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  ({ms.size} clicks)", flush=True)
     return row
 
 
@@ -219,14 +306,22 @@ async def main() -> None:
     ap.add_argument("--rate", type=int, default=48000, help="the session's (and the click train's) rate")
     ap.add_argument("--voice-changer", action="store_true", help="the voice changer (pitch 0), not a pass")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the rows")
+    ap.add_argument("--jitter-frames", type=int, default=JITTER_FRAMES, help="both receivers' depth")
+    ap.add_argument(
+        "--keep-standing-queue", action="store_true", help="the output track never skips (as before the fix)"
+    )
     args = ap.parse_args()
+    _tap_output_track()
+    if args.keep_standing_queue:
+        AudioOutputTrack.STANDING_WINDOW = 1 << 62
     if args.voice_changer:
         from apipeline.transports.factories import VoiceChangerFactory
 
         factory = VoiceChangerFactory(pitch=0)
     else:
         factory = passthrough_factory()
-    config = ServerConfig(port=0, ping_interval=None, webrtc=WebRTCConfig(peer_timeout=5.0))
+    webrtc = WebRTCConfig(peer_timeout=5.0, jitter_frames=args.jitter_frames)
+    config = ServerConfig(port=0, ping_interval=None, webrtc=webrtc)
     server = WebsocketServer(factory, config)
     await server.start()
     await server.wait_ready()
@@ -235,12 +330,17 @@ async def main() -> None:
         print(
             f"# {platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
             f"{'voice changer' if args.voice_changer else 'pass-through'} at {args.rate} Hz, "
-            f"{starts.size} clicks over {args.seconds:g} s per transport",
+            f"{starts.size} clicks over {args.seconds:g} s per transport; aiortc receivers (server, client) "
+            f"hold {args.jitter_frames} frame(s); output queue "
+            f"{'kept (before the fix)' if args.keep_standing_queue else 'shrunk when standing'}",
             flush=True,
         )
         rows = [
             summary("websocket", await run_websocket(server.port, x, args.rate, burst, starts, args.period)),
-            summary("webrtc", await run_webrtc(server.port, x, args.rate, burst, starts, args.period)),
+            summary(
+                "webrtc",
+                await run_webrtc(server.port, x, args.rate, burst, starts, args.period, args.jitter_frames),
+            ),
         ]
         import soundfile as sf
 

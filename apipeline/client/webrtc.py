@@ -22,7 +22,14 @@ from numpy.typing import NDArray
 
 from apipeline.frames import EndFrame, ErrorFrame, Frame, SyncFrame, SyncNotifyFrame, UpdateSettingsFrame
 from apipeline.serializers import ProtobufFrameSerializer
-from apipeline.transports.webrtc import DATA_CHANNEL, OPUS_RATE, make_peer_connection
+from apipeline.transports.webrtc import (
+    DATA_CHANNEL,
+    JITTER_FRAMES,
+    OPUS_RATE,
+    check_jitter_frames,
+    make_peer_connection,
+    set_audio_jitter_frames,
+)
 
 Signaller = Callable[[str], Awaitable[str]]
 
@@ -183,6 +190,8 @@ class WebRTCClient:
         ice_servers: STUN/TURN URLs (none: host candidates only).
         connect_timeout: seconds for signalling and ICE to connect.
         drain_timeout: seconds to wait, after the end of the input, for the server to end its track.
+        jitter_frames: later Opus frames the receiver waits for before decoding one (aiortc's own
+            default is 4, 80 ms; see :func:`~apipeline.transports.webrtc.set_audio_jitter_frames`).
     """
 
     def __init__(
@@ -192,8 +201,10 @@ class WebRTCClient:
         ice_servers: Sequence[str] = (),
         connect_timeout: float = 10.0,
         drain_timeout: float = 10.0,
+        jitter_frames: int = JITTER_FRAMES,
     ) -> None:
         self.signal = signal
+        self.jitter_frames = check_jitter_frames(jitter_frames)
         self.drain_timeout = drain_timeout
         self.ice_servers = list(ice_servers)
         self.connect_timeout = connect_timeout
@@ -224,6 +235,7 @@ class WebRTCClient:
         pc.addTrack(source)
         if receive_video:  # offer to receive the server's pictures (a talking head)
             pc.addTransceiver("video", direction="recvonly")
+        set_audio_jitter_frames(pc, self.jitter_frames)
         channel = pc.createDataChannel(DATA_CHANNEL)
         result = WebRTCResult(np.zeros(0, np.float32))
         blocks: list[NDArray[np.float32]] = []

@@ -15,7 +15,9 @@ outgoing audio track.
   frames, errors and metrics to the data channel. An interruption drops the queued audio at once.
 * :class:`AudioOutputTrack` is the outgoing track: 20 ms frames at 48 kHz (Opus's own rate, so the
   encoder resamples nothing), paced on the monotonic clock from the first request, silence when nothing
-  is queued, a bounded buffer (oldest audio dropped and counted beyond it).
+  is queued, a bounded buffer (oldest audio dropped and counted beyond it); a short backlog that stands
+  in the queue (audio arriving at the rate it is played keeps it) is shrunk by skipping quiet frames.
+* :func:`set_audio_jitter_frames` sizes aiortc's audio receive jitter buffer (1 later frame, not 4).
 * :class:`DataChannelChannel` adapts an ``RTCDataChannel`` to :class:`~apipeline.transports.channel.
   MessageChannel`, with a bounded inbox.
 * :func:`make_peer_connection` builds an ``RTCPeerConnection`` from ICE server URLs checked up front.
@@ -109,6 +111,54 @@ def make_peer_connection(
     return RTCPeerConnection(RTCConfiguration(iceServers=servers))
 
 
+#: later frames aiortc's audio receiver holds before it releases one to the decoder (see
+#: :func:`set_audio_jitter_frames`); aiortc's own is 4 (80 ms at 20 ms frames)
+JITTER_FRAMES = 1
+_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+_JITTER_CAPACITY = 16  # packets; aiortc's for audio
+
+
+def check_jitter_frames(frames: int) -> int:
+    """``frames`` if it is a jitter depth :func:`set_audio_jitter_frames` takes, else ConfigurationError."""
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames < _JITTER_CAPACITY:
+        raise ConfigurationError(
+            f"jitter_frames must be an int from 1 to {_JITTER_CAPACITY - 1}, got {frames!r}"
+        )
+    return frames
+
+
+def set_audio_jitter_frames(pc: Any, frames: int = JITTER_FRAMES) -> int:
+    """Make the audio receivers of ``pc`` release each Opus frame after ``frames`` later ones arrived.
+
+    aiortc's audio receiver reorders packets in a jitter buffer that releases a frame only when 4 later
+    frames have arrived: 80 ms held on each aiortc receiving end, whatever the network does (measured
+    with ``benchmarks/webrtc_latency.py``: a loopback client↔server round trip paid it twice). Its
+    release is driven by arrivals, not by a playout clock, so a smaller depth costs no audio under jitter;
+    it only tolerates less reordering (a packet later than ``frames`` of its successors is dropped).
+    aiortc has no option for it: this replaces the receiver's buffer (a private attribute) before media
+    flows, and logs a warning and changes nothing on an aiortc without one. Call it after the
+    transceivers exist (``setRemoteDescription`` on an answerer, ``addTrack`` on an offerer).
+    Returns the number of receivers changed.
+
+    Raises:
+        ConfigurationError: ``frames`` is not an int from 1 to 15.
+    """
+    check_jitter_frames(frames)
+    from aiortc.jitterbuffer import JitterBuffer
+
+    changed = 0
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if transceiver.kind != "audio" or receiver is None:
+            continue
+        if not isinstance(getattr(receiver, _JITTER_ATTR, None), JitterBuffer):
+            logger.warning("this aiortc's audio receiver has no jitter buffer to size; left as it is")
+            continue
+        setattr(receiver, _JITTER_ATTR, JitterBuffer(capacity=_JITTER_CAPACITY, prefetch=frames))
+        changed += 1
+    return changed
+
+
 class DataChannelChannel:
     """A :class:`~apipeline.transports.channel.MessageChannel` over an ``RTCDataChannel``.
 
@@ -198,6 +248,11 @@ class AudioOutputTrack:
         self.dropped_overflow = 0
         self.dropped_interrupt = 0
         self.sent_audio = 0  # frames that carried audio (not silence)
+        self.dropped_standing = 0  # quiet frames skipped to shrink a standing queue
+        self._low_depth = 1 << 30  # the smallest queue depth seen at a tick in the current window
+        self._high_depth = 0  # and the largest
+        self._window_ticks = 0
+        self._to_skip = 0  # quiet frames still to skip at the head of a standing queue
         self._drained = asyncio.Event()
         self._drained.set()
 
@@ -226,6 +281,7 @@ class AudioOutputTrack:
         n = len(self._chunks) + (1 if self._partial.size else 0)
         self._chunks.clear()
         self._partial = np.zeros(0, np.float32)
+        self._to_skip = 0
         self.dropped_interrupt += n
         self._drained.set()
         return n
@@ -242,6 +298,51 @@ class AudioOutputTrack:
         except TimeoutError:
             return False
 
+    #: ticks (20 ms each) over which a queue that never got shorter than 2 frames counts as standing
+    STANDING_WINDOW = 50
+    #: a queue is standing only if its depth varied by at most this many frames over the window (a
+    #: backlog left by a burst or a stall holds steady; a reply a TTS made faster than real time drains)
+    STANDING_SPREAD_FRAMES = 3
+    #: a frame is quiet (may be skipped) when no sample exceeds this (about -50 dBFS)
+    QUIET_PEAK = 100
+
+    def next_chunk(self) -> NDArray[np.int16]:
+        """The 20 ms frame to send at this tick (the paced :meth:`recv` calls it once per tick).
+
+        Audio that arrives at the rate it is played keeps whatever backlog it found: a burst at the
+        start (the first packets, a stall of the event loop) would stay queued ahead of the clock for
+        the whole session, as latency. So when the queue has held at least 2 frames at every tick of the
+        last :attr:`STANDING_WINDOW` ticks, and its depth varied by at most :attr:`STANDING_SPREAD_FRAMES`
+        (a queue that drained meanwhile is a reply made faster than real time: played whole), quiet frames at
+        its head are skipped (counted in :attr:`dropped_standing`) until it is back to at most one
+        frame ahead; frames that carry sound are always sent.
+        """
+        depth = len(self._chunks)
+        self._low_depth = min(self._low_depth, depth)
+        self._high_depth = max(self._high_depth, depth)
+        self._window_ticks += 1
+        if self._window_ticks >= self.STANDING_WINDOW:
+            if self._low_depth >= 2 and self._high_depth - self._low_depth <= self.STANDING_SPREAD_FRAMES:
+                self._to_skip = self._low_depth - 1  # standing: skip that many quiet frames
+            self._window_ticks, self._low_depth, self._high_depth = 0, 1 << 30, 0
+        while self._to_skip and len(self._chunks) > 1 and self._is_quiet(self._chunks[0]):
+            self._chunks.popleft()
+            self.dropped_standing += 1
+            self._to_skip -= 1
+        if len(self._chunks) <= 1:
+            self._to_skip = 0
+        if self._chunks:
+            data = self._chunks.popleft()
+            self.sent_audio += 1
+        else:
+            data = np.zeros(FRAME_SAMPLES, np.int16)
+        if not self._chunks:
+            self._drained.set()
+        return data
+
+    def _is_quiet(self, chunk: NDArray[np.int16]) -> bool:
+        return int(np.abs(chunk.astype(np.int32)).max()) <= self.QUIET_PEAK
+
     async def recv(self) -> Any:
         import av
 
@@ -256,13 +357,7 @@ class AudioOutputTrack:
             wait = self._start + self._pts / OPUS_RATE - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        if self._chunks:
-            data = self._chunks.popleft()
-            self.sent_audio += 1
-        else:
-            data = np.zeros(FRAME_SAMPLES, np.int16)
-        if not self._chunks:
-            self._drained.set()
+        data = self.next_chunk()
         frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = OPUS_RATE
         frame.pts = self._pts
@@ -670,9 +765,11 @@ class WebRTCSession:
         video: bool = False,
         video_fps: float = 25.0,
         check_settings: SettingsCheck | None = None,
+        jitter_frames: int = JITTER_FRAMES,
         name: str = "webrtc",
     ) -> None:
         check_ice_servers(ice_servers)
+        self.jitter_frames = check_jitter_frames(jitter_frames)
         self.processors = list(processors)
         self.sample_rate = sample_rate
         self.ice_servers = list(ice_servers)
@@ -730,6 +827,7 @@ class WebRTCSession:
         try:
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                set_audio_jitter_frames(pc, self.jitter_frames)
                 answer = await pc.createAnswer()
             except Exception as exc:
                 # aiortc's parser fails with asserts, IndexErrors, ValueErrors..., and an offer it

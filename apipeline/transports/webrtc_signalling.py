@@ -33,7 +33,14 @@ from apipeline.transports.session import (
     origin_allowed,
     parse_query,
 )
-from apipeline.transports.webrtc import DATA_CHANNEL, OPUS_RATE, WebRTCSession, check_ice_servers
+from apipeline.transports.webrtc import (
+    DATA_CHANNEL,
+    JITTER_FRAMES,
+    OPUS_RATE,
+    WebRTCSession,
+    check_ice_servers,
+    check_jitter_frames,
+)
 
 if TYPE_CHECKING:
     from apipeline.transports.websocket import WebsocketServer
@@ -68,9 +75,12 @@ class WebRTCConfig:
     max_header_bytes: int = 16 * 1024
     #: seconds of converted audio the outgoing track may hold (oldest dropped beyond)
     max_output_s: float = 2.0
+    #: later Opus frames the server's receiver waits for before decoding one (aiortc's own: 4 = 80 ms)
+    jitter_frames: int = JITTER_FRAMES
 
     def __post_init__(self) -> None:
         check_ice_servers(self.ice_servers)
+        check_jitter_frames(self.jitter_frames)
         turn = any(u.split(":", 1)[0] in ("turn", "turns") for u in self.ice_servers)
         if (self.ice_username is None) != (self.ice_credential is None):
             raise ConfigurationError(
@@ -208,6 +218,7 @@ class WebRTCSignalling:
                 peer_timeout=cfg.peer_timeout,
                 connect_timeout=cfg.connect_timeout,
                 max_output_s=cfg.max_output_s,
+                jitter_frames=cfg.jitter_frames,
                 params=PipelineParams(
                     allow_interruptions=True,
                     enable_metrics=server.config.session.enable_metrics,
