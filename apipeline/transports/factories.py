@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, Frame, StartFrame, UpdateSettingsFrame
 from apipeline.params import ParamSchema, pipeline_schema
 from apipeline.pipeline.pipeline import Pipeline
@@ -214,7 +215,7 @@ class BlockCoalescer:
 
     def __init__(self, block: int, sample_rate: int, channels: int) -> None:
         if block < 1:
-            raise ValueError(f"block must be >= 1 sample, got {block}")
+            raise ParameterError(f"block must be >= 1 sample, got {block}")
         self.block = block
         self.sample_rate = sample_rate
         self.channels = channels

@@ -4,9 +4,11 @@ lost or reordered, and the converted output unchanged."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, EndFrame, Frame, TextFrame
 from apipeline.pipeline.pipeline import Pipeline
 from apipeline.pipeline.task import PipelineTask
@@ -133,3 +135,8 @@ async def test_served_output_is_unchanged() -> None:
     assert len(merged.audio) == len(plain.audio) > 30
     np.testing.assert_array_equal(np.concatenate(merged.audio), np.concatenate(plain.audio))
     assert merged.pts == plain.pts
+
+
+def test_a_block_under_one_sample_is_refused() -> None:
+    with pytest.raises(ParameterError, match="block must be >= 1"):
+        BlockCoalescer(0, RATE, 1)
