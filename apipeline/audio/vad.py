@@ -14,6 +14,7 @@ from the start of the stream (or the last :meth:`SileroVad.reset`) and are widen
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,6 +41,39 @@ def silero_model_path() -> Path:
     if not path.is_file():
         raise ModelError(f"the silero-vad package has no ONNX model at {path}")
     return path
+
+
+_SESSIONS: dict[str, Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def shared_session(path: str | Path) -> Any:
+    """The process's one ``onnxruntime.InferenceSession`` for the Silero model at ``path``.
+
+    Every :class:`SileroVad` of a process shares it: the recurrent state is an explicit input and
+    output of ``run`` (kept by each detector), and ``run`` is thread-safe, so detectors need no
+    session of their own. Building one costs ~0.1-0.2 CPU-seconds and a copy of the model; a server
+    building a voice changer per session paid that for every session.
+    """
+    key = str(Path(path).resolve())
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+        if session is not None:
+            return session
+        import onnxruntime as ort  # heavy: imported only when a VAD is built
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(key, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
+            raise ModelError(f"cannot load Silero VAD model {path}: {exc}") from exc
+        names = sorted(i.name for i in session.get_inputs())
+        if names != ["input", "sr", "state"]:
+            raise ModelError(f"{path}: expected Silero v5 inputs ['input', 'sr', 'state'], got {names}")
+        _SESSIONS[key] = session
+        return session
 
 
 class VadEvent(NamedTuple):
@@ -82,21 +116,8 @@ class SileroVad:
             raise ParameterError(f"neg_threshold must be in [0, threshold={threshold}], got {neg}")
         if min_silence_ms < 0 or speech_pad_ms < 0:
             raise ParameterError("min_silence_ms and speech_pad_ms must be >= 0")
-        import onnxruntime as ort  # heavy: imported only when a VAD is built
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
         path = Path(model_path) if model_path is not None else silero_model_path()
-        try:
-            self._session: Any = ort.InferenceSession(
-                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
-            raise ModelError(f"cannot load Silero VAD model {path}: {exc}") from exc
-        names = sorted(i.name for i in self._session.get_inputs())
-        if names != ["input", "sr", "state"]:
-            raise ModelError(f"{path}: expected Silero v5 inputs ['input', 'sr', 'state'], got {names}")
+        self._session: Any = shared_session(path)
         self.sample_rate = sample_rate
         self.window_size = _WINDOW[sample_rate]
         self.context_size = _CONTEXT[sample_rate]
