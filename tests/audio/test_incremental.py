@@ -305,3 +305,72 @@ def test_spectral_stride_stays_close_to_the_full_rate_analysis() -> None:
         StreamingAnalysis(sr, 5.0, bf, frames, spectral_stride=0)
     with pytest.raises(ValueError, match="aperiodicity_stride"):
         StreamingAnalysis(sr, 5.0, bf, frames, aperiodicity_stride=0)
+
+
+def test_interpolation_plan_holds_the_last_anchor_before_hold_from() -> None:
+    # absolute frames 0..11, all voiced, stride 4, every frame wanted, no anchor from frame 8 on
+    f0 = np.full(12, 100.0)
+    direct, left, right = interpolation_plan(f0, 0, 4, 0, 11, hold_from=8)
+    assert list(np.flatnonzero(direct)) == [0, 4]  # no anchor at or past 8 is analysed
+    assert (left[2], right[2]) == (0, 4)  # interpolated as before
+    for i in (5, 6, 7, 8, 9, 10):  # would need anchor 8: hold anchor 4
+        assert (left[i], right[i]) == (4, 4)
+    # a frame past hold_from in another voicing run than the last anchor is analysed itself
+    f0[9:] = 0.0
+    direct, left, _ = interpolation_plan(f0, 0, 4, 0, 11, hold_from=8)
+    assert list(np.flatnonzero(direct)) == [0, 4, 9, 10] and left[8] == 4
+    # without hold_from: the plan of before (anchor 8 analysed)
+    direct, _, _ = interpolation_plan(np.full(12, 100.0), 0, 4, 0, 11)
+    assert 8 in np.flatnonzero(direct)
+
+
+def test_aperiodicity_hold_analyses_nothing_voiced_past_the_carry_stop() -> None:
+    """D4C never runs on a voiced frame that the next window analyses again; the held frames take an
+    analysed frame's aperiodicity, and only the frames from the carry stop's last anchor on change."""
+    sr, hop, bf, frames, stop = SR, HOP, BLOCK_FRAMES, (13, 29), 27
+    x = voice(1.5)
+    est = DioEstimator(hop_seconds=hop / sr)
+    f0s = StreamingF0(est, sr, hop, bf, 24, 800)
+    held = StreamingAnalysis(sr, 5.0, bf, frames, carry_stop=stop, decimate=False)
+    free = StreamingAnalysis(sr, 5.0, bf, frames, carry_stop=stop, decimate=False, aperiodicity_hold=False)
+    asked: list[float] = []
+    import apipeline.audio.incremental as inc
+
+    real = inc.aperiodicity_at
+
+    def spy(audio, rate, f0, times, *a, **k):  # type: ignore[no-untyped-def]
+        asked.extend(float(t) for t, f in zip(times, f0, strict=True) if f > 0)
+        return real(audio, rate, f0, times, *a, **k)
+
+    voiced_tail = 0
+    diffs: list[float] = []
+    onsets = 0
+    for seq, w in enumerate(windows(x, 3200, bf * hop)):
+        track = f0s.track(w, seq)
+        b = free.analyze(w, seq, track)
+        asked.clear()
+        inc.aperiodicity_at = spy
+        try:
+            a = held.analyze(w, seq, track)
+        finally:
+            inc.aperiodicity_at = real
+        # a voiced frame from the carry stop on is analysed only at a voicing onset after the last anchor
+        anchor = max(i for i in range(stop) if (seq * bf + i) % APERIODICITY_STRIDE == 0)
+        f0w = np.where(track.voiced, track.f0_hz, 0.0)
+        for i in (round(t * 1000 / 5.0) for t in asked):
+            assert i < stop or np.any(f0w[anchor : i + 1] == 0), (seq, i)
+        onsets += sum(round(t * 1000 / 5.0) >= stop for t in asked)
+        np.testing.assert_array_equal(a.sp, b.sp)
+        tail = np.flatnonzero(a.f0[stop - frames[0] :] > 0) + stop - frames[0]
+        voiced_tail += tail.size
+        analysed = {round(t * 1000 / 5.0) - frames[0] for t in asked}
+        for i in (i for i in tail if i not in analysed):  # a held row equals an earlier row
+            assert any(np.array_equal(a.ap[i], a.ap[j]) for j in range(stop - frames[0]))
+        # earlier frames: the same analysis (up to the 2 % F0 tolerance of reusing a carried frame)
+        early = stop - frames[0] - 2 * APERIODICITY_STRIDE
+        np.testing.assert_allclose(a.ap[:early], b.ap[:early], atol=0.01)
+        diffs.extend(np.abs(a.ap[tail] - b.ap[tail]).mean(axis=1))
+    assert voiced_tail > 20 and onsets < voiced_tail / 4
+    # the held tail stays within the interpolation tolerance (test_spectral_stride_stays_close...)
+    assert np.median(diffs) <= 0.05 and np.percentile(diffs, 95) <= 0.15
+    assert held.aperiodicity_frames_analysed < free.aperiodicity_frames_analysed
