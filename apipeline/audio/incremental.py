@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Estimator, F0Track, frames_for
 from apipeline.audio.f0.base import check_mono
+from apipeline.audio.f0.wavelet import DioEstimator
 from apipeline.audio.world import (
     APERIODICITY_RATE,
     WorldFeatures,
@@ -189,6 +190,8 @@ class StreamingF0:
             (past the kept span) are estimated again there.
         pad: mirrored tail in samples (:func:`estimate_mirrored`).
         median_frames: width of the :func:`median_repair` applied to the new frames (1 = off).
+        reuse_refinement: with DIO, a new frame whose StoneMask refinement the previous window already
+            computed from the same inputs reuses it (:meth:`_dio_track`; exact, tested).
     """
 
     def __init__(
@@ -200,6 +203,7 @@ class StreamingF0:
         carry_stop: int,
         pad: int,
         median_frames: int = MEDIAN_FRAMES,
+        reuse_refinement: bool = True,
     ) -> None:
         if block_frames <= 0 or carry_stop < 0:
             raise ParameterError(
@@ -213,10 +217,47 @@ class StreamingF0:
         self.pad = pad
         self.median_frames = median_frames
         self.frames_estimated = 0
+        self.frames_refined = 0
+        self.reuse_refinement = reuse_refinement
         self._carry = _Carry()
+        self._refined = _Carry()
 
     def reset(self) -> None:
         self._carry.reset()
+        self._refined.reset()
+
+    def _dio_track(
+        self, est: DioEstimator, x: NDArray[np.float64], start: int, first: int, n: int
+    ) -> F0Track:
+        """:func:`estimate_mirrored` for DIO+StoneMask, StoneMask skipped where its result is known: a
+        frame refined in the previous window from the same DIO F0 with every sample StoneMask reads
+        inside both windows' real (unmirrored) signal gets exactly the same refinement again."""
+        hop_s = self.hop / self.sample_rate
+        audio = check_mono(x, self.sample_rate, "StreamingF0.track")
+        pad = max(0, min(self.pad, audio.shape[0] - self.hop))
+        signal = np.concatenate([audio, audio[-pad - 1 : -1][::-1]]) if pad > 0 else audio
+        if abs(est.hop_seconds - hop_s) > 1e-12:
+            return estimate_mirrored(est, x, self.sample_rate, self.hop, self.pad, first)
+        raw, t = est.raw_frames(signal, self.sample_rate, n)
+        raw, t = np.ascontiguousarray(raw[first:n]), np.ascontiguousarray(t[first:n])
+        m = n - first
+        reach = est.refine_reach(raw, self.sample_rate)
+        centre = (first + np.arange(m)) * self.hop
+        inside = (centre - reach >= 0) & (centre + reach < audio.shape[0])
+        refined = np.zeros(m)
+        known = np.zeros(m, dtype=bool)
+        k = self._refined.overlap(start + first, m)
+        if k:
+            old_raw, old_refined, old_inside = self._refined.take(start + first, k)
+            known[:k] = old_inside & inside[:k] & (old_raw == raw[:k])
+            refined[:k][known[:k]] = old_refined[known[:k]]
+        todo = np.flatnonzero(~known)
+        if todo.size:
+            refined[todo] = est.refine_frames(signal, self.sample_rate, raw[todo], t[todo])
+        self.frames_refined += int(todo.size)
+        self._refined.keep(start + first, raw, refined, inside)
+        voiced = refined > 0
+        return F0Track(np.where(voiced, refined, 0.0), voiced, hop_s)
 
     def track(self, x: NDArray[np.float64], seq: int) -> F0Track:
         """The F0 track over window ``x`` (block number ``seq``), frames carried where known."""
@@ -224,7 +265,11 @@ class StreamingF0:
         n = frames_for(x.shape[0], self.sample_rate, hop_s)
         start = seq * self.block_frames
         carried = self._carry.overlap(start, min(n, self.carry_stop))
-        new = estimate_mirrored(self.estimator, x, self.sample_rate, self.hop, self.pad, carried)
+        est = self.estimator
+        if self.reuse_refinement and isinstance(est, DioEstimator) and est.refine and n > carried:
+            new = self._dio_track(est, x, start, carried, n)
+        else:
+            new = estimate_mirrored(est, x, self.sample_rate, self.hop, self.pad, carried)
         self.frames_estimated += n - carried
         if carried:
             f0_old, voiced_old = self._carry.take(start, carried)

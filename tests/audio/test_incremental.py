@@ -374,3 +374,23 @@ def test_aperiodicity_hold_analyses_nothing_voiced_past_the_carry_stop() -> None
     # the held tail stays within the interpolation tolerance (test_spectral_stride_stays_close...)
     assert np.median(diffs) <= 0.05 and np.percentile(diffs, 95) <= 0.15
     assert held.aperiodicity_frames_analysed < free.aperiodicity_frames_analysed
+
+
+def test_streaming_f0_reuses_stonemask_only_where_it_is_exact() -> None:
+    """StoneMask is skipped on frames whose refinement the previous window computed from the same DIO F0
+    and samples: the track is bit for bit the one refining every new frame, with fewer refinements."""
+    from apipeline.audio.io import read_audio
+
+    audio, sr = read_audio("examples/data/speech.wav")
+    x = np.asarray(audio, np.float64).reshape(audio.shape[0], -1).mean(axis=1)
+    est = DioEstimator(hop_seconds=110 / sr)
+    reuse = StreamingF0(est, sr, 110, 7, 25, 1100)
+    every = StreamingF0(est, sr, 110, 7, 25, 1100, reuse_refinement=False)
+    for seq, w in enumerate(windows(x, 3300, 770)):
+        if seq == 40:  # a gap: the next window does not follow, nothing may be reused across it
+            continue
+        a, b = reuse.track(w, seq), every.track(w, seq)
+        np.testing.assert_array_equal(a.f0_hz, b.f0_hz)
+        np.testing.assert_array_equal(a.voiced, b.voiced)
+    assert reuse.frames_estimated == every.frames_estimated
+    assert reuse.frames_refined < 0.95 * every.frames_estimated
