@@ -343,10 +343,26 @@ class StreamingAnalysis:
         self._bins = 0
         self.carry_stop = frames[1] if carry_stop is None else max(frames[0], min(carry_stop, frames[1]))
         self.frames_analysed = 0
+        self._unvoiced: dict[int, NDArray[np.float64]] = {}
         self._carry = _Carry()
 
     def reset(self) -> None:
         self._carry.reset()
+
+    def _unvoiced_row(self, audio: NDArray[np.float64], fft_size: int) -> NDArray[np.float64]:
+        """D4C's aperiodicity of an unvoiced frame on ``fft_size``'s bins (the same for any signal)."""
+        row = self._unvoiced.get(fft_size)
+        if row is None:
+            row = aperiodicity_at(
+                audio,
+                self.sample_rate,
+                np.zeros(1),
+                np.zeros(1),
+                fft_size,
+                aperiodicity_rate=self.aperiodicity_rate,
+            )[0]
+            self._unvoiced[fft_size] = row
+        return row
 
     def analyze(self, x: NDArray[np.floating], seq: int, track: F0Track) -> WorldFeatures:
         f_start, f_stop = self.frames
@@ -393,6 +409,11 @@ class StreamingAnalysis:
         ap = np.full((m, bins), np.nan)
         if todo_sp.size:
             sp[todo_sp] = sp_new
+        # D4C gives every unvoiced frame the same row (WORLD: 1 - 1e-12 on every bin): computed once
+        silent = todo_ap[f0_all[todo_ap] == 0]
+        todo_ap = todo_ap[f0_all[todo_ap] > 0]
+        if silent.size:
+            ap[silent] = self._unvoiced_row(audio, (bins - 1) * 2)
         if todo_ap.size:
             ap[todo_ap] = aperiodicity_at(
                 audio,

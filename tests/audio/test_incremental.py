@@ -394,3 +394,25 @@ def test_streaming_f0_reuses_stonemask_only_where_it_is_exact() -> None:
         np.testing.assert_array_equal(a.voiced, b.voiced)
     assert reuse.frames_estimated == every.frames_estimated
     assert reuse.frames_refined < 0.95 * every.frames_estimated
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_unvoiced_aperiodicity_rows_equal_d4c(sr: int) -> None:
+    """Unvoiced frames get D4C's unvoiced row without running D4C on them: the same values, bit for bit."""
+    from apipeline.audio.world import aperiodicity_at
+
+    hop = sr // 200
+    x = voice(1.0, sr)
+    x[: sr // 10] = 0.0  # a silent start: unvoiced frames
+    est = DioEstimator(hop_seconds=hop / sr)
+    track = est.estimate(x[: 40 * hop], sr)
+    an = StreamingAnalysis(
+        sr, 5.0, BLOCK_FRAMES, (0, 38), spectral_stride=1, aperiodicity_stride=1, decimate=False
+    )
+    feats = an.analyze(x[: 40 * hop], 0, track)
+    f0 = feats.f0
+    assert (f0 == 0).sum() > 5 and (f0 > 0).sum() > 5
+    times = np.arange(38) * hop / sr
+    direct = aperiodicity_at(x[: 40 * hop], sr, f0, times, feats.fft_size, aperiodicity_rate=24000)
+    np.testing.assert_array_equal(feats.ap, direct)
+    assert an.aperiodicity_frames_analysed == (f0 > 0).sum()
