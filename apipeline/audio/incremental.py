@@ -39,6 +39,7 @@ window of the kept span's end) were computed with less future than re-analysis w
 from __future__ import annotations
 
 import numpy as np
+import soxr
 from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Estimator, F0Track, frames_for
@@ -76,6 +77,26 @@ SPECTRAL_STRIDE = 2
 APERIODICITY_STRIDE = 4
 """D4C runs on every ``APERIODICITY_STRIDE``-th frame (20 ms): WORLD's aperiodicity is a few 3 kHz bands
 that change slower still than the envelope (:class:`StreamingAnalysis`)."""
+
+
+REFINE_RATE: int | None = None
+"""Default highest rate at which :class:`StreamingF0` runs StoneMask (DIO's refinement); None: the input rate.
+
+StoneMask's FFT grows with the rate (2048 points a frame at 48 kHz, 1024 at 24 kHz): ``refine_rate=24000``
+halves its cost at 48 kHz (core RTF ~0.21 -> ~0.19 there). Off by default: measured with
+``benchmarks/voice_quality.py --f0 dio --rates 48000`` (same sitting) the real-recording gap went from +5.3 to
++5.8 pts (per input -4 to +1 pts: noise-sized, but not better), and the issue asks for pitch not worse."""
+
+
+def refine_factor(sample_rate: int, hop: int, refine_rate: int | None) -> int:
+    """Whole decimation factor from ``sample_rate`` to at most ``refine_rate`` that keeps ``hop`` whole
+    (1: none). 48 kHz, hop 240 -> 2 (24 kHz); 44.1 kHz, hop 220 -> 2; 22.05 kHz -> 1."""
+    if refine_rate is None or sample_rate <= refine_rate:
+        return 1
+    for k in range(-(-sample_rate // refine_rate), sample_rate + 1):
+        if sample_rate % k == 0 and hop % k == 0:
+            return k
+    return 1
 
 
 MEDIAN_FRAMES = 5
@@ -192,6 +213,8 @@ class StreamingF0:
         median_frames: width of the :func:`median_repair` applied to the new frames (1 = off).
         reuse_refinement: with DIO, a new frame whose StoneMask refinement the previous window already
             computed from the same inputs reuses it (:meth:`_dio_track`; exact, tested).
+        refine_rate: with DIO, StoneMask runs on the window decimated by a whole factor to at most this
+            rate (:func:`refine_factor`; None: the input rate). DIO itself already works near 8 kHz.
     """
 
     def __init__(
@@ -204,6 +227,7 @@ class StreamingF0:
         pad: int,
         median_frames: int = MEDIAN_FRAMES,
         reuse_refinement: bool = True,
+        refine_rate: int | None = REFINE_RATE,
     ) -> None:
         if block_frames <= 0 or carry_stop < 0:
             raise ParameterError(
@@ -219,6 +243,7 @@ class StreamingF0:
         self.frames_estimated = 0
         self.frames_refined = 0
         self.reuse_refinement = reuse_refinement
+        self.refine_rate = refine_rate
         self._carry = _Carry()
         self._refined = _Carry()
 
@@ -241,19 +266,26 @@ class StreamingF0:
         raw, t = est.raw_frames(signal, self.sample_rate, n)
         raw, t = np.ascontiguousarray(raw[first:n]), np.ascontiguousarray(t[first:n])
         m = n - first
-        reach = est.refine_reach(raw, self.sample_rate)
-        centre = (first + np.arange(m)) * self.hop
-        inside = (centre - reach >= 0) & (centre + reach < audio.shape[0])
+        # StoneMask at most at refine_rate: on a signal decimated by a whole factor (same frame instants)
+        rate, hop, real = self.sample_rate, self.hop, audio.shape[0]
+        factor = refine_factor(self.sample_rate, self.hop, self.refine_rate)
+        if factor > 1:
+            rate, hop, real = rate // factor, hop // factor, real // factor
+            signal = soxr.resample(signal, self.sample_rate, rate, quality="HQ")
+        reach = est.refine_reach(raw, rate)
+        centre = (first + np.arange(m)) * hop
+        inside = (centre - reach >= 0) & (centre + reach < real)
         refined = np.zeros(m)
         known = np.zeros(m, dtype=bool)
-        k = self._refined.overlap(start + first, m)
+        # (the decimated signal differs between windows in its last bits: no exact reuse there)
+        k = self._refined.overlap(start + first, m) if factor == 1 and self.reuse_refinement else 0
         if k:
             old_raw, old_refined, old_inside = self._refined.take(start + first, k)
             known[:k] = old_inside & inside[:k] & (old_raw == raw[:k])
             refined[:k][known[:k]] = old_refined[known[:k]]
         todo = np.flatnonzero(~known)
         if todo.size:
-            refined[todo] = est.refine_frames(signal, self.sample_rate, raw[todo], t[todo])
+            refined[todo] = est.refine_frames(signal, rate, raw[todo], t[todo])
         self.frames_refined += int(todo.size)
         self._refined.keep(start + first, raw, refined, inside)
         voiced = refined > 0
@@ -266,7 +298,7 @@ class StreamingF0:
         start = seq * self.block_frames
         carried = self._carry.overlap(start, min(n, self.carry_stop))
         est = self.estimator
-        if self.reuse_refinement and isinstance(est, DioEstimator) and est.refine and n > carried:
+        if isinstance(est, DioEstimator) and est.refine and n > carried:
             new = self._dio_track(est, x, start, carried, n)
         else:
             new = estimate_mirrored(est, x, self.sample_rate, self.hop, self.pad, carried)

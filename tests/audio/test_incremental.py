@@ -416,3 +416,39 @@ def test_unvoiced_aperiodicity_rows_equal_d4c(sr: int) -> None:
     direct = aperiodicity_at(x[: 40 * hop], sr, f0, times, feats.fft_size, aperiodicity_rate=24000)
     np.testing.assert_array_equal(feats.ap, direct)
     assert an.aperiodicity_frames_analysed == (f0 > 0).sum()
+
+
+def test_refine_factor_keeps_the_hop_whole() -> None:
+    from apipeline.audio.incremental import refine_factor
+
+    assert refine_factor(48000, 240, 24000) == 2
+    assert refine_factor(44100, 220, 24000) == 2
+    assert refine_factor(22050, 110, 24000) == 1
+    assert refine_factor(48000, 240, None) == 1
+    assert refine_factor(96000, 480, 24000) == 4
+    assert refine_factor(48000, 241, 24000) == 1  # no factor divides both: the input rate
+
+
+def test_streaming_f0_refined_at_24k_stays_close_to_full_rate() -> None:
+    """At 48 kHz StoneMask runs on the window decimated to 24 kHz: voicing unchanged, F0 within a few
+    cents of refining at 48 kHz (decimated windows differ in their last bits: nothing is reused there)."""
+    import soxr
+
+    from apipeline.audio.io import read_audio
+
+    audio, sr0 = read_audio("examples/data/speech.wav")
+    x = soxr.resample(np.asarray(audio, np.float64).reshape(audio.shape[0], -1).mean(axis=1), sr0, 48000)
+    sr, hop = 48000, 240
+    est = DioEstimator(hop_seconds=hop / sr)
+    low = StreamingF0(est, sr, hop, 7, 25, 2400, refine_rate=24000)
+    every = StreamingF0(est, sr, hop, 7, 25, 2400, reuse_refinement=False, refine_rate=24000)
+    full = StreamingF0(est, sr, hop, 7, 25, 2400, refine_rate=None)
+    cents: list[float] = []
+    for seq, w in enumerate(windows(x, 30 * hop, 7 * hop)):
+        a, b, c = low.track(w, seq), every.track(w, seq), full.track(w, seq)
+        np.testing.assert_array_equal(a.f0_hz, b.f0_hz)
+        np.testing.assert_array_equal(a.voiced, c.voiced)
+        v = a.voiced & c.voiced
+        cents.extend(np.abs(1200 * np.log2(a.f0_hz[v] / c.f0_hz[v])))
+    assert len(cents) > 1000 and low.frames_refined == low.frames_estimated
+    assert np.median(cents) <= 5.0 and np.percentile(cents, 95) <= 30.0
