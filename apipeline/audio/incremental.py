@@ -39,10 +39,12 @@ window of the kept span's end) were computed with less future than re-analysis w
 from __future__ import annotations
 
 import numpy as np
+import soxr
 from numpy.typing import NDArray
 
 from apipeline.audio.f0 import F0Estimator, F0Track, frames_for
 from apipeline.audio.f0.base import check_mono
+from apipeline.audio.f0.wavelet import DioEstimator
 from apipeline.audio.world import (
     APERIODICITY_RATE,
     WorldFeatures,
@@ -75,6 +77,26 @@ SPECTRAL_STRIDE = 2
 APERIODICITY_STRIDE = 4
 """D4C runs on every ``APERIODICITY_STRIDE``-th frame (20 ms): WORLD's aperiodicity is a few 3 kHz bands
 that change slower still than the envelope (:class:`StreamingAnalysis`)."""
+
+
+REFINE_RATE: int | None = None
+"""Default highest rate at which :class:`StreamingF0` runs StoneMask (DIO's refinement); None: the input rate.
+
+StoneMask's FFT grows with the rate (2048 points a frame at 48 kHz, 1024 at 24 kHz): ``refine_rate=24000``
+halves its cost at 48 kHz (core RTF ~0.21 -> ~0.19 there). Off by default: measured with
+``benchmarks/voice_quality.py --f0 dio --rates 48000`` (same sitting) the real-recording gap went from +5.3 to
++5.8 pts (per input -4 to +1 pts: noise-sized, but not better), and the issue asks for pitch not worse."""
+
+
+def refine_factor(sample_rate: int, hop: int, refine_rate: int | None) -> int:
+    """Whole decimation factor from ``sample_rate`` to at most ``refine_rate`` that keeps ``hop`` whole
+    (1: none). 48 kHz, hop 240 -> 2 (24 kHz); 44.1 kHz, hop 220 -> 2; 22.05 kHz -> 1."""
+    if refine_rate is None or sample_rate <= refine_rate:
+        return 1
+    for k in range(-(-sample_rate // refine_rate), sample_rate + 1):
+        if sample_rate % k == 0 and hop % k == 0:
+            return k
+    return 1
 
 
 MEDIAN_FRAMES = 5
@@ -189,6 +211,10 @@ class StreamingF0:
             (past the kept span) are estimated again there.
         pad: mirrored tail in samples (:func:`estimate_mirrored`).
         median_frames: width of the :func:`median_repair` applied to the new frames (1 = off).
+        reuse_refinement: with DIO, a new frame whose StoneMask refinement the previous window already
+            computed from the same inputs reuses it (:meth:`_dio_track`; exact, tested).
+        refine_rate: with DIO, StoneMask runs on the window decimated by a whole factor to at most this
+            rate (:func:`refine_factor`; None: the input rate). DIO itself already works near 8 kHz.
     """
 
     def __init__(
@@ -200,6 +226,8 @@ class StreamingF0:
         carry_stop: int,
         pad: int,
         median_frames: int = MEDIAN_FRAMES,
+        reuse_refinement: bool = True,
+        refine_rate: int | None = REFINE_RATE,
     ) -> None:
         if block_frames <= 0 or carry_stop < 0:
             raise ParameterError(
@@ -213,10 +241,55 @@ class StreamingF0:
         self.pad = pad
         self.median_frames = median_frames
         self.frames_estimated = 0
+        self.frames_refined = 0
+        self.reuse_refinement = reuse_refinement
+        self.refine_rate = refine_rate
         self._carry = _Carry()
+        self._refined = _Carry()
 
     def reset(self) -> None:
         self._carry.reset()
+        self._refined.reset()
+
+    def _dio_track(
+        self, est: DioEstimator, x: NDArray[np.float64], start: int, first: int, n: int
+    ) -> F0Track:
+        """:func:`estimate_mirrored` for DIO+StoneMask, StoneMask skipped where its result is known: a
+        frame refined in the previous window from the same DIO F0 with every sample StoneMask reads
+        inside both windows' real (unmirrored) signal gets exactly the same refinement again."""
+        hop_s = self.hop / self.sample_rate
+        audio = check_mono(x, self.sample_rate, "StreamingF0.track")
+        pad = max(0, min(self.pad, audio.shape[0] - self.hop))
+        signal = np.concatenate([audio, audio[-pad - 1 : -1][::-1]]) if pad > 0 else audio
+        if abs(est.hop_seconds - hop_s) > 1e-12:
+            return estimate_mirrored(est, x, self.sample_rate, self.hop, self.pad, first)
+        raw, t = est.raw_frames(signal, self.sample_rate, n)
+        raw, t = np.ascontiguousarray(raw[first:n]), np.ascontiguousarray(t[first:n])
+        m = n - first
+        # StoneMask at most at refine_rate: on a signal decimated by a whole factor (same frame instants)
+        rate, hop, real = self.sample_rate, self.hop, audio.shape[0]
+        factor = refine_factor(self.sample_rate, self.hop, self.refine_rate)
+        if factor > 1:
+            rate, hop, real = rate // factor, hop // factor, real // factor
+            signal = soxr.resample(signal, self.sample_rate, rate, quality="HQ")
+        reach = est.refine_reach(raw, rate)
+        centre = (first + np.arange(m)) * hop
+        inside = (centre - reach >= 0) & (centre + reach < real)
+        refined = np.zeros(m)
+        known = np.zeros(m, dtype=bool)
+        # (the decimated signal differs between windows in its last bits: no exact reuse there)
+        k = self._refined.overlap(start + first, m) if factor == 1 and self.reuse_refinement else 0
+        if k:
+            old_raw, old_refined, old_inside = self._refined.take(start + first, k)
+            known[:k] = old_inside & inside[:k] & (old_raw == raw[:k])
+            refined[:k][known[:k]] = old_refined[known[:k]]
+        todo = np.flatnonzero(~known)
+        if todo.size:
+            refined[todo] = est.refine_frames(signal, rate, raw[todo], t[todo])
+        self.frames_refined += int(todo.size)
+        self._refined.keep(start + first, raw, refined, inside)
+        voiced = refined > 0
+        return F0Track(np.where(voiced, refined, 0.0), voiced, hop_s)
 
     def track(self, x: NDArray[np.float64], seq: int) -> F0Track:
         """The F0 track over window ``x`` (block number ``seq``), frames carried where known."""
@@ -224,7 +297,11 @@ class StreamingF0:
         n = frames_for(x.shape[0], self.sample_rate, hop_s)
         start = seq * self.block_frames
         carried = self._carry.overlap(start, min(n, self.carry_stop))
-        new = estimate_mirrored(self.estimator, x, self.sample_rate, self.hop, self.pad, carried)
+        est = self.estimator
+        if isinstance(est, DioEstimator) and est.refine and n > carried:
+            new = self._dio_track(est, x, start, carried, n)
+        else:
+            new = estimate_mirrored(est, x, self.sample_rate, self.hop, self.pad, carried)
         self.frames_estimated += n - carried
         if carried:
             f0_old, voiced_old = self._carry.take(start, carried)
@@ -253,6 +330,13 @@ class StreamingAnalysis:
     ``spectral_stride`` (default :data:`SPECTRAL_STRIDE`): CheapTrick and D4C run only on the frames whose
     absolute index is a multiple of it, plus voicing edges (:func:`interpolation_plan`); 1 analyses every
     frame, as :func:`~apipeline.audio.world.analyze` does.
+    ``aperiodicity_hold`` (default on): D4C runs on no frame from ``carry_stop`` on (those would be
+    analysed again in the next window anyway); the frames that would need such an anchor hold the last
+    aperiodicity before it. Those frames are the newest of the kept span, the crossfade tail the next
+    block fades out, and the next window analyses them again with their full neighbourhood; the
+    aperiodicity (D4C's 3 kHz bands) changes slowly, and D4C is the costliest analysis per frame (~0.3 ms
+    per voiced frame at 22.05 kHz, 4x CheapTrick). On the example speech ~0.8 of ~2.3 voiced D4C frames
+    per block were such tail anchors.
     """
 
     def __init__(
@@ -267,6 +351,7 @@ class StreamingAnalysis:
         spectral_stride: int = SPECTRAL_STRIDE,
         decimate: bool = True,
         aperiodicity_stride: int = APERIODICITY_STRIDE,
+        aperiodicity_hold: bool = True,
     ):
         strides = (spectral_stride, aperiodicity_stride)
         bad_stride = not all(isinstance(v, int) and v >= 1 for v in strides)
@@ -285,14 +370,31 @@ class StreamingAnalysis:
         self.spectral_stride = int(spectral_stride)
         self.decimate = bool(decimate)
         self.aperiodicity_stride = int(aperiodicity_stride)
+        self.aperiodicity_hold = bool(aperiodicity_hold)
         self.aperiodicity_frames_analysed = 0
         self._bins = 0
         self.carry_stop = frames[1] if carry_stop is None else max(frames[0], min(carry_stop, frames[1]))
         self.frames_analysed = 0
+        self._unvoiced: dict[int, NDArray[np.float64]] = {}
         self._carry = _Carry()
 
     def reset(self) -> None:
         self._carry.reset()
+
+    def _unvoiced_row(self, audio: NDArray[np.float64], fft_size: int) -> NDArray[np.float64]:
+        """D4C's aperiodicity of an unvoiced frame on ``fft_size``'s bins (the same for any signal)."""
+        row = self._unvoiced.get(fft_size)
+        if row is None:
+            row = aperiodicity_at(
+                audio,
+                self.sample_rate,
+                np.zeros(1),
+                np.zeros(1),
+                fft_size,
+                aperiodicity_rate=self.aperiodicity_rate,
+            )[0]
+            self._unvoiced[fft_size] = row
+        return row
 
     def analyze(self, x: NDArray[np.floating], seq: int, track: F0Track) -> WorldFeatures:
         f_start, f_stop = self.frames
@@ -312,7 +414,8 @@ class StreamingAnalysis:
         f0_all = np.ascontiguousarray(np.where(track.voiced, track.f0_hz, 0.0)[e_start:e_stop])
         first, out_start = base + e_start, f_start - e_start
         plan_sp = interpolation_plan(f0_all, first, self.spectral_stride, out_start, count)
-        plan_ap = interpolation_plan(f0_all, first, self.aperiodicity_stride, out_start, count)
+        hold = self.carry_stop - e_start if self.aperiodicity_hold and self.carry_stop < n else None
+        plan_ap = interpolation_plan(f0_all, first, self.aperiodicity_stride, out_start, count, hold)
         same = np.zeros(m, dtype=bool)  # carried with (nearly) the F0 it has now
         carried = self._carry.overlap(first, m)
         old: tuple[NDArray, ...] = ()
@@ -338,6 +441,11 @@ class StreamingAnalysis:
         ap = np.full((m, bins), np.nan)
         if todo_sp.size:
             sp[todo_sp] = sp_new
+        # D4C gives every unvoiced frame the same row (WORLD: 1 - 1e-12 on every bin): computed once
+        silent = todo_ap[f0_all[todo_ap] == 0]
+        todo_ap = todo_ap[f0_all[todo_ap] > 0]
+        if silent.size:
+            ap[silent] = self._unvoiced_row(audio, (bins - 1) * 2)
         if todo_ap.size:
             ap[todo_ap] = aperiodicity_at(
                 audio,
@@ -391,7 +499,14 @@ def _interpolate(
     stride: int,
     log: bool,
 ) -> None:
-    """Rows ``at`` of ``arr`` interpolated between rows ``lo`` and ``hi`` (geometrically with ``log``)."""
+    """Rows ``at`` of ``arr`` interpolated between rows ``lo`` and ``hi`` (geometrically with ``log``);
+    rows with ``lo == hi`` copy row ``lo``."""
+    same = lo == hi
+    if same.any():
+        arr[at[same]] = arr[lo[same]]
+        at, lo, hi = at[~same], lo[~same], hi[~same]
+        if at.size == 0:
+            return
     if stride == 2:  # halfway: the geometric mean / the mean
         arr[at] = np.sqrt(arr[lo] * arr[hi]) if log else 0.5 * (arr[lo] + arr[hi])
         return
@@ -403,7 +518,12 @@ def _interpolate(
 
 
 def interpolation_plan(
-    f0: NDArray[np.float64], first: int, stride: int, out_start: int, out_count: int
+    f0: NDArray[np.float64],
+    first: int,
+    stride: int,
+    out_start: int,
+    out_count: int,
+    hold_from: int | None = None,
 ) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64]]:
     """Which frames of a run are analysed and which are interpolated (see :class:`StreamingAnalysis`).
 
@@ -413,6 +533,10 @@ def interpolation_plan(
     anchors have its voicing; every other wanted frame, and every anchor an interpolated frame needs,
     is analysed. Returns ``(direct, left, right)``: ``direct[i]`` when frame ``i`` is to be analysed;
     for an interpolated frame ``left[i]``/``right[i]`` are its anchors' indices (else -1).
+
+    ``hold_from`` (an index into ``f0``; default: none): no anchor at or after it is analysed. A wanted
+    frame that would need one takes the value of the last anchor before it (``left[i] == right[i]``) when
+    that anchor is in the frame's voiced or unvoiced run; otherwise the frame is analysed itself.
     """
     m = f0.shape[0]
     idx = np.arange(m)
@@ -421,10 +545,11 @@ def interpolation_plan(
     wanted = (idx >= out_start) & (idx < out_start + out_count)
     if stride <= 1:
         return wanted, left, right
+    hold = m if hold_from is None else max(0, min(int(hold_from), m))
     lo = idx - (first + idx) % stride
     hi = lo + stride
     voiced = f0 > 0
-    ok = wanted & (lo != idx) & (lo >= 0) & (hi < m)
+    ok = wanted & (lo != idx) & (lo >= 0) & (hi < hold)
     cand = np.flatnonzero(ok)
     ok[cand] = (voiced[lo[cand]] == voiced[cand]) & (voiced[hi[cand]] == voiced[cand])
     interp = np.flatnonzero(ok)
@@ -432,4 +557,16 @@ def interpolation_plan(
     direct = wanted & ~ok
     direct[lo[interp]] = True
     direct[hi[interp]] = True
+    if hold < m and hold > 0:
+        # frames whose interpolation needs an anchor at or past ``hold``: the last anchor before it
+        last = hold - 1 - (first + hold - 1) % stride
+        src = np.minimum(lo, last)
+        run = np.cumsum(np.concatenate([[0], voiced[1:] != voiced[:-1]]))
+        need = wanted & ~ok & ((idx >= hold) | ((hi >= hold) & (lo != idx)))
+        cand = np.flatnonzero(need & (src >= 0))
+        held = cand[run[src[cand]] == run[cand]]
+        held = held[src[held] != held]
+        left[held], right[held] = src[held], src[held]
+        direct[held] = False
+        direct[src[held]] = True
     return direct, left, right

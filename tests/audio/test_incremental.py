@@ -305,3 +305,150 @@ def test_spectral_stride_stays_close_to_the_full_rate_analysis() -> None:
         StreamingAnalysis(sr, 5.0, bf, frames, spectral_stride=0)
     with pytest.raises(ValueError, match="aperiodicity_stride"):
         StreamingAnalysis(sr, 5.0, bf, frames, aperiodicity_stride=0)
+
+
+def test_interpolation_plan_holds_the_last_anchor_before_hold_from() -> None:
+    # absolute frames 0..11, all voiced, stride 4, every frame wanted, no anchor from frame 8 on
+    f0 = np.full(12, 100.0)
+    direct, left, right = interpolation_plan(f0, 0, 4, 0, 11, hold_from=8)
+    assert list(np.flatnonzero(direct)) == [0, 4]  # no anchor at or past 8 is analysed
+    assert (left[2], right[2]) == (0, 4)  # interpolated as before
+    for i in (5, 6, 7, 8, 9, 10):  # would need anchor 8: hold anchor 4
+        assert (left[i], right[i]) == (4, 4)
+    # a frame past hold_from in another voicing run than the last anchor is analysed itself
+    f0[9:] = 0.0
+    direct, left, _ = interpolation_plan(f0, 0, 4, 0, 11, hold_from=8)
+    assert list(np.flatnonzero(direct)) == [0, 4, 9, 10] and left[8] == 4
+    # without hold_from: the plan of before (anchor 8 analysed)
+    direct, _, _ = interpolation_plan(np.full(12, 100.0), 0, 4, 0, 11)
+    assert 8 in np.flatnonzero(direct)
+
+
+def test_aperiodicity_hold_analyses_nothing_voiced_past_the_carry_stop() -> None:
+    """D4C never runs on a voiced frame that the next window analyses again; the held frames take an
+    analysed frame's aperiodicity, and only the frames from the carry stop's last anchor on change."""
+    sr, hop, bf, frames, stop = SR, HOP, BLOCK_FRAMES, (13, 29), 27
+    x = voice(1.5)
+    est = DioEstimator(hop_seconds=hop / sr)
+    f0s = StreamingF0(est, sr, hop, bf, 24, 800)
+    held = StreamingAnalysis(sr, 5.0, bf, frames, carry_stop=stop, decimate=False)
+    free = StreamingAnalysis(sr, 5.0, bf, frames, carry_stop=stop, decimate=False, aperiodicity_hold=False)
+    asked: list[float] = []
+    import apipeline.audio.incremental as inc
+
+    real = inc.aperiodicity_at
+
+    def spy(audio, rate, f0, times, *a, **k):  # type: ignore[no-untyped-def]
+        asked.extend(float(t) for t, f in zip(times, f0, strict=True) if f > 0)
+        return real(audio, rate, f0, times, *a, **k)
+
+    voiced_tail = 0
+    diffs: list[float] = []
+    onsets = 0
+    for seq, w in enumerate(windows(x, 3200, bf * hop)):
+        track = f0s.track(w, seq)
+        b = free.analyze(w, seq, track)
+        asked.clear()
+        inc.aperiodicity_at = spy
+        try:
+            a = held.analyze(w, seq, track)
+        finally:
+            inc.aperiodicity_at = real
+        # a voiced frame from the carry stop on is analysed only at a voicing onset after the last anchor
+        anchor = max(i for i in range(stop) if (seq * bf + i) % APERIODICITY_STRIDE == 0)
+        f0w = np.where(track.voiced, track.f0_hz, 0.0)
+        for i in (round(t * 1000 / 5.0) for t in asked):
+            assert i < stop or np.any(f0w[anchor : i + 1] == 0), (seq, i)
+        onsets += sum(round(t * 1000 / 5.0) >= stop for t in asked)
+        np.testing.assert_array_equal(a.sp, b.sp)
+        tail = np.flatnonzero(a.f0[stop - frames[0] :] > 0) + stop - frames[0]
+        voiced_tail += tail.size
+        analysed = {round(t * 1000 / 5.0) - frames[0] for t in asked}
+        for i in (i for i in tail if i not in analysed):  # a held row equals an earlier row
+            assert any(np.array_equal(a.ap[i], a.ap[j]) for j in range(stop - frames[0]))
+        # earlier frames: the same analysis (up to the 2 % F0 tolerance of reusing a carried frame)
+        early = stop - frames[0] - 2 * APERIODICITY_STRIDE
+        np.testing.assert_allclose(a.ap[:early], b.ap[:early], atol=0.01)
+        diffs.extend(np.abs(a.ap[tail] - b.ap[tail]).mean(axis=1))
+    assert voiced_tail > 20 and onsets < voiced_tail / 4
+    # the held tail stays within the interpolation tolerance (test_spectral_stride_stays_close...)
+    assert np.median(diffs) <= 0.05 and np.percentile(diffs, 95) <= 0.15
+    assert held.aperiodicity_frames_analysed < free.aperiodicity_frames_analysed
+
+
+def test_streaming_f0_reuses_stonemask_only_where_it_is_exact() -> None:
+    """StoneMask is skipped on frames whose refinement the previous window computed from the same DIO F0
+    and samples: the track is bit for bit the one refining every new frame, with fewer refinements."""
+    from apipeline.audio.io import read_audio
+
+    audio, sr = read_audio("examples/data/speech.wav")
+    x = np.asarray(audio, np.float64).reshape(audio.shape[0], -1).mean(axis=1)
+    est = DioEstimator(hop_seconds=110 / sr)
+    reuse = StreamingF0(est, sr, 110, 7, 25, 1100)
+    every = StreamingF0(est, sr, 110, 7, 25, 1100, reuse_refinement=False)
+    for seq, w in enumerate(windows(x, 3300, 770)):
+        if seq == 40:  # a gap: the next window does not follow, nothing may be reused across it
+            continue
+        a, b = reuse.track(w, seq), every.track(w, seq)
+        np.testing.assert_array_equal(a.f0_hz, b.f0_hz)
+        np.testing.assert_array_equal(a.voiced, b.voiced)
+    assert reuse.frames_estimated == every.frames_estimated
+    assert reuse.frames_refined < 0.95 * every.frames_estimated
+
+
+@pytest.mark.parametrize("sr", [16000, 48000])
+def test_unvoiced_aperiodicity_rows_equal_d4c(sr: int) -> None:
+    """Unvoiced frames get D4C's unvoiced row without running D4C on them: the same values, bit for bit."""
+    from apipeline.audio.world import aperiodicity_at
+
+    hop = sr // 200
+    x = voice(1.0, sr)
+    x[: sr // 10] = 0.0  # a silent start: unvoiced frames
+    est = DioEstimator(hop_seconds=hop / sr)
+    track = est.estimate(x[: 40 * hop], sr)
+    an = StreamingAnalysis(
+        sr, 5.0, BLOCK_FRAMES, (0, 38), spectral_stride=1, aperiodicity_stride=1, decimate=False
+    )
+    feats = an.analyze(x[: 40 * hop], 0, track)
+    f0 = feats.f0
+    assert (f0 == 0).sum() > 5 and (f0 > 0).sum() > 5
+    times = np.arange(38) * hop / sr
+    direct = aperiodicity_at(x[: 40 * hop], sr, f0, times, feats.fft_size, aperiodicity_rate=24000)
+    np.testing.assert_array_equal(feats.ap, direct)
+    assert an.aperiodicity_frames_analysed == (f0 > 0).sum()
+
+
+def test_refine_factor_keeps_the_hop_whole() -> None:
+    from apipeline.audio.incremental import refine_factor
+
+    assert refine_factor(48000, 240, 24000) == 2
+    assert refine_factor(44100, 220, 24000) == 2
+    assert refine_factor(22050, 110, 24000) == 1
+    assert refine_factor(48000, 240, None) == 1
+    assert refine_factor(96000, 480, 24000) == 4
+    assert refine_factor(48000, 241, 24000) == 1  # no factor divides both: the input rate
+
+
+def test_streaming_f0_refined_at_24k_stays_close_to_full_rate() -> None:
+    """At 48 kHz StoneMask runs on the window decimated to 24 kHz: voicing unchanged, F0 within a few
+    cents of refining at 48 kHz (decimated windows differ in their last bits: nothing is reused there)."""
+    import soxr
+
+    from apipeline.audio.io import read_audio
+
+    audio, sr0 = read_audio("examples/data/speech.wav")
+    x = soxr.resample(np.asarray(audio, np.float64).reshape(audio.shape[0], -1).mean(axis=1), sr0, 48000)
+    sr, hop = 48000, 240
+    est = DioEstimator(hop_seconds=hop / sr)
+    low = StreamingF0(est, sr, hop, 7, 25, 2400, refine_rate=24000)
+    every = StreamingF0(est, sr, hop, 7, 25, 2400, reuse_refinement=False, refine_rate=24000)
+    full = StreamingF0(est, sr, hop, 7, 25, 2400, refine_rate=None)
+    cents: list[float] = []
+    for seq, w in enumerate(windows(x, 30 * hop, 7 * hop)):
+        a, b, c = low.track(w, seq), every.track(w, seq), full.track(w, seq)
+        np.testing.assert_array_equal(a.f0_hz, b.f0_hz)
+        np.testing.assert_array_equal(a.voiced, c.voiced)
+        v = a.voiced & c.voiced
+        cents.extend(np.abs(1200 * np.log2(a.f0_hz[v] / c.f0_hz[v])))
+    assert len(cents) > 1000 and low.frames_refined == low.frames_estimated
+    assert np.median(cents) <= 5.0 and np.percentile(cents, 95) <= 30.0

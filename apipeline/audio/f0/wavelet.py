@@ -97,15 +97,40 @@ class DioEstimator(F0Estimator):
         n = frames_for(audio.shape[0], int(sample_rate), self.hop_seconds)
         if not 0 <= start <= stop <= n:
             raise ParameterError(f"DioEstimator.estimate_frames: bad range [{start}, {stop}) of {n} frames")
-        f0, t = self._raw(audio, int(sample_rate))
+        f0, t = self.raw_frames(audio, int(sample_rate), n)
+        f0, t = np.ascontiguousarray(f0[start:stop]), np.ascontiguousarray(t[start:stop])
+        if self.refine and f0.shape[0]:
+            f0 = self.refine_frames(audio, int(sample_rate), f0, t)
+        voiced = f0 > 0
+        return F0Track(np.where(voiced, f0, 0.0), voiced, self.hop_seconds)
+
+    def raw_frames(
+        self, audio: NDArray[np.float64], sample_rate: int, n: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """DIO's unrefined F0 and frame times over validated ``audio``, fitted to ``n`` frames."""
+        f0, t = self._raw(audio, sample_rate)
         if f0.shape[0] < n:  # float rounding of the frame count inside DIO: same fix as estimate()
             f0 = np.concatenate([f0, np.repeat(f0[-1:], n - f0.shape[0])])
             t = np.arange(n, dtype=np.float64) * self.hop_seconds
-        f0, t = np.ascontiguousarray(f0[start:stop]), np.ascontiguousarray(t[start:stop])
-        if self.refine and f0.shape[0]:
-            f0 = np.asarray(self._pw.stonemask(audio, f0, t, int(sample_rate)), dtype=np.float64)
-        voiced = f0 > 0
-        return F0Track(np.where(voiced, f0, 0.0), voiced, self.hop_seconds)
+        return f0[:n], t[:n]
+
+    def refine_frames(
+        self, audio: NDArray[np.float64], sample_rate: int, f0: NDArray[np.float64], t: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """StoneMask of the frames at times ``t`` with DIO F0 ``f0``: each from the samples within
+        :meth:`refine_reach` of its instant only."""
+        f0, t = np.ascontiguousarray(f0, dtype=np.float64), np.ascontiguousarray(t, dtype=np.float64)
+        return np.asarray(self._pw.stonemask(audio, f0, t, sample_rate), dtype=np.float64)
+
+    @staticmethod
+    def refine_reach(f0: NDArray[np.float64], sample_rate: int) -> NDArray[np.int64]:
+        """Samples each side of a frame's centre that StoneMask reads for DIO F0 ``f0`` (WORLD: a
+        window of 3 periods, ``int(1.5 fs / f0 + 1)`` each side, one more sample before), 0 where it
+        reads none (F0 at or below 40 Hz or above ``fs / 12``: the frame is unvoiced)."""
+        f = np.asarray(f0, dtype=np.float64)
+        reads = (f > 40.0) & (f <= sample_rate / 12.0)
+        half = np.where(reads, (1.5 * sample_rate / np.where(reads, f, 1.0) + 1.0).astype(np.int64) + 1, 0)
+        return half.astype(np.int64)
 
 
 class HarvestEstimator(F0Estimator):
