@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from apipeline.errors import AudioFormatError
 from apipeline.frames import EndFrame, ErrorFrame, Frame, SyncFrame, SyncNotifyFrame, UpdateSettingsFrame
 from apipeline.serializers import ProtobufFrameSerializer
 from apipeline.transports.webrtc import (
@@ -135,7 +136,7 @@ def _source_track(audio: NDArray[np.float32], sample_rate: int) -> Any:
     x = np.asarray(audio, np.float32)
     x = x.reshape(-1, 1) if x.ndim == 1 else x
     if x.shape[1] not in (1, 2):
-        raise ValueError(f"the client sends mono or stereo audio, got {x.shape[1]} channels")
+        raise AudioFormatError(f"the client sends mono or stereo audio, got {x.shape[1]} channels")
     rate = sample_rate
     if sample_rate % 50:
         import soxr

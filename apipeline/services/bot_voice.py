@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from apipeline.errors import ParameterError
 from apipeline.frames import AudioRawFrame, Frame, StartInterruptionFrame, TTSAudioRawFrame, TTSStoppedFrame
 from apipeline.pipeline.pipeline import Pipeline
 from apipeline.processors.frame_processor import FrameDirection, FrameProcessor
@@ -32,7 +33,7 @@ class SpeechTail(FrameProcessor):
     def __init__(self, tail_s: float, *, frame_s: float = 0.02, name: str | None = None) -> None:
         super().__init__(name=name)
         if not tail_s >= 0:
-            raise ValueError(f"tail_s must be >= 0, got {tail_s}")
+            raise ParameterError(f"tail_s must be >= 0, got {tail_s}")
         self.tail_s = tail_s
         self.frame_s = frame_s
         self._last: AudioRawFrame | None = None

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from apipeline.errors import ParameterError
+from apipeline.errors import ParameterError, SelfTestError
 from apipeline.frames import (
     AudioRawFrame,
     DataFrame,
@@ -322,7 +322,7 @@ class ChatbotFactory:
             del text  # what it says does not matter; that it ran does
         if not c.tts_url:
             if synthesize_speech("ready", voice=c.voice, rate=c.speech_rate).size == 0:
-                raise RuntimeError("eSpeak NG synthesized nothing for 'ready'")
+                raise SelfTestError("eSpeak NG synthesized nothing for 'ready'")
         if not c.stt_url:
             from apipeline.services.pocketsphinx import load_decoder
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from apipeline.errors import ParameterError
+
 logger = logging.getLogger("apipeline.transports")
 
 #: Methods the front may take for itself; every other request goes to websockets at once.
@@ -91,7 +93,7 @@ def render_response(response: HttpResponse) -> bytes:
     }
     for name, value in headers.items():
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError(f"header {name!r} carries a line break")
+            raise ParameterError(f"header {name!r} carries a line break")
         lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 

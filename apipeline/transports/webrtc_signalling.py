@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from apipeline.errors import ApipelineError, ConfigurationError, SessionRefused
+from apipeline.errors import ApipelineError, ConfigurationError, SerializationError, SessionRefused
 from apipeline.transports.http_front import HttpFront, HttpRequest, HttpResponse
 from apipeline.transports.session import (
     SessionSpec,
@@ -326,14 +326,14 @@ def _offer_sdp(body: bytes) -> str:
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"the body is not JSON: {exc}") from None
+        raise SerializationError(f"the body is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError('the body must be a JSON object {"type": "offer", "sdp": "..."}')
+        raise SerializationError('the body must be a JSON object {"type": "offer", "sdp": "..."}')
     if data.get("type") != "offer":
-        raise ValueError(f'"type" must be "offer", got {data.get("type")!r}')
+        raise SerializationError(f'"type" must be "offer", got {data.get("type")!r}')
     sdp = data.get("sdp")
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise ValueError('"sdp" must be the offer\'s SDP text (starting with "v=0")')
+        raise SerializationError('"sdp" must be the offer\'s SDP text (starting with "v=0")')
     check_sdp_lines(sdp)
     return sdp
 
@@ -350,6 +350,6 @@ def check_sdp_lines(sdp: str) -> None:
     for number, line in enumerate(lines, 1):
         if not _SDP_LINE.match(line) or (line.startswith("m=") and not _MEDIA_LINE.match(line)):
             expected = "m=<media> <port> <proto> <formats>" if line.startswith("m=") else "<letter>=<value>"
-            raise ValueError(f"SDP line {number} {line[:60]!r} is not {expected}")
+            raise SerializationError(f"SDP line {number} {line[:60]!r} is not {expected}")
     if not any(line.startswith("m=audio ") for line in lines):
-        raise ValueError("the offer is not an SDP offer with an audio section (m=audio)")
+        raise SerializationError("the offer is not an SDP offer with an audio section (m=audio)")
