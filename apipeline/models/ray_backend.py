@@ -637,10 +637,8 @@ class RayBackend:
         self._pools[definition.name] = pool
         return pool
 
-    async def _drop_pool(self, service: str) -> None:
-        pool = self._pools.pop(service, None)
-        if pool is None:
-            return
+    async def _stop_pool_tasks(self, pool: Any) -> None:
+        """Cancel a pool's monitor, revivers and watchers, and stop watching its replicas."""
         tasks = [
             t
             for t in [pool.monitor, *(x for r in pool.replicas for x in (r.reviver, r.watcher))]
@@ -651,6 +649,13 @@ class RayBackend:
         await asyncio.gather(*tasks, return_exceptions=True)
         for r in pool.replicas:
             self._unwatch(r)
+
+    async def _drop_pool(self, service: str) -> None:
+        pool = self._pools.pop(service, None)
+        if pool is None:
+            return
+        await self._stop_pool_tasks(pool)
+        for r in pool.replicas:
             if self._lost is None:
                 self._ray.kill(r.handle, no_restart=True)
 

@@ -392,16 +392,7 @@ class ServeBackend(RayBackend):
         self._handles.pop(service, None)
         if pool is None:
             return
-        tasks = [
-            t
-            for t in [pool.monitor, *(x for r in pool.replicas for x in (r.reviver, r.watcher))]
-            if t is not None
-        ]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for r in pool.replicas:
-            self._unwatch(r)
+        await self._stop_pool_tasks(pool)
         app = self._apps.get(service)
         if self.delete_on_close and app is not None and self._lost is None and self._ray is not None:
             await asyncio.to_thread(self._delete_app, app)
