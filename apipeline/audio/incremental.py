@@ -49,7 +49,6 @@ from apipeline.audio.world import (
     APERIODICITY_RATE,
     WorldFeatures,
     aperiodicity_at,
-    decimate_bins,
     envelope_at,
     synthesis_fft_size,
 )
@@ -127,7 +126,7 @@ def median_repair(
         return out
     log_f0 = np.log(np.where(voiced, np.maximum(f0, 1e-12), 1.0))
     cols = idx[:, None] + np.arange(-half, half + 1)[None, :]
-    inside = np.clip(cols, 0, n - 1)
+    inside = np.minimum(np.maximum(cols, 0), n - 1)
     valid = (cols == inside) & (run[inside] == run[idx][:, None])
     values = np.sort(np.where(valid, log_f0[inside], np.inf), axis=1)  # the valid ones first, in order
     count = valid.sum(axis=1)
@@ -283,7 +282,7 @@ class StreamingF0:
             old_raw, old_refined, old_inside = self._refined.take(start + first, k)
             known[:k] = old_inside & inside[:k] & (old_raw == raw[:k])
             refined[:k][known[:k]] = old_refined[known[:k]]
-        todo = np.flatnonzero(~known)
+        todo = (~known).nonzero()[0]
         if todo.size:
             refined[todo] = est.refine_frames(signal, rate, raw[todo], t[todo])
         self.frames_refined += int(todo.size)
@@ -372,6 +371,8 @@ class StreamingAnalysis:
         self.aperiodicity_stride = int(aperiodicity_stride)
         self.aperiodicity_hold = bool(aperiodicity_hold)
         self.aperiodicity_frames_analysed = 0
+        self._fft_size = 0  # CheapTrick's FFT size (known after the first envelope)
+        self._step = 1  # every ``_step``-th of its bins is kept (the synthesis FFT's bins)
         self._bins = 0
         self.carry_stop = frames[1] if carry_stop is None else max(frames[0], min(carry_stop, frames[1]))
         self.frames_analysed = 0
@@ -380,6 +381,20 @@ class StreamingAnalysis:
 
     def reset(self) -> None:
         self._carry.reset()
+
+    def _set_fft_size(self, fft_size: int) -> None:
+        """CheapTrick's FFT size; rows are kept on the synthesis FFT's bins when ``decimate`` (the
+        envelope and the aperiodicity are per-bin values: every ``step``-th bin of a row is exactly what
+        :func:`~apipeline.audio.world.decimate_bins` would keep after interpolating full rows)."""
+        if fft_size == self._fft_size:
+            return
+        target = synthesis_fft_size(self.sample_rate) if self.decimate else fft_size
+        step = fft_size // target if target < fft_size else 1
+        if step * target != fft_size and step != 1:
+            raise ParameterError(f"StreamingAnalysis: {target} does not divide CheapTrick's {fft_size}")
+        self._fft_size, self._step = fft_size, step
+        self._bins = fft_size // step // 2 + 1
+        self._carry.reset()  # carried rows were on other bins
 
     def _unvoiced_row(self, audio: NDArray[np.float64], fft_size: int) -> NDArray[np.float64]:
         """D4C's aperiodicity of an unvoiced frame on ``fft_size``'s bins (the same for any signal)."""
@@ -429,57 +444,56 @@ class StreamingAnalysis:
         if carried:
             reuse_sp[:carried] &= old[3]
             reuse_ap[:carried] &= old[4]
-        todo_sp = np.flatnonzero(plan_sp[0] & ~reuse_sp)
-        todo_ap = np.flatnonzero(plan_ap[0] & ~reuse_ap)
-        bins = self._bins
+        todo_sp = (plan_sp[0] & ~reuse_sp).nonzero()[0]
+        todo_ap = (plan_ap[0] & ~reuse_ap).nonzero()[0]
         if todo_sp.size:
             sp_new, fft_size = envelope_at(
                 audio, self.sample_rate, f0_all[todo_sp], ((e_start + todo_sp) * hop_s).astype(np.float64)
             )
-            bins = self._bins = fft_size // 2 + 1
+            self._set_fft_size(fft_size)
+        # rows are kept on the synthesis FFT's bins from here on (every ``step``-th bin: decimate_bins)
+        step, bins = self._step, self._bins
         sp = np.full((m, bins), np.nan)
         ap = np.full((m, bins), np.nan)
         if todo_sp.size:
-            sp[todo_sp] = sp_new
+            sp[todo_sp] = sp_new[:, ::step]
         # D4C gives every unvoiced frame the same row (WORLD: 1 - 1e-12 on every bin): computed once
         silent = todo_ap[f0_all[todo_ap] == 0]
         todo_ap = todo_ap[f0_all[todo_ap] > 0]
         if silent.size:
-            ap[silent] = self._unvoiced_row(audio, (bins - 1) * 2)
+            ap[silent] = self._unvoiced_row(audio, self._fft_size)[::step]
         if todo_ap.size:
             ap[todo_ap] = aperiodicity_at(
                 audio,
                 self.sample_rate,
                 f0_all[todo_ap],
                 ((e_start + todo_ap) * hop_s).astype(np.float64),
-                (bins - 1) * 2,
+                self._fft_size,
                 aperiodicity_rate=self.aperiodicity_rate,
-            )
+            )[:, ::step]
         self.frames_analysed += int(todo_sp.size)
         self.aperiodicity_frames_analysed += int(todo_ap.size)
         for arr, (direct, left, right), reuse, stride, old_values in (
             (sp, plan_sp, reuse_sp, self.spectral_stride, old[1] if carried else None),
             (ap, plan_ap, reuse_ap, self.aperiodicity_stride, old[2] if carried else None),
         ):
-            kept = np.flatnonzero(reuse & direct)
+            kept = (reuse & direct).nonzero()[0]
             if kept.size:
                 assert old_values is not None
                 arr[kept] = old_values[kept]
-            between = np.flatnonzero(left >= 0)
+            between = (left >= 0).nonzero()[0]
             if between.size:
                 _interpolate(arr, between, left[between], right[between], stride, log=arr is sp)
         out = slice(out_start, out_start + count)
         features = WorldFeatures(
             f0_all[out].copy(),
-            np.ascontiguousarray(sp[out]),
-            np.ascontiguousarray(ap[out]),
+            sp[out].copy(),
+            ap[out].copy(),
             self.frame_period_ms,
             (bins - 1) * 2,
             self.sample_rate,
             f_start,
         )
-        if self.decimate:
-            features = decimate_bins(features, synthesis_fft_size(self.sample_rate))
         keep = self.carry_stop - e_start
         # a reused frame keeps the F0 it was analysed with, so a slow drift cannot add up past the tolerance
         analysed_f0 = f0_all.copy()
@@ -550,9 +564,9 @@ def interpolation_plan(
     hi = lo + stride
     voiced = f0 > 0
     ok = wanted & (lo != idx) & (lo >= 0) & (hi < hold)
-    cand = np.flatnonzero(ok)
+    cand = ok.nonzero()[0]
     ok[cand] = (voiced[lo[cand]] == voiced[cand]) & (voiced[hi[cand]] == voiced[cand])
-    interp = np.flatnonzero(ok)
+    interp = ok.nonzero()[0]
     left[interp], right[interp] = lo[interp], hi[interp]
     direct = wanted & ~ok
     direct[lo[interp]] = True
@@ -563,7 +577,7 @@ def interpolation_plan(
         src = np.minimum(lo, last)
         run = np.cumsum(np.concatenate([[0], voiced[1:] != voiced[:-1]]))
         need = wanted & ~ok & ((idx >= hold) | ((hi >= hold) & (lo != idx)))
-        cand = np.flatnonzero(need & (src >= 0))
+        cand = (need & (src >= 0)).nonzero()[0]
         held = cand[run[src[cand]] == run[cand]]
         held = held[src[held] != held]
         left[held], right[held] = src[held], src[held]

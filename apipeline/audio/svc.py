@@ -8,6 +8,7 @@ works on audio, after synthesis, because it compares the input's and the output'
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,15 +81,25 @@ def warp_formants(sp: Array, ratio: float, sample_rate: int) -> Array:
     sp = np.asarray(sp, dtype=np.float64)
     if ratio == 1.0:
         return sp.copy()
-    bins = sp.shape[-1]
-    freqs = np.linspace(0.0, sample_rate / 2.0, bins)
-    src = np.clip(freqs / ratio, 0.0, freqs[-1])
-    pos = src / freqs[-1] * (bins - 1)
+    lo, frac = _warp_plan(sp.shape[-1], float(ratio))
+    # in float32: log and exp cost ~5x less than in float64 here, and a relative error of ~1e-7 in an
+    # envelope is far below anything audible (the envelope is synthesised in float64 again)
+    log_sp = np.log(np.maximum(sp, 1e-30).astype(np.float32))
+    below = log_sp.take(lo, axis=-1)
+    warped = log_sp.take(lo + 1, axis=-1)
+    warped -= below
+    warped *= frac
+    warped += below
+    return np.exp(warped, out=warped).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _warp_plan(bins: int, ratio: float) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Source bin and fraction of every output bin for :func:`warp_formants` (bins are evenly spaced
+    from 0 to Nyquist, so the plan depends on the bin count and the ratio only)."""
+    pos = np.clip(np.arange(bins, dtype=np.float64) / ratio, 0.0, bins - 1)
     lo = np.minimum(np.floor(pos).astype(np.int64), bins - 2)
-    frac = pos - lo
-    log_sp = np.log(np.maximum(sp, 1e-300))
-    warped = log_sp[..., lo] * (1.0 - frac) + log_sp[..., lo + 1] * frac
-    return np.exp(warped)
+    return lo, (pos - lo).astype(np.float32)
 
 
 def rms_envelope(x: Array, sample_rate: int, frame_seconds: float, at_seconds: Array) -> Array:

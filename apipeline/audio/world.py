@@ -290,15 +290,32 @@ def excitation_phase(
     f = np.asarray(f0, dtype=np.float64).reshape(-1)
     if f.shape[0] < 2:
         raise ParameterError(f"excitation_phase: needs at least 2 frames, got {f.shape[0]}")
-    coarse = np.where(f < sample_rate / fft_size + 1.0, 0.0, f)
-    vuv = (coarse != 0.0).astype(np.float64)
-    coarse = np.append(coarse, 2.0 * coarse[-1] - coarse[-2])
-    vuv = np.append(vuv, 2.0 * vuv[-1] - vuv[-2])
-    frame_times = np.arange(coarse.shape[0]) * (frame_period_ms / 1000.0)
-    t = np.arange(num_samples) / float(sample_rate)
+    n = f.shape[0]
+    coarse = np.empty(n + 1)
+    np.copyto(coarse[:n], f)
+    coarse[:n][f < sample_rate / fft_size + 1.0] = 0.0
+    coarse[n] = 2.0 * coarse[n - 1] - coarse[n - 2]
+    vuv = np.empty(n + 1)
+    np.not_equal(coarse[:n], 0.0, out=vuv[:n])
+    vuv[n] = 2.0 * vuv[n - 1] - vuv[n - 2]
+    t, frame_times = _phase_grid(num_samples, float(sample_rate), n + 1, float(frame_period_ms))
     voiced = np.interp(t, frame_times, vuv) > 0.5
-    rate = np.where(voiced, np.interp(t, frame_times, coarse), DEFAULT_F0_UNVOICED)
-    return np.cumsum(rate * (2.0 * math.pi / sample_rate))
+    rate = np.interp(t, frame_times, coarse)
+    rate[~voiced] = DEFAULT_F0_UNVOICED
+    rate *= 2.0 * math.pi / sample_rate
+    return np.cumsum(rate, out=rate)
+
+
+@functools.lru_cache(maxsize=16)
+def _phase_grid(
+    num_samples: int, sample_rate: float, frames: int, frame_period_ms: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Sample and frame instants (s) of :func:`excitation_phase` (read-only: shared between calls)."""
+    t = np.arange(num_samples) / sample_rate
+    frame_times = np.arange(frames) * (frame_period_ms / 1000.0)
+    t.flags.writeable = False
+    frame_times.flags.writeable = False
+    return t, frame_times
 
 
 def synthesize_phase_locked(
