@@ -311,8 +311,8 @@ def _phase_grid(
     num_samples: int, sample_rate: float, frames: int, frame_period_ms: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Sample and frame instants (s) of :func:`excitation_phase` (read-only: shared between calls)."""
-    t = np.arange(num_samples) / sample_rate
-    frame_times = np.arange(frames) * (frame_period_ms / 1000.0)
+    t = np.arange(num_samples, dtype=np.float64) / sample_rate
+    frame_times = np.arange(frames, dtype=np.float64) * (frame_period_ms / 1000.0)
     t.flags.writeable = False
     frame_times.flags.writeable = False
     return t, frame_times
