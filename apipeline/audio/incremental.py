@@ -38,6 +38,8 @@ window of the kept span's end) were computed with less future than re-analysis w
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import soxr
 from numpy.typing import NDArray
@@ -553,8 +555,41 @@ def interpolation_plan(
     ``hold_from`` (an index into ``f0``; default: none): no anchor at or after it is analysed. A wanted
     frame that would need one takes the value of the last anchor before it (``left[i] == right[i]``) when
     that anchor is in the frame's voiced or unvoiced run; otherwise the frame is analysed itself.
+
+    The plan depends on ``f0`` only through its voicing: plans are cached (a streaming window's voicing
+    pattern recurs, e.g. all voiced), and the arrays returned are read-only.
     """
-    m = f0.shape[0]
+    voiced = np.asarray(f0) > 0
+    phase = first % stride if stride > 1 else 0
+    return _plan(voiced.tobytes(), voiced.shape[0], phase, stride, out_start, out_count, hold_from)
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(
+    voicing: bytes,
+    m: int,
+    first: int,
+    stride: int,
+    out_start: int,
+    out_count: int,
+    hold_from: int | None,
+) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64]]:
+    voiced = np.frombuffer(voicing, dtype=np.bool_, count=m)
+    direct, left, right = _plan_arrays(voiced, first, stride, out_start, out_count, hold_from)
+    for a in (direct, left, right):
+        a.flags.writeable = False
+    return direct, left, right
+
+
+def _plan_arrays(
+    voiced: NDArray[np.bool_],
+    first: int,
+    stride: int,
+    out_start: int,
+    out_count: int,
+    hold_from: int | None,
+) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64]]:
+    m = voiced.shape[0]
     idx = np.arange(m)
     left = np.full(m, -1, dtype=np.int64)
     right = np.full(m, -1, dtype=np.int64)
@@ -564,7 +599,6 @@ def interpolation_plan(
     hold = m if hold_from is None else max(0, min(int(hold_from), m))
     lo = idx - (first + idx) % stride
     hi = lo + stride
-    voiced = f0 > 0
     ok = wanted & (lo != idx) & (lo >= 0) & (hi < hold)
     cand = ok.nonzero()[0]
     ok[cand] = (voiced[lo[cand]] == voiced[cand]) & (voiced[hi[cand]] == voiced[cand])
