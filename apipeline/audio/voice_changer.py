@@ -47,7 +47,8 @@ half the synthesis FFT after it (11.6 ms at 22.05 kHz, 10.7 ms at 48 kHz), by wh
 > 30 dB (:func:`~apipeline.audio.world.synthesis_fft_size`); the warm-up is rounded up to whole frames and the
 phase lock's two lead-in frames come before it, so pulses reach at least 10-15 ms back, and the first
 samples of the kept span are faded in by the crossfade anyway. (20 ms until the third round: 11 % more
-synthesis per block for tails below -30 dB under a fade-in.)
+synthesis per block for tails below -30 dB under a fade-in.) Without the phase lock there are no lead-in
+frames: pass ``warmup_ms=20`` (the app's free-running geometry does).
 
 Silence gate: when the input under the kept span is below ``silence_db`` (RMS, dBFS) no analysis runs and
 zeros go to SOLA, which still crossfades out the previous tail; the output length is unchanged.

@@ -39,10 +39,13 @@ PHASE_LOCKED_GEOMETRY = {
     "crossfade_ms": _CORE.crossfade_ms,
     "search_ms": _CORE.search_ms,
     "lookahead_ms": _CORE.lookahead_ms,
+    "warmup_ms": _CORE.warmup_ms,
 }
-"""The default stitch geometry (phase-locked synthesis: SOLA only absorbs a few samples of residue)."""
-FREE_RUNNING_GEOMETRY = {"crossfade_ms": 10.0, "search_ms": 15.0, "lookahead_ms": 0.0}
-"""The same 60 ms spent for free-running synthesis: the search must span an output pitch period."""
+"""The default stitch geometry (phase-locked synthesis: SOLA only absorbs a few samples of residue; the
+lock's two lead-in frames precede the 10 ms synthesis warm-up)."""
+FREE_RUNNING_GEOMETRY = {"crossfade_ms": 10.0, "search_ms": 15.0, "lookahead_ms": 0.0, "warmup_ms": 20.0}
+"""The same 60 ms spent for free-running synthesis: the search must span an output pitch period, and
+without lead-in frames the synthesis warm-up alone must cover a pulse response (20 ms)."""
 GEOMETRY_KEYS = (
     "block_ms", "context_ms", "crossfade_ms", "search_ms", "lookahead_ms", "warmup_ms", "frame_ms", "sola",
 )  # fmt: skip
