@@ -18,6 +18,7 @@ ARCTIC utterances and AMFM_decompy's sample, with their licences).
     python benchmarks/voice_quality.py [--inputs A.wav B.wav] [--rates 22050 48000] [--f0 default dio]
     python benchmarks/voice_quality.py --clicks      # border click score, SOLA on/off (one input)
     python benchmarks/voice_quality.py --diagnose    # where the bad frames of each method come from
+    python benchmarks/voice_quality.py --f0 dio --set warmup_ms=20   # a core setting of the streamed render
 
 ``--diagnose`` (real recordings only) splits a method's gap into its causes. Track level: the F0 the streamed
 core synthesises (the block part of each kept span) against the ideal's whole-file harvest track on the same
@@ -82,6 +83,18 @@ def f0_options(method: str) -> dict[str, object]:
     return opts
 
 
+def _value(text: str) -> object:
+    """A ``--set`` value: bool, int, float or the string itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def f0_name(method: str) -> str:
     return method.partition(":")[0]
 
@@ -142,7 +155,7 @@ def quality(args: argparse.Namespace) -> None:
                 e_ideal = cents_error(f0_in, ref.estimate(ideal, rate).f0_hz, shift)
                 for method in methods:
                     y, vc, cpu = stream(
-                        x, rate, f0=f0_name(method), pitch=shift, f0_options=f0_options(method)
+                        x, rate, f0=f0_name(method), pitch=shift, f0_options=f0_options(method), **args.set
                     )
                     out, _ = align(y, ideal, vc.crossfade_size + vc.lookahead_size, vc.delay_samples)
                     e = cents_error(f0_in, ref.estimate(out, rate).f0_hz, shift)
@@ -312,8 +325,16 @@ def main() -> None:
     ap.add_argument("--shifts", nargs="+", type=float, default=[4.0, -5.0])
     ap.add_argument("--clicks", action="store_true", help="border click score instead of pitch accuracy")
     ap.add_argument("--diagnose", action="store_true", help="split each method's gap into its causes")
+    ap.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="core settings of the streamed render (CoreSettings fields, e.g. warmup_ms=20 block_ms=40)",
+    )
     ap.add_argument("--judge", help="count only input frames this estimator also calls voiced (e.g. fcpe)")
     args = ap.parse_args()
+    args.set = {k: _value(v) for k, _, v in (item.partition("=") for item in args.set)}
     if args.clicks:
         clicks(args)
     elif args.diagnose:
