@@ -19,6 +19,7 @@ ARCTIC utterances and AMFM_decompy's sample, with their licences).
     python benchmarks/voice_quality.py --clicks      # border click score, SOLA on/off (one input)
     python benchmarks/voice_quality.py --diagnose    # where the bad frames of each method come from
     python benchmarks/voice_quality.py --f0 dio --set warmup_ms=20   # a core setting of the streamed render
+    python benchmarks/voice_quality.py --track --f0 dio   # F0 track level only: deterministic, seconds
 
 ``--diagnose`` (real recordings only) splits a method's gap into its causes. Track level: the F0 the streamed
 core synthesises (the block part of each kept span) against the ideal's whole-file harvest track on the same
@@ -289,6 +290,52 @@ def diagnose(args: argparse.Namespace) -> None:
                 )
 
 
+def track(args: argparse.Namespace) -> None:
+    """Track level only: the F0 the streamed core synthesises (the block part of each kept span) against
+    the whole-file harvest track and the whole-file track of the method itself, on the 5 ms grid.
+
+    Deterministic (no synthesis, so none of WORLD's noise excitation, whose realisation changes with any
+    change to what is synthesised and moves the output-level metric by a point or more): the instrument
+    for changes to the F0 path alone."""
+    default_f0 = _Settings().f0
+    methods = list(dict.fromkeys(default_f0 if m == "default" else m for m in args.f0))
+    inputs = [p for p in args.inputs if "examples/" not in str(p)]
+    print(f"track level over {', '.join(Path(p).name for p in inputs)}; {_machine()}")
+    for rate in args.rates:
+        hop = StreamingVoiceChanger(rate).hop / rate
+        refs = [(Path(p), load(Path(p), rate)) for p in inputs]
+        whole = {p: get_f0_estimator(args.ideal_f0, hop_seconds=hop).estimate(x, rate) for p, x in refs}
+        for method in methods:
+            c = dict(hv=0, missed=0, extra=0, both=0, over50=0, own=0, own_missed=0, own_both=0, own50=0)
+            for p, x in refs:
+                opts = f0_options(method)
+                own = get_f0_estimator(f0_name(method), hop_seconds=hop, **opts).estimate(x, rate)
+                _, _, used = _substituted(
+                    x, rate, None, "none", f0=f0_name(method), pitch=0.0, f0_options=opts, **args.set
+                )
+                for a, (f, v) in used.items():
+                    if not 0 <= a < min(whole[p].num_frames, own.num_frames):
+                        continue
+                    for key, ref_track in (("", whole[p]), ("own", own)):
+                        rv, rf = bool(ref_track.voiced[a]), float(ref_track.f0_hz[a])
+                        prefix = key + "_" if key else ""
+                        c[key or "hv"] += rv
+                        c[prefix + "missed"] += rv and not v
+                        if not key:
+                            c["extra"] += v and not rv
+                        if v and rv:
+                            c[prefix + "both"] += 1
+                            c[(key or "over") + "50"] += abs(1200.0 * np.log2(f / rf)) > 50.0
+            print(
+                f"  {method:10s} {rate:6d} Hz: vs whole-file {args.ideal_f0}: missed "
+                f"{100 * c['missed'] / max(c['hv'], 1):.1f} % of {c['hv']}, extra {c['extra']}, > 50 cents "
+                f"{100 * c['over50'] / max(c['both'], 1):.1f} % | vs the method on the whole file: missed "
+                f"{100 * c['own_missed'] / max(c['own'], 1):.1f} %, > 50 cents "
+                f"{100 * c['own50'] / max(c['own_both'], 1):.1f} %",
+                flush=True,
+            )
+
+
 def _machine() -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     return (
@@ -325,6 +372,7 @@ def main() -> None:
     ap.add_argument("--shifts", nargs="+", type=float, default=[4.0, -5.0])
     ap.add_argument("--clicks", action="store_true", help="border click score instead of pitch accuracy")
     ap.add_argument("--diagnose", action="store_true", help="split each method's gap into its causes")
+    ap.add_argument("--track", action="store_true", help="F0 track level only (deterministic, fast)")
     ap.add_argument(
         "--set",
         nargs="+",
@@ -339,6 +387,8 @@ def main() -> None:
         clicks(args)
     elif args.diagnose:
         diagnose(args)
+    elif args.track:
+        track(args)
     else:
         quality(args)
 
