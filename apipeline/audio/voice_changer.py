@@ -177,6 +177,7 @@ class StreamingVoiceChanger:
         self._sola = SolaStitcher(self.block_size, self.crossfade_size, self.search_size)
         # (index into the next window's synthesis, excitation phase there) when the next one is locked
         self._lock: tuple[int, float] | None = None
+        self._seq = 0
         self.blocks_processed = 0
         self.blocks_gated = 0
 
@@ -219,7 +220,9 @@ class StreamingVoiceChanger:
         return np.concatenate(outs) if outs else np.zeros(0, np.float32)
 
     def reset(self) -> None:
-        """Forget the stream: context, SOLA tail and running F0 statistics."""
+        """Forget the stream: context, SOLA tail, running F0 statistics and the block count that places
+        frames on the absolute grid (so a stream after ``reset`` converts exactly as in a new changer)."""
+        self._seq = 0
         self._reblocker.reset()
         self._sola.reset()
         self._f0.reset()
@@ -243,7 +246,8 @@ class StreamingVoiceChanger:
     def _process_window(self, window: NDArray[np.float32]) -> NDArray[np.float32]:
         x = window.astype(np.float64)
         k0, k1 = self._kept
-        seq = self.blocks_processed
+        seq = self._seq  # the block's place in the stream: fixes the absolute frame grid (analysis anchors)
+        self._seq += 1
         self.blocks_processed += 1
         source = x[k0:k1]
         if self._gate is not None and np.sqrt(np.mean(np.square(source))) < self._gate:
