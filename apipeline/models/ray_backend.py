@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import select
 import signal
 import socket
 import sys
@@ -741,9 +742,14 @@ class RayBackend:
                         raise cause from None
                     raise ModelError(str(exc)) from None
                 except self._ray.exceptions.RayActorError as exc:
-                    self._mark_down(pool, r, f"{type(exc).__name__}")
+                    # Ray and the process watcher race to report a killed worker: say what happened
+                    # (its process exited) whichever of them is first
+                    exited = self._exit_reason(r)
+                    self._mark_down(pool, r, exited or f"{type(exc).__name__}")
                     raise _ReplicaDied(
-                        f"replica {r.index} of {name!r} died during {method!r} ({type(exc).__name__})"
+                        f"replica {r.index} of {name!r} died ({exited})"
+                        if exited
+                        else f"replica {r.index} of {name!r} died during {method!r} ({type(exc).__name__})"
                     ) from exc
             if down.done():
                 # the watcher or the heartbeat saw it die or restart: fail now, not at the timeout
@@ -849,6 +855,19 @@ class RayBackend:
         if r.watch_fd == fd:
             self._unwatch(r)
             self._mark_down(pool, r, f"its worker process {pid} exited")
+
+    @staticmethod
+    def _exit_reason(r: _Replica) -> str | None:
+        """``"its worker process N exited"`` when the watched worker process has exited (its pidfd is
+        readable), else None: lets a call that failed with Ray's actor error name the cause at once."""
+        fd = r.watch_fd
+        if fd is None:
+            return None
+        try:
+            readable, _, _ = select.select([fd], [], [], 0)
+        except (OSError, ValueError):
+            return None
+        return f"its worker process {r.pid} exited" if readable else None
 
     def _unwatch(self, r: _Replica) -> None:
         fd, r.watch_fd = r.watch_fd, None
