@@ -61,6 +61,11 @@ async def test_resources_no_node_has_fail_the_start_with_a_clear_error(ray_sessi
 
 async def test_replicas_the_cluster_cannot_place_fail_within_the_start_timeout(ray_session: Any) -> None:
     # Each replica fits a node (3 of 4 cpus), two do not: the second stays pending until start_timeout.
+    # The message states the free cpus, so first let Ray free what earlier tests' killed actors held.
+    deadline = time.monotonic() + 30.0
+    while ray_session.available_resources().get("CPU", 0) != 4.0:
+        assert time.monotonic() < deadline, ray_session.available_resources()
+        await asyncio.sleep(0.05)
     reg = ModelRegistry(backend=RayBackend(replicas=2, start_timeout=4.0))
     reg.register(Heavy)
     t0 = time.monotonic()
