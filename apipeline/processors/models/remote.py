@@ -141,6 +141,7 @@ class RealtimeModelProcessor(ServiceProcessor):
         self._emitter: asyncio.Task[None] | None = None
         self._counts = collections.Counter[str]()
         self._outage_since: float | None = None
+        self._outage_cause_known = False  # the outage's report named its cause (not only "no answer")
         self._recoveries: collections.deque[float] = collections.deque(maxlen=64)
         self._fatal: asyncio.Future[None] | None = None
 
@@ -239,10 +240,19 @@ class RealtimeModelProcessor(ServiceProcessor):
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             c["outages"] += 1
+            self._outage_cause_known = not isinstance(error, TimeoutError)
             reason = "no answer in time" if isinstance(error, TimeoutError) else f"{error}"
             await self.push_error(
                 f"{self.name}: {self.service}.{self.method} unavailable ({type(error).__name__}: {reason}); "
                 f"degrading chunks until it answers again"
+            )
+        elif not self._outage_cause_known and not isinstance(error, TimeoutError):
+            # the outage began with chunks past their deadline; now the backend says why (e.g. a replica
+            # died): reported once, so the cause is not lost to whichever came first
+            self._outage_cause_known = True
+            await self.push_error(
+                f"{self.name}: {self.service}.{self.method} still unavailable, cause: "
+                f"{type(error).__name__}: {error}"
             )
 
     # ---- shutdown ----------------------------------------------------------------------------------
